@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up what is missing, then convert the bundled example configuration
+# (examples/inetd.conf and examples/xinetd.d) into systemd units under out/units,
+# verify them with systemd-analyze, and print the report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+rm -rf out/units
+status=0
+.venv/bin/inetd2systemd convert --services examples/services examples/inetd.conf examples/xinetd.conf \
+    --output-dir out/units || status=$?
+echo "--- units written to out/units:"; ls out/units
+systemd-analyze verify --man=no out/units/*.socket out/units/*.service
+echo "--- systemd-analyze verify: all units pass"
+exit "$status"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh Debian 12 machine (run as root): the Debian packages the
+# suite is tested and benchmarked against, and a virtual environment in .venv.
+# Safe to run again: every step is idempotent and skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  python3 python3-venv python3-dev gcc pkg-config libsystemd-dev   # venv + systemd-python
+  systemd systemd-container                                         # real systemd in a container
+  xinetd rsyslog libwrap0 libbsd0 tcpd                              # the peers
+  tftpd-hpa tftp-hpa socat bsdutils iproute2 procps                 # real clients and servers
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  # The peers must not start on the machine's default ports: forbid service starts
+  # during the install (policy-rc.d exit 101 = "action forbidden").
+  policy=/usr/sbin/policy-rc.d
+  had_policy=0; [ -e "$policy" ] && had_policy=1
+  if [ "$had_policy" = 0 ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$had_policy" = 0 ]; then rm -f "$policy"; fi
+fi
+
+# xinetd and openbsd-inetd conflict as Debian packages (both provide inet-superserver);
+# the benchmarks and parity tests need both, so openbsd-inetd is unpacked privately.
+PEERS=/opt/inetd2systemd-peers
+if [ ! -x "$PEERS/openbsd-inetd/usr/sbin/inetd" ]; then
+  tmp=$(mktemp -d); chmod 777 "$tmp"
+  (cd "$tmp" && apt-get download -qq openbsd-inetd 2>/dev/null)
+  mkdir -p "$PEERS/openbsd-inetd"
+  dpkg -x "$tmp"/openbsd-inetd_*.deb "$PEERS/openbsd-inetd"
+  rm -rf "$tmp"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+# Reinstall only when the project's metadata changed since the last install.
+stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+if [ ! -e "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[test,journal]'
+  rm -f .venv/.installed-*; touch "$stamp"
+fi

@@ -1,0 +1,69 @@
+"""The one command, `inetd2systemd`, and its sub-commands.
+
+Each sub-command lives in the module that does its job and exposes two functions:
+`configure(parser)` adds its arguments, `run(args) -> int` does the work. Only the
+chosen sub-command's module is imported, so `inetd2systemd internal echo` does not pay
+for the converter, nor `convert` for the superserver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import ConfigError
+
+# name -> (module, one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("inetd2systemd.convert", "inetd.conf / xinetd configuration -> systemd units"),
+    "import": ("inetd2systemd.migrate", "convert a whole legacy host's /etc tree, with a report"),
+    "serve": ("inetd2systemd.superserver.cli", "run as the superserver (hosts without systemd)"),
+    "internal": ("inetd2systemd.runtime.internal", "serve an inetd internal service (echo, ...)"),
+    "syslogd": ("inetd2systemd.syslog.cli", "syslog listener: journal bridge and syslog.conf rules"),
+    "daemonize": ("inetd2systemd.daemon", "run a program as a proper daemon (or not, under systemd)"),
+}
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1  # ran, but something could not be carried over (see the report)
+EXIT_BAD_INPUT = 2  # bad configuration or command line: nothing was written
+EXIT_FAILED = 3  # an operation on the system failed (install, start, ...)
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    summary = "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="inetd2systemd",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Classic superserver and syslog setups, carried into systemd.",
+        epilog=f"commands:\n{summary}\n\nRun 'inetd2systemd COMMAND --help' for each.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("-") or argv[0] not in COMMANDS:
+        _top_parser().parse_args(argv[:1] or ["--help"])
+        return EXIT_BAD_INPUT  # parse_args exits for everything but a known command
+    name, rest = argv[0], argv[1:]
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"inetd2systemd {name}", description=help_,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.configure(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except ConfigError as exc:
+        print(f"inetd2systemd {name}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Configuration readers: inetd.conf, xinetd, /etc/services, tcp_wrappers."""

@@ -1,0 +1,21 @@
+"""The one exception type for bad input, in the manner of tomli's TOMLDecodeError.
+
+Every reader raises `ConfigError` with the file and line (and column when known) so the
+command line can print `file:line:col: message` and exit non-zero before writing anything.
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    def __init__(self, message: str, file: str | None = None, line: int | None = None,
+                 column: int | None = None) -> None:
+        self.msg = message
+        self.file = file
+        self.line = line
+        self.column = column
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = [str(x) for x in (self.file, self.line, self.column) if x is not None]
+        return f"{':'.join(where)}: {self.msg}" if where else self.msg

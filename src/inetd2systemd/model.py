@@ -1,0 +1,173 @@
+"""The neutral model between the configuration readers and the back ends.
+
+Both readers (inetd.conf, xinetd) produce `Service` values; the unit writer and the
+superserver only read them. A feature is added here once, then in each consumer.
+Everything is frozen: a parsed configuration is a value that can be compared, which
+is how the superserver decides on reload which sockets to keep.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class Source:
+    """Where a value came from: every warning and every unit points back at it."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class Severity(enum.Enum):
+    INFO = "info"  # carried over, but the administrator may want to know how
+    WARNING = "warning"  # carried over approximately, or something could not be
+    ERROR = "error"  # the service could not be carried over at all
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A remark about one service or one line: the report is made of these."""
+
+    source: Source
+    severity: Severity
+    message: str
+    service: str | None = None  # the service's id, when it concerns one
+
+    def __str__(self) -> str:
+        who = f" [{self.service}]" if self.service else ""
+        return f"{self.source}: {self.severity.value}{who}: {self.message}"
+
+
+class SocketType(enum.Enum):
+    STREAM = "stream"
+    DGRAM = "dgram"
+    SEQPACKET = "seqpacket"
+    RAW = "raw"
+    RDM = "rdm"
+
+
+class Family(enum.Enum):
+    """The address family a listening socket is bound with."""
+
+    IPV4 = "ipv4"  # 0.0.0.0 or one v4 address
+    IPV6 = "ipv6"  # v6 only (IPV6_V6ONLY=1)
+    DUAL = "dual"  # one v6 socket that also takes v4-mapped connections
+    UNIX = "unix"  # AF_UNIX path
+
+
+@dataclass(frozen=True)
+class Listen:
+    """One listening address. `host` None means every address of the family."""
+
+    family: Family
+    port: int | None = None  # None only for UNIX
+    host: str | None = None  # numeric address; for UNIX the socket path
+
+    def __str__(self) -> str:
+        if self.family is Family.UNIX:
+            return str(self.host)
+        if self.host is None:
+            return f"0.0.0.0:{self.port}" if self.family is Family.IPV4 else f"[::]:{self.port}"
+        if ":" in self.host:
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` starts per `interval` seconds; over it, off for `pause` seconds.
+
+    inetd's `nowait.N` is (N, 60, 600); xinetd's `cps N T` is (N, 1, T).
+    """
+
+    count: int
+    interval: float
+    pause: float
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """xinetd `redirect = host port`: forward each connection there."""
+
+    host: str
+    port: int
+
+
+# Resource limits by the systemd directive's suffix (LimitAS=, LimitCPU=, ...).
+# None as a value means unlimited (systemd's `infinity`).
+RLIMIT_NAMES = ("AS", "CPU", "DATA", "RSS", "STACK", "NOFILE")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One listening service, as an inetd or xinetd configuration describes it."""
+
+    # -- identity -------------------------------------------------------------------
+    name: str  # the service name as written (/etc/services key, unit name basis)
+    id: str  # unique among the services of one configuration (xinetd `id`)
+    source: Source
+
+    # -- socket ---------------------------------------------------------------------
+    socket_type: SocketType
+    protocol: str  # "tcp", "udp", "unix", "sctp", "rpc/tcp", ... (family is in listens)
+    listens: tuple[Listen, ...]
+    wait: bool
+    recv_buffer: int | None = None
+    send_buffer: int | None = None
+    nodelay: bool = False
+    keepalive: bool = False
+    backlog: int | None = None
+
+    # -- what runs --------------------------------------------------------------------
+    server: str | None = None  # absolute path; None for internal services
+    argv: tuple[str, ...] = ()  # argv exactly as the server must receive it, argv[0] included
+    internal: str | None = None  # "echo", "discard", "chargen", "daytime", "time"
+    redirect: Redirect | None = None
+    user: str | None = None
+    group: str | None = None
+    # None: the user's own supplementary groups (inetd); () : none at all (xinetd groups=no)
+    supplementary_groups: tuple[str, ...] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    passenv: tuple[str, ...] | None = None  # None: nothing said
+    nice: int | None = None
+    umask: int | None = None
+    rlimits: tuple[tuple[str, int | None], ...] = ()  # (RLIMIT_NAMES member, value)
+
+    # -- limits and access ---------------------------------------------------------------
+    instances: int | None = None  # concurrent servers; None = unlimited
+    per_source: int | None = None
+    rate: RateLimit | None = None
+    only_from: tuple[str, ...] | None = None  # None: not set; () : nobody
+    no_access: tuple[str, ...] = ()
+    access_times: tuple[tuple[int, int], ...] = ()  # (start, end) in minutes after midnight
+    max_load: float | None = None
+    tcp_wrapped: bool = False  # went through tcpd / libwrap: hosts.allow/deny applied
+    libwrap_name: str | None = None
+
+    # -- xinetd extras -------------------------------------------------------------------
+    banner: str | None = None
+    banner_success: str | None = None
+    banner_fail: str | None = None
+
+    disabled: bool = False
+    # Attributes the reader met and could not place in the fields above, kept for the
+    # report as (attribute, value, source); never dropped silently.
+    unmapped: tuple[tuple[str, str, Source], ...] = ()
+
+    @property
+    def accept(self) -> bool:
+        """systemd Accept=: one server per connection. Only stream sockets can accept."""
+        return not self.wait and self.socket_type in (SocketType.STREAM, SocketType.SEQPACKET)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What one reading of the configuration produced."""
+
+    services: tuple[Service, ...] = ()
+    findings: tuple[Finding, ...] = field(default=())

@@ -1,0 +1,1 @@
+"""What runs inside activated processes: listen_fds, notify, internal services."""

@@ -1,0 +1,1 @@
+"""The fallback superserver (inetd2systemd serve)."""

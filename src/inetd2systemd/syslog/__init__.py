@@ -1,0 +1,1 @@
+"""The syslog listener (inetd2systemd syslogd)."""

@@ -1,0 +1,1 @@
+"""Service -> systemd unit text, and installing units."""

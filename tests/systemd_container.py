@@ -1,0 +1,129 @@
+"""A real systemd, booted in a throw-away container (../shared/systemd-testing.md).
+
+The root is a volatile tmpfs over the host's read-only /usr, so units may be written
+into /etc/systemd/system freely; the project tree, its virtual environment and the
+Python it was made from are bound read-only at the same paths, so `inetd2systemd` runs
+inside exactly as outside. The container has its own network namespace: its loopback
+ports never collide with the host's or another test run's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+
+
+def unavailable_reason() -> str | None:
+    """Why a container cannot be booted here, or None when it can."""
+    if os.geteuid() != 0:
+        return "needs root to boot systemd-nspawn"
+    if shutil.which("systemd-nspawn") is None:
+        return "systemd-nspawn is not installed (scripts/setup.sh installs it)"
+    return None
+
+
+class SystemdContainer:
+    def __init__(self, name: str = "i2s") -> None:
+        self.name = f"{name}-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
+        self.proc: subprocess.Popen | None = None
+        self.pid: int | None = None  # the container's PID 1, as seen from the host
+        self.log = Path(f"/tmp/{self.name}.boot.log")
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> "SystemdContainer":
+        binds = {str(ROOT), sys.base_prefix, os.path.realpath(sys.prefix)}
+        if VENV.exists():
+            binds.add(str(VENV))
+        cmd = ["systemd-nspawn", "-D", "/", "--volatile=yes", "-M", self.name, "-b",
+               "--register=no", "--keep-unit", "--quiet", "--private-network",
+               "--capability=all", "--system-call-filter=bpf"]
+        cmd += [f"--bind-ro={b}" for b in sorted(binds) if b != "/" and not b.startswith("/usr")]
+        cmd += ["--", "systemd.firstboot=off", "systemd.unit=basic.target"]
+        env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"systemd-nspawn exited: {self.log.read_text()[-2000:]}")
+            if self.pid is None:
+                self.pid = self._child_pid()
+            if self.pid is not None:
+                state = self.run("systemctl", "is-system-running", check=False).stdout.strip()
+                if state in ("running", "degraded"):
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"container did not boot in {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def _child_pid(self) -> int | None:
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+        self.pid = None
+
+    def __enter__(self) -> "SystemdContainer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- inside -------------------------------------------------------------------------
+    def run(self, *argv: str, check: bool = True, input: str | bytes | None = None,
+            timeout: float = 60.0) -> subprocess.CompletedProcess:
+        """Run argv inside the container (all its namespaces), capturing text output."""
+        text = not isinstance(input, bytes)
+        return subprocess.run(["nsenter", "-t", str(self.pid), "-a", *argv], input=input,
+                              capture_output=True, text=text, check=check, timeout=timeout)
+
+    def python(self, code: str, *args: str, check: bool = True, timeout: float = 60.0):
+        """Run Python code inside, with the project's virtual environment."""
+        return self.run(str(VENV / "bin" / "python"), "-c", code, *args, check=check, timeout=timeout)
+
+    def write(self, path: str, text: str, mode: int = 0o644) -> None:
+        self.run("sh", "-c", f'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod {mode:o} "$1"',
+                 "sh", path, input=text)
+
+    def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("systemctl", *args, check=check)
+
+    def show(self, unit: str, prop: str) -> str:
+        return self.systemctl("show", "-P", prop, unit).stdout.strip()
+
+    def install_units(self, directory: str | Path, start: tuple[str, ...] = ()) -> None:
+        """Copy every unit file of a host directory into /etc/systemd/system and reload."""
+        for path in sorted(Path(directory).iterdir()):
+            if path.is_file():
+                self.write(f"/etc/systemd/system/{path.name}", path.read_text())
+        self.systemctl("daemon-reload")
+        for unit in start:
+            self.systemctl("start", unit)
+
+    def wait_for(self, predicate, timeout: float = 10.0, interval: float = 0.05):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value or time.monotonic() > deadline:
+                return value
+            time.sleep(interval)
