@@ -1,1 +1,135 @@
-"""Configuration readers: inetd.conf, xinetd, /etc/services, tcp_wrappers."""
+"""Configuration readers: inetd.conf, xinetd, /etc/services, tcp_wrappers.
+
+`load(paths)` is the one entry point the commands use: it reads each path with the
+reader its content calls for (an inetd.conf, an xinetd.conf, or a directory read as an
+xinetd.d tree) and merges the results into one Configuration whose service ids are
+unique across files. Services that would listen on the same address are reported and
+the later one is left out, because only one of them could ever bind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..model import Configuration, Family, Finding, Listen, Service, Severity, SocketType
+from .services import ServicesTable
+
+FORMATS = ("inetd", "xinetd")
+
+_XINETD_HINT = re.compile(r"^\s*(service\s+\S+\s*(\n\s*)*\{|defaults\s*(\n\s*)*\{|includedir\s|"
+                          r"include\s)", re.MULTILINE)
+
+
+def looks_like_xinetd(text: str) -> bool:
+    """Whether text is xinetd syntax; the xinetd reader's own test when it is present."""
+    try:
+        from .xinetd import looks_like_xinetd as xinetd_test
+    except ImportError:
+        return bool(_XINETD_HINT.search(text))
+    return xinetd_test(text)
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "xinetd"
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        raise ConfigError("no such file", str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", str(path)) from None
+    return "xinetd" if looks_like_xinetd(text) else "inetd"
+
+
+def read_one(path: str | Path, *, format: str | None = None, flavor: str = "openbsd",
+             services: ServicesTable | None = None,
+             include_disabled: bool = False) -> Configuration:
+    """One path, read by the reader its content (or `format`) calls for."""
+    path = Path(path)
+    if format is not None and format not in FORMATS:
+        raise ConfigError(f"unknown format {format!r}: expected inetd or xinetd")
+    kind = format or detect_format(path)
+    if kind == "inetd":
+        from .inetd import read_inetd
+        return read_inetd(path, flavor=flavor, services=services,
+                          include_disabled=include_disabled)
+    try:
+        from . import xinetd
+    except ImportError:
+        raise ConfigError("xinetd configuration, but this installation has no xinetd reader",
+                          str(path)) from None
+    if path.is_dir():
+        return xinetd.read_xinetd_dir(path, services=services, include_disabled=include_disabled)
+    return xinetd.read_xinetd(path, services=services, include_disabled=include_disabled)
+
+
+def load(paths: str | Path | Iterable[str | Path], *, format: str | None = None,
+         flavor: str = "openbsd", services: ServicesTable | None = None,
+         include_disabled: bool = False) -> Configuration:
+    """Read every path and merge: unique ids across files, address clashes reported."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    configurations = [read_one(p, format=format, flavor=flavor, services=services,
+                               include_disabled=include_disabled) for p in paths]
+    return merge(configurations)
+
+
+def merge(configurations: Iterable[Configuration]) -> Configuration:
+    kept: list[Service] = []
+    findings: list[Finding] = []
+    ids: set[str] = set()
+    for configuration in configurations:
+        findings.extend(configuration.findings)
+        for service in configuration.services:
+            clash = next((other for other in kept if not other.disabled and not service.disabled
+                          and same_address(service, other)), None)
+            if clash is not None:
+                findings.append(Finding(service.source, Severity.ERROR,
+                                        f"listens where {clash.id} ({clash.source}) already does "
+                                        f"({', '.join(map(str, service.listens))}); only one can "
+                                        "bind, so this one is left out", service.id))
+                continue
+            if service.id in ids:
+                new_id = _free_id(service.id, ids)
+                findings.append(Finding(service.source, Severity.INFO,
+                                        f"id {service.id!r} is already used by another file's "
+                                        f"service: renamed {new_id!r}", new_id))
+                service = replace(service, id=new_id)
+            ids.add(service.id)
+            kept.append(service)
+    return Configuration(tuple(kept), tuple(findings))
+
+
+def _free_id(id_: str, taken: set[str]) -> str:
+    n = 2
+    while f"{id_}-{n}" in taken:
+        n += 1
+    return f"{id_}-{n}"
+
+
+def _transport(service: Service) -> tuple[str, SocketType]:
+    return service.protocol, service.socket_type
+
+
+def same_address(a: Service, b: Service) -> bool:
+    """Whether two services would bind the same port and transport (so one must fail)."""
+    if _transport(a) != _transport(b):
+        return False
+    return any(_overlap(x, y) for x in a.listens for y in b.listens)
+
+
+def _overlap(x: Listen, y: Listen) -> bool:
+    if Family.UNIX in (x.family, y.family):
+        return x.family is y.family and x.host == y.host
+    if x.port != y.port:
+        return False
+    if x.host is not None and y.host is not None:
+        return x.host == y.host
+    # A wildcard takes every address of its families: a dual socket both.
+    families = {Family.IPV4: {Family.IPV4}, Family.IPV6: {Family.IPV6},
+                Family.DUAL: {Family.IPV4, Family.IPV6}}
+    return bool(families[x.family] & families[y.family])
