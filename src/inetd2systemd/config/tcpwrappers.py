@@ -1,0 +1,491 @@
+"""tcp_wrappers access rules (hosts_access(5), hosts_options(5)) and their systemd form.
+
+Reading: `parse_hosts_access(text, file)` returns the rules of one file (hosts.allow or
+hosts.deny); `read_tcpwrappers(etc_dir)` reads both into a `TcpWrappers`. Syntax that
+libwrap itself would reject (a missing ':' separator, a dangling EXCEPT, an unknown
+option, allow/deny/twist not last) raises `ConfigError` with file, line and column.
+
+Evaluating: `TcpWrappers.allows(daemon, address, hostname=None)` answers as libwrap
+does: the first matching rule in hosts.allow grants, else the first in hosts.deny
+denies, else access is granted. A `deny` option in hosts.allow (or `allow` in
+hosts.deny) turns the verdict round; a `twist` hands the client to a shell command
+instead of the service, so for the service it is a refusal.
+
+Compiling: `TcpWrappers.compile(daemon)` turns the rules that apply to one daemon into
+the set of source addresses systemd may let in (`IPAddressDeny=any` +
+`IPAddressAllow=`). Addresses are exact; host names, `.domain`, `@netgroup`, LOCAL,
+KNOWN, UNKNOWN, PARANOID, `user@host` and `daemon@host` depend on DNS, NIS or ident at
+connect time and have no BPF form. Each pattern is therefore evaluated as a pair of
+sets: the addresses it matches *surely* and those it *may* match. A granting rule
+grants only its sure set; a refusing rule refuses its whole may-set. The result can
+only be stricter than libwrap, never wider, and `Compiled.exact` says whether it is
+the same.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import acl
+from ..errors import ConfigError
+from ..model import Finding, Severity, Source
+
+# -- the rules -----------------------------------------------------------------------
+
+WILDCARDS = ("ALL", "LOCAL", "KNOWN", "UNKNOWN", "PARANOID")
+# hosts_options(5): name -> whether it takes a value ("optional" for nice/rfc931).
+OPTIONS: dict[str, str] = {
+    "allow": "no", "deny": "no", "twist": "yes", "spawn": "yes", "severity": "yes",
+    "keepalive": "no", "linger": "yes", "rfc931": "optional", "banners": "yes",
+    "nice": "optional", "setenv": "yes", "umask": "yes", "user": "yes",
+}
+LAST_ONLY = ("allow", "deny", "twist")
+
+
+@dataclass(frozen=True)
+class PatternList:
+    """`a, b EXCEPT c EXCEPT d`: items match unless the (nested) except list does."""
+
+    items: tuple[str, ...]
+    except_: "PatternList | None" = None
+
+    def __str__(self) -> str:
+        text = " ".join(self.items)
+        return f"{text} EXCEPT {self.except_}" if self.except_ else text
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    value: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.value}".strip()
+
+
+@dataclass(frozen=True)
+class Rule:
+    source: Source
+    daemons: PatternList
+    clients: PatternList
+    options: tuple[Option, ...] = ()
+    grants: bool = True  # the verdict when it matches (file default, or allow/deny option)
+    text: str = ""  # the rule as written (continuations joined), for the report
+
+    @property
+    def twist(self) -> Option | None:
+        return next((o for o in self.options if o.name == "twist"), None)
+
+
+@dataclass(frozen=True)
+class TcpWrappers:
+    """The rules of hosts.allow then hosts.deny, in file order."""
+
+    allow: tuple[Rule, ...] = ()
+    deny: tuple[Rule, ...] = ()
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self.allow + self.deny
+
+    def __bool__(self) -> bool:
+        return bool(self.allow or self.deny)
+
+    def allows(self, daemon: str, address: str, hostname: str | None = None, *,
+               user: str | None = None) -> bool:
+        """libwrap's decision for a client at `address` (reverse name `hostname`)."""
+        client = _Client(ipaddress.ip_address(_strip_brackets(address)), hostname, user)
+        for rule in self.rules:
+            if _list_matches(rule.daemons, lambda p: _daemon_pattern_matches(p, daemon)) and \
+                    _list_matches(rule.clients, client.matches):
+                return rule.grants and rule.twist is None
+        return True
+
+    def applies_to(self, daemon: str) -> tuple[Rule, ...]:
+        """The rules whose daemon list may name `daemon`."""
+        return tuple(r for r in self.rules if _daemon_list_tri(r.daemons, daemon) is not _NO)
+
+    def compile(self, daemon: str, service: str | None = None) -> "Compiled":
+        return compile_rules(self, daemon, service)
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def parse_hosts_access(text: str, file: str, *, kind: str) -> tuple[Rule, ...]:
+    """The rules of one hosts.allow (`kind="allow"`) or hosts.deny (`kind="deny"`)."""
+    if kind not in ("allow", "deny"):
+        raise ValueError(f"kind must be 'allow' or 'deny', not {kind!r}")
+    rules = []
+    for lineno, line in _logical_lines(text):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        rules.append(_parse_rule(line, file, lineno, kind))
+    return tuple(rules)
+
+
+def read_tcpwrappers(etc: str | Path) -> TcpWrappers:
+    """hosts.allow and hosts.deny of one /etc directory; a missing file has no rules."""
+    etc = Path(etc)
+    found = {}
+    for kind in ("allow", "deny"):
+        path = etc / f"hosts.{kind}"
+        try:
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            text = ""
+        found[kind] = parse_hosts_access(text, str(path), kind=kind)
+    return TcpWrappers(found["allow"], found["deny"])
+
+
+def _logical_lines(text: str):
+    """(first line number, text) with backslash-newline continuations joined (xgets)."""
+    start, parts = None, []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        if start is None:
+            start = lineno
+        if raw.endswith("\\"):
+            parts.append(raw[:-1])
+            continue
+        parts.append(raw)
+        yield start, "".join(parts)
+        start, parts = None, []
+    if parts:
+        yield start, "".join(parts)
+
+
+def _split_fields(line: str) -> list[tuple[int, str]]:
+    """Split at ':' outside [...] (IPv6) and not escaped as '\\:'; keep each column."""
+    fields, current, col, depth, i = [], [], 0, 0, 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\" and i + 1 < len(line) and line[i + 1] == ":":
+            current.append(":")
+            i += 2
+            continue
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth = max(0, depth - 1)
+        elif ch == ":" and depth == 0:
+            fields.append((col, "".join(current)))
+            current, col = [], i + 1
+            i += 1
+            continue
+        current.append(ch)
+        i += 1
+    fields.append((col, "".join(current)))
+    return fields
+
+
+def _parse_list(text: str, file: str, line: int, column: int, what: str) -> PatternList:
+    tokens = text.replace(",", " ").split()
+    if not tokens:
+        raise ConfigError(f"empty {what} list", file, line, column + 1)
+    if tokens[0].upper() == "EXCEPT" or tokens[-1].upper() == "EXCEPT":
+        raise ConfigError(f"EXCEPT needs a pattern on both sides in the {what} list",
+                          file, line, column + 1)
+    # Right-associative like libwrap's list_match: a EXCEPT b EXCEPT c = a EXCEPT (b EXCEPT c)
+    head: list[str] = []
+    for i, tok in enumerate(tokens):
+        if tok.upper() == "EXCEPT":
+            rest = _parse_list(" ".join(tokens[i + 1:]), file, line, column, what)
+            return PatternList(tuple(head), rest)
+        head.append(tok)
+    return PatternList(tuple(head))
+
+
+def _parse_rule(line: str, file: str, lineno: int, kind: str) -> Rule:
+    fields = _split_fields(line)
+    if len(fields) < 2:
+        raise ConfigError("missing ':' separator: expected 'daemon_list : client_list "
+                          "[: option ...]'", file, lineno, len(line.rstrip()) + 1)
+    (dcol, dtext), (ccol, ctext) = fields[0], fields[1]
+    daemons = _parse_list(dtext, file, lineno, dcol, "daemon")
+    clients = _parse_list(ctext, file, lineno, ccol, "client")
+    options = []
+    for n, (ocol, otext) in enumerate(fields[2:]):
+        name, _, value = otext.strip().partition(" ")
+        if "=" in name:
+            name, _, rest = name.partition("=")
+            value = f"{rest} {value}".strip()
+        value = value.strip().removeprefix("=").strip()
+        name = name.lower()
+        if not name:
+            raise ConfigError("empty option", file, lineno, ocol + 1)
+        wants = OPTIONS.get(name)
+        if wants is None:
+            raise ConfigError(f"unknown option {name!r} (hosts_options(5))", file, lineno, ocol + 1)
+        if wants == "yes" and not value:
+            raise ConfigError(f"option {name!r} needs a value", file, lineno, ocol + 1)
+        if wants == "no" and value:
+            raise ConfigError(f"option {name!r} takes no value", file, lineno, ocol + 1)
+        if name in LAST_ONLY and n != len(fields) - 3:
+            raise ConfigError(f"option {name!r} must be the last one in its rule",
+                              file, lineno, ocol + 1)
+        options.append(Option(name, value))
+    grants = kind == "allow"
+    for option in options:
+        if option.name in ("allow", "deny"):
+            grants = option.name == "allow"
+    return Rule(Source(file, lineno), daemons, clients, tuple(options), grants,
+                " ".join(line.split()))
+
+
+# -- matching one client ----------------------------------------------------------------
+
+_YES, _NO, _MAYBE = "yes", "no", "maybe"
+
+
+def _strip_brackets(text: str) -> str:
+    return text[1:-1] if text.startswith("[") and text.endswith("]") else text
+
+
+def _list_matches(plist: PatternList, match) -> bool:
+    if not any(match(p) for p in plist.items):
+        return False
+    return plist.except_ is None or not _list_matches(plist.except_, match)
+
+
+def _daemon_pattern_matches(pattern: str, daemon: str) -> bool:
+    if pattern.upper() == "ALL":
+        return True
+    name, _, _host = pattern.partition("@")  # server endpoint: not known here, assume it matches
+    return name.lower() == daemon.lower() or name.upper() == "ALL"
+
+
+def _daemon_list_tri(plist: PatternList, daemon: str) -> str:
+    """Does the daemon list name `daemon`? `daemon@host` forms are only a maybe."""
+    def one(p: str) -> str:
+        if "@" in p:
+            return _MAYBE if _daemon_pattern_matches(p, daemon) else _NO
+        return _YES if _daemon_pattern_matches(p, daemon) else _NO
+    results = [one(p) for p in plist.items]
+    head = _YES if _YES in results else (_MAYBE if _MAYBE in results else _NO)
+    if plist.except_ is None or head is _NO:
+        return head
+    tail = _daemon_list_tri(plist.except_, daemon)
+    if tail is _YES:
+        return _NO
+    return head if tail is _NO else _MAYBE
+
+
+@dataclass(frozen=True)
+class _Client:
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    hostname: str | None
+    user: str | None = None
+
+    def matches(self, pattern: str) -> bool:
+        upper = pattern.upper()
+        if upper == "ALL":
+            return True
+        if upper == "KNOWN":
+            return self.hostname is not None
+        if upper == "UNKNOWN":
+            return self.hostname is None
+        if upper == "LOCAL":
+            return self.hostname is not None and "." not in self.hostname
+        if upper == "PARANOID":
+            return False  # only with a name/address mismatch, which we are not told about
+        if "@" in pattern and not pattern.startswith("@"):
+            user, _, host = pattern.partition("@")
+            user_ok = user.upper() == "ALL" or (user.upper() == "KNOWN" and self.user is not None) \
+                or user == self.user
+            return user_ok and self.matches(host)
+        if pattern.startswith("@"):
+            return False  # NIS netgroups: not available here
+        nets = address_pattern(pattern)
+        if nets is not None:
+            return any(self.address in n for n in nets)
+        name = (self.hostname or "").lower()
+        if pattern.startswith("."):
+            return bool(name) and name.endswith(pattern.lower())
+        if any(c in pattern for c in "*?"):
+            return fnmatch.fnmatchcase(name, pattern.lower()) or \
+                fnmatch.fnmatchcase(str(self.address), pattern)
+        return name == pattern.lower()
+
+
+def address_pattern(pattern: str) -> tuple | None:
+    """The networks an address-only pattern stands for, or None for a name pattern.
+
+    Forms: `n.n.n.n`, `n.n.n.` (prefix), `n.n.n.n/m.m.m.m`, `n.n.n.n/len`, `[v6]`,
+    `[v6]/len` (also unbracketed v6). A non-contiguous netmask is not a CIDR and is
+    reported (None) rather than widened.
+    """
+    text = pattern
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            return None
+        addr, rest = text[1:close], text[close + 1:]
+        if rest and not rest.startswith("/"):
+            return None
+        text = addr + rest
+    if text.endswith(".") and text[:-1].replace(".", "").isdigit():
+        octets = text[:-1].split(".")
+        if not 1 <= len(octets) <= 3 or any(not o or int(o) > 255 for o in octets):
+            return None
+        octets += ["0"] * (4 - len(octets))
+        return (ipaddress.ip_network(f"{'.'.join(octets)}/{8 * len(text[:-1].split('.'))}"),)
+    try:
+        return (ipaddress.ip_network(text, strict=False),)
+    except ValueError:
+        pass
+    return None
+
+
+# -- compiling for systemd ---------------------------------------------------------------
+
+ANY = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+NOTHING: tuple = ()
+
+
+@dataclass(frozen=True)
+class _Match:
+    """Addresses a pattern matches surely (`sure`) and possibly (`may`); sure <= may."""
+
+    sure: tuple
+    may: tuple
+    why: tuple[str, ...] = ()  # patterns that made sure != may
+
+
+def _pattern_match(pattern: str) -> _Match:
+    upper = pattern.upper()
+    if upper == "ALL":
+        return _Match(ANY, ANY)
+    if upper in WILDCARDS:
+        return _Match(NOTHING, ANY, (f"{pattern} (depends on the client's host name)",))
+    if pattern.startswith("@"):
+        return _Match(NOTHING, ANY, (f"{pattern} (NIS netgroup)",))
+    if "@" in pattern:
+        _user, _, host = pattern.partition("@")
+        inner = _pattern_match(host)
+        return _Match(NOTHING, inner.may, inner.why + (f"{pattern} (ident user lookup)",))
+    if pattern.startswith("/"):
+        return _Match(NOTHING, ANY, (f"{pattern} (patterns read from a file at connect time)",))
+    nets = address_pattern(pattern)
+    if nets is not None:
+        return _Match(nets, nets)
+    if pattern.startswith("."):
+        return _Match(NOTHING, ANY, (f"{pattern} (domain name: needs DNS at connect time)",))
+    if "/" in pattern and pattern.split("/")[0].replace(".", "").isdigit():
+        return _Match(NOTHING, ANY, (f"{pattern} (netmask is not a CIDR prefix)",))
+    return _Match(NOTHING, ANY, (f"{pattern} (host name: needs DNS at connect time)",))
+
+
+def _list_match(plist: PatternList) -> _Match:
+    parts = [_pattern_match(p) for p in plist.items]
+    sure = _union(*(m.sure for m in parts))
+    may = _union(*(m.may for m in parts))
+    why = tuple(w for m in parts for w in m.why)
+    if plist.except_ is None:
+        return _Match(sure, may, why)
+    exc = _list_match(plist.except_)
+    return _Match(_subtract(sure, exc.may), _subtract(may, exc.sure), why + exc.why)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What systemd can enforce for one daemon.
+
+    `allow` None: no restriction at all. Otherwise systemd gets `IPAddressDeny=any` and
+    `IPAddressAllow=` these CIDRs (possibly none: nobody may connect). `exact` is False
+    when the rules could not be expressed and the result was made stricter.
+    """
+
+    allow: tuple[str, ...] | None
+    exact: bool
+    rules: tuple[Rule, ...] = ()  # the rules that apply to this daemon
+    findings: tuple[Finding, ...] = field(default=())
+
+
+def compile_rules(wrappers: TcpWrappers, daemon: str, service: str | None = None) -> Compiled:
+    undecided, granted = ANY, NOTHING
+    exact = True
+    findings: list[Finding] = []
+    applied = []
+    for rule in wrappers.rules:
+        tri = _daemon_list_tri(rule.daemons, daemon)
+        if tri is _NO:
+            continue
+        applied.append(rule)
+        match = _list_match(rule.clients)
+        sure = match.sure if tri is _YES else NOTHING
+        why = match.why + ((f"daemon pattern {rule.daemons} (server address)",) if tri is _MAYBE else ())
+        uncertain = _intersect(_subtract(match.may, sure), undecided)
+        grants = rule.grants and rule.twist is None
+        if grants:
+            granted = _union(granted, _intersect(sure, undecided))
+            undecided = _subtract(undecided, sure)
+        else:
+            undecided = _subtract(undecided, match.may)
+        if uncertain:
+            exact = False
+            side = ("not granted: only the addresses it surely matches are let in" if grants
+                    else "refused for every address it might match")
+            findings.append(Finding(rule.source, Severity.WARNING,
+                                    f"tcp_wrappers rule '{rule.text}' cannot be expressed as "
+                                    f"IPAddressAllow/Deny: {'; '.join(why)}; made stricter "
+                                    f"({side})", service))
+        findings.extend(_option_findings(rule, service))
+    granted = _union(granted, undecided)
+    allow = None if _covers_any(granted) else tuple(str(n) for n in granted)
+    return Compiled(allow, exact, tuple(applied), tuple(findings))
+
+
+def _option_findings(rule: Rule, service: str | None) -> list[Finding]:
+    out = []
+    for option in rule.options:
+        if option.name in ("allow", "deny"):
+            continue
+        if option.name == "twist":
+            msg = (f"'twist {option.value}' answers these clients with a shell command instead "
+                   f"of the service; systemd refuses them silently (the command is not carried)")
+        elif option.name == "spawn":
+            msg = (f"'spawn {option.value}' ran a command on each matching connection; not "
+                   f"carried (use the journal: systemd logs each accepted connection)")
+        elif option.name == "severity":
+            msg = (f"'severity {option.value}' set the log level of this rule's connections; "
+                   f"not carried (systemd logs to the journal at its own levels)")
+        else:
+            msg = f"option '{option}' is not carried over to systemd"
+        out.append(Finding(rule.source, Severity.WARNING, msg, service))
+    return out
+
+
+# -- address sets ---------------------------------------------------------------------
+# Collapsed tuples of ip_network; the CIDR subtraction is acl.py's, shared with xinetd's
+# only_from/no_access compiler.
+
+
+def _union(*sets) -> tuple:
+    nets = [n for s in sets for n in s]
+    return (tuple(ipaddress.collapse_addresses(n for n in nets if n.version == 4))
+            + tuple(ipaddress.collapse_addresses(n for n in nets if n.version == 6)))
+
+
+def _subtract(a, b) -> tuple:
+    return _union(acl._subtract(list(a), list(b)))
+
+
+def _intersect(a, b) -> tuple:
+    return _subtract(a, _subtract(a, b))
+
+
+def _covers_any(nets) -> bool:
+    return not _subtract(ANY, nets)
+
+
+def intersect_allow(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """Two IPAddressAllow= sets that must both admit a client (None: no restriction)."""
+    if a is None or b is None:
+        return b if a is None else a
+    nets = _intersect(_union([ipaddress.ip_network(x, strict=False) for x in a]),
+                      _union([ipaddress.ip_network(x, strict=False) for x in b]))
+    return tuple(str(n) for n in nets)
