@@ -1,0 +1,202 @@
+"""`inetd2systemd convert`: inetd.conf / xinetd configuration -> systemd units.
+
+Reading, rendering and checking all happen before anything is written, so a bad line
+leaves the output directory (and /etc/systemd/system) exactly as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
+from .config import load
+from .config.services import DEFAULT_PATH as SERVICES_PATH, load_services
+from .model import Configuration, Finding, Service, Severity
+from . import report
+
+EPILOG = f"""\
+exit status:
+  {EXIT_OK}  everything was carried over: the units behave as the configuration did
+  {EXIT_INCOMPLETE}  converted, but something was not carried over exactly (any warning or
+     error in the report on stderr: read it)
+  {EXIT_BAD_INPUT}  bad input (the message names file:line) or bad arguments: nothing written
+  {EXIT_FAILED}  writing or installing failed, or would overwrite a unit inetd2systemd did not
+     write (--force replaces it): the target is left as it was
+
+Without --output-dir, --install or --json the units are printed to stdout.
+Findings go to stderr as 'file:line: severity [service]: message'.
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.add_argument("paths", nargs="*", metavar="PATH", default=["/etc/inetd.conf"],
+                        help="inetd.conf, xinetd.conf or an xinetd.d directory "
+                             "(default /etc/inetd.conf)")
+    out = parser.add_argument_group("output")
+    out.add_argument("-o", "--output-dir", metavar="DIR",
+                     help="write the units into DIR (atomically; a failed run leaves it as it was)")
+    out.add_argument("--json", action="store_true",
+                     help="print every service, its units and every finding as JSON on stdout")
+    out.add_argument("-n", "--dry-run", action="store_true",
+                     help="read, render and check, say what would be written; write nothing")
+    out.add_argument("--install", action="store_true",
+                     help="write into ROOT/etc/systemd/system, daemon-reload, enable and start "
+                          "the sockets")
+    out.add_argument("--root", metavar="DIR", default="/",
+                     help="with --install: the root to install under; other than / systemctl "
+                          "is not called")
+    out.add_argument("-f", "--force", action="store_true",
+                     help="replace unit files that inetd2systemd did not write")
+    out.add_argument("-v", "--verbose", action="store_true",
+                     help="also show informational findings and what was written")
+    reading = parser.add_argument_group("reading")
+    reading.add_argument("--format", choices=("inetd", "xinetd"),
+                         help="read every PATH in this format (default: detected by content)")
+    reading.add_argument("--flavor", "--flavour", choices=("openbsd", "inetutils", "xinetd-compat"),
+                         default="openbsd", help="inetd.conf dialect (default: openbsd, Debian's "
+                                                 "openbsd-inetd)")
+    reading.add_argument("--services", metavar="FILE", default=SERVICES_PATH,
+                         help=f"port names table (default {SERVICES_PATH})")
+    reading.add_argument("--include-disabled", action="store_true",
+                         help="also convert Debian's #<off># entries and disable=yes services "
+                              "(written, not enabled)")
+    reading.add_argument("--no-server-check", action="store_true",
+                         help="do not check that each server program exists (converting for "
+                              "another machine)")
+    writing = parser.add_argument_group("writing")
+    writing.add_argument("--prefix", default="", help="prepend to every unit name")
+    writing.add_argument("--systemd-version", type=int, metavar="N",
+                         help="target systemd version (default: the installed one)")
+    writing.add_argument("--engine", choices=("systemd", "superserver"), default="systemd",
+                         help="per-service socket units, or one unit running "
+                              "'inetd2systemd serve'")
+    writing.add_argument("--stderr-to-journal", action="store_true",
+                         help="send servers' stderr to the journal instead of the client")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .units.install import InstallError, install, installed_systemd_version, plan, \
+        unit_directory, write_units
+    from .units.writer import WriterOptions, render
+
+    services = load_services(args.services)
+    configuration = load(args.paths, format=args.format, flavor=args.flavor, services=services,
+                         include_disabled=args.include_disabled)
+    if not args.no_server_check:
+        configuration = check_servers(configuration, args.root if args.install else "/")
+    version = args.systemd_version or installed_systemd_version()
+    options = WriterOptions(prefix=args.prefix, systemd_version=version, engine=args.engine,
+                            stderr_to_journal=args.stderr_to_journal,
+                            config_paths=tuple(os.path.abspath(p) for p in args.paths))
+    units, writer_findings = render(configuration.services, options)
+    findings = merge_findings(configuration.findings, writer_findings)
+    status = report.exit_status(findings)
+
+    target = None
+    if args.install:
+        target = unit_directory(args.root)
+    elif args.output_dir:
+        target = Path(args.output_dir)
+
+    for line in report.text_lines(findings, verbose=args.verbose):
+        print(line, file=sys.stderr)
+
+    if args.dry_run:
+        if target is not None:
+            p = plan(units, target, force=args.force, prune=not args.install)
+            for label, names in (("new", p.new), ("changed", p.changed),
+                                 ("unchanged", p.unchanged), ("REFUSED (not ours)", p.foreign),
+                                 ("removed", p.stale)):
+                for name in names:
+                    print(f"would write {target / name}: {label}" if label != "removed"
+                          else f"would remove {target / name}", file=sys.stderr)
+            if p.foreign and not args.force:
+                status = EXIT_FAILED
+    elif target is not None:
+        start = sockets_to_start(units, configuration.services)
+        try:
+            if args.install:
+                p = install(units, root=args.root, force=args.force, start=start)
+            else:
+                p = write_units(units, target, force=args.force, prune=True)
+        except InstallError as exc:
+            print(f"inetd2systemd convert: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        if args.verbose:
+            for name in p.written:
+                print(f"wrote {target / name}", file=sys.stderr)
+            for name in p.stale:
+                print(f"removed {target / name}", file=sys.stderr)
+        if args.install and Path(args.root).resolve() != Path("/") and start:
+            print(f"installed under {args.root}: enable there with 'systemctl enable "
+                  f"{' '.join(start)}'", file=sys.stderr)
+
+    if args.json:
+        json.dump(as_json(configuration, units, findings, status), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif target is None and not args.dry_run:
+        for unit in units:
+            sys.stdout.write(f"# ==> {unit.name} <==\n{unit.text}")
+            if not unit.text.endswith("\n"):
+                sys.stdout.write("\n")
+            sys.stdout.write("\n")
+    print(report.summary(configuration.services, len(units), findings), file=sys.stderr)
+    return status
+
+
+def check_servers(configuration: Configuration, root: str = "/") -> Configuration:
+    """Leave out services whose program does not exist (under root), with an ERROR each.
+
+    A unit for a missing program would only fail when a client connects (and
+    systemd-analyze verify refuses it): better said now, by file and line.
+    """
+    kept: list[Service] = []
+    findings = list(configuration.findings)
+    for service in configuration.services:
+        if service.server is not None:
+            path = Path(root) / service.server.lstrip("/")
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                findings.append(Finding(service.source, Severity.ERROR,
+                                        f"server program {service.server} does not exist or is not "
+                                        "executable: left out (--no-server-check keeps it)",
+                                        service.id))
+                continue
+        kept.append(service)
+    return replace(configuration, services=tuple(kept), findings=tuple(findings))
+
+
+def merge_findings(parsed: tuple[Finding, ...], written: tuple[Finding, ...]) -> list[Finding]:
+    """The reader's findings, then the writer's; a service the reader already reported as
+    not convertible (rpc, raw, ...) is not reported a second time by the writer."""
+    refused = {f.service for f in parsed if f.severity is Severity.ERROR and f.service}
+    return list(parsed) + [f for f in written
+                           if not (f.severity is Severity.ERROR and f.service in refused)]
+
+
+def sockets_to_start(units, services) -> list[str]:
+    disabled = {s.id for s in services if s.disabled}
+    return [u.name for u in units if u.name.endswith(".socket") and u.service_id not in disabled]
+
+
+def as_json(configuration: Configuration, units, findings, status: int) -> dict:
+    by_service: dict[str, list[str]] = {}
+    for unit in units:
+        by_service.setdefault(unit.service_id, []).append(unit.name)
+    services = []
+    for service in configuration.services:
+        entry = report.service_json(service)
+        entry["units"] = by_service.get(service.id, [])
+        services.append(entry)
+    return {
+        "services": services,
+        "units": [{"name": u.name, "service": u.service_id, "text": u.text} for u in units],
+        "findings": [report.finding_json(f) for f in findings],
+        "complete": status == EXIT_OK,
+        "exit_status": status,
+    }
