@@ -1,0 +1,513 @@
+"""inetd.conf reader: every form of the grammar, each flavour difference, every error.
+
+The texts are the lines an administrator has in /etc/inetd.conf; the assertions are on
+what the converted services will do (addresses, argv, users, limits) and on the exact
+file:line:column and wording of each error.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from inetd2systemd.config import load, looks_like_xinetd, same_address
+from inetd2systemd.config.inetd import parse_inetd, read_inetd, unique_ids
+from inetd2systemd.config.services import parse_services
+from inetd2systemd.errors import ConfigError
+from inetd2systemd.model import Family, Listen, RateLimit, Severity, SocketType
+
+SERVICES = parse_services("""\
+echo 7/tcp
+echo 7/udp
+discard 9/tcp sink null
+discard 9/udp sink null
+daytime 13/tcp
+daytime 13/udp
+chargen 19/tcp ttytst source
+chargen 19/udp ttytst source
+time 37/tcp timserver
+time 37/udp timserver
+ftp 21/tcp
+telnet 23/tcp
+tftp 69/udp
+finger 79/tcp
+auth 113/tcp ident
+talk 517/udp
+tcpmux 1/tcp
+""", "test-services")
+
+
+def parse(text: str, **kw):
+    kw.setdefault("services", SERVICES)
+    return parse_inetd(text, "inetd.conf", **kw)
+
+
+def one(text: str, **kw):
+    configuration = parse(text, **kw)
+    assert len(configuration.services) == 1, configuration.services
+    return configuration.services[0]
+
+
+def error(text: str, **kw) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse(text, **kw)
+    return info.value
+
+
+# -- fields ---------------------------------------------------------------------------
+
+def test_a_classic_line_gives_every_field():
+    s = one("ftp\tstream\ttcp\tnowait\troot\t/usr/sbin/in.ftpd\tin.ftpd -l -a\n")
+    assert (s.name, s.id, s.socket_type, s.protocol, s.wait) == \
+        ("ftp", "ftp", SocketType.STREAM, "tcp", False)
+    assert s.listens == (Listen(Family.DUAL, 21),)
+    assert s.server == "/usr/sbin/in.ftpd"
+    assert s.argv == ("in.ftpd", "-l", "-a")  # argv[0] as written, not the path
+    assert (s.user, s.group) == ("root", None)
+    assert str(s.source) == "inetd.conf:1"
+    assert s.rate == RateLimit(256, 60, 600)  # openbsd-inetd's -R default, ten minutes off
+    assert s.accept
+
+
+def test_no_arguments_means_argv0_is_the_program_basename():
+    s = one("ftp stream tcp nowait root /usr/sbin/in.ftpd\n")
+    assert s.argv == ("in.ftpd",)
+
+
+def test_wait_dgram_service():
+    s = one("tftp dgram udp4 wait root /usr/sbin/in.tftpd in.tftpd -s /srv/tftp\n")
+    assert s.wait and s.socket_type is SocketType.DGRAM and s.protocol == "udp"
+    assert s.listens == (Listen(Family.IPV4, 69),)
+    assert s.argv == ("in.tftpd", "-s", "/srv/tftp")
+
+
+def test_numeric_port_instead_of_a_name():
+    s = one("8007 stream tcp nowait root /bin/cat cat\n")
+    assert s.listens == (Listen(Family.DUAL, 8007),) and s.name == "8007"
+
+
+def test_alias_names_resolve_like_getservbyname():
+    assert one("ident stream tcp nowait nobody /usr/sbin/identd identd\n").listens[0].port == 113
+
+
+def test_hash_is_a_comment_only_in_column_one():
+    c = parse("# a comment\n\n   \nftp stream tcp nowait root /bin/echo echo a#b # c\n")
+    assert c.services[0].argv == ("echo", "a#b", "#", "c")
+    assert c.services[0].source.line == 4
+
+
+def test_argument_words_pass_through_unchanged():
+    s = one("ftp stream tcp nowait root /bin/echo echo %h $HOME \\x 'q' \"d\" ;\n")
+    assert s.argv == ("echo", "%h", "$HOME", "\\x", "'q'", '"d"', ";")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet=string.printable.strip() + "éü€", min_size=1).filter(
+    lambda w: not any(c.isspace() for c in w)), min_size=1, max_size=8))
+def test_any_argv_of_blank_free_words_is_kept_exactly(words):
+    s = one(f"ftp stream tcp nowait root /bin/prog {' '.join(words)}\n")
+    assert s.argv == tuple(words)
+
+
+# -- host prefixes --------------------------------------------------------------------
+
+def test_host_prefix_binds_one_address():
+    s = one("127.0.0.1:ftp stream tcp nowait root /bin/cat cat\n")
+    assert s.listens == (Listen(Family.IPV4, 21, "127.0.0.1"),)
+    assert s.name == "ftp"
+
+
+def test_bracketed_ipv6_host():
+    s = one("[::1]:ftp stream tcp nowait root /bin/cat cat\n")
+    assert s.listens == (Listen(Family.IPV6, 21, "::1"),)
+
+
+def test_host_list_fans_out_to_one_listen_per_address():
+    s = one("[127.0.0.1,::1,10.0.0.5]:ftp stream tcp nowait root /bin/cat cat\n")
+    assert s.listens == (Listen(Family.IPV4, 21, "127.0.0.1"), Listen(Family.IPV6, 21, "::1"),
+                         Listen(Family.IPV4, 21, "10.0.0.5"))
+
+
+def test_star_means_every_address():
+    assert one("*:ftp stream tcp nowait root /bin/cat cat\n").listens == (Listen(Family.DUAL, 21),)
+
+
+def test_host_line_sets_the_default_until_the_next_one():
+    c = parse("127.0.0.1:\nftp stream tcp nowait root /bin/cat cat\n"
+              "[::1]:\ntelnet stream tcp nowait root /bin/cat cat\n"
+              "*:\nfinger stream tcp nowait root /bin/cat cat\n"
+              "10.1.1.1:auth stream tcp nowait root /bin/cat cat\n")
+    assert [s.listens for s in c.services] == [
+        (Listen(Family.IPV4, 21, "127.0.0.1"),), (Listen(Family.IPV6, 23, "::1"),),
+        (Listen(Family.DUAL, 79),), (Listen(Family.IPV4, 113, "10.1.1.1"),)]
+
+
+def test_host_name_is_resolved_and_reported():
+    c = parse("localhost:ftp stream tcp4 nowait root /bin/cat cat\n")
+    assert c.services[0].listens == (Listen(Family.IPV4, 21, "127.0.0.1"),)
+    assert any("resolved now" in f.message and f.severity is Severity.WARNING
+               for f in c.findings)
+
+
+def test_address_family_must_match_the_protocol():
+    e = error("ftp stream tcp nowait root /bin/cat cat\n[::1]:telnet stream tcp4 nowait root "
+              "/bin/cat cat\n")
+    assert (e.file, e.line, e.column) == ("inetd.conf", 2, 1)
+    assert "IPv6" in e.msg and "ipv4 only" in e.msg
+
+
+# -- protocols and flavours -----------------------------------------------------------
+
+@pytest.mark.parametrize("flavor,token,family", [
+    ("openbsd", "tcp", Family.DUAL), ("openbsd", "udp", Family.DUAL),
+    ("openbsd", "tcp4", Family.IPV4), ("openbsd", "udp4", Family.IPV4),
+    ("openbsd", "tcp6", Family.IPV6), ("openbsd", "udp6", Family.IPV6),
+    ("openbsd", "tcp46", Family.DUAL), ("openbsd", "udp46", Family.DUAL),
+    ("inetutils", "tcp", Family.IPV4), ("inetutils", "udp", Family.IPV4),
+    ("inetutils", "tcp4", Family.IPV4), ("inetutils", "tcp6", Family.IPV6),
+    ("inetutils", "tcp6only", Family.IPV6), ("inetutils", "udp6only", Family.IPV6),
+    ("xinetd-compat", "tcp", Family.DUAL), ("xinetd-compat", "udp6", Family.IPV6),
+])
+def test_what_each_protocol_token_means_in_each_flavour(flavor, token, family):
+    kind = "stream" if token.startswith("tcp") else "dgram"
+    s = one(f"daytime {kind} {token} wait root /bin/cat cat\n", flavor=flavor)
+    assert s.listens == (Listen(family, 13),)
+    assert s.protocol == token[:3]
+
+
+@pytest.mark.parametrize("flavor,token", [("openbsd", "tcp6only"), ("inetutils", "tcp46"),
+                                          ("openbsd", "sctp"), ("xinetd-compat", "unix")])
+def test_a_token_the_flavour_does_not_know_is_an_error(flavor, token):
+    e = error(f"ftp stream {token} nowait root /bin/cat cat\n", flavor=flavor)
+    assert (e.line, e.column) == (1, 12)
+    assert f"unknown protocol {token!r}" in e.msg and "expected one of" in e.msg
+
+
+def test_unix_socket_service_field_is_a_path():
+    s = one("/run/legacy/ctl.sock stream unix nowait root /usr/bin/cat cat\n")
+    assert s.listens == (Listen(Family.UNIX, None, "/run/legacy/ctl.sock"),)
+    assert s.protocol == "unix" and s.id == "ctl.sock"
+
+
+def test_unix_socket_path_must_be_absolute():
+    e = error("run/x.sock stream unix nowait root /usr/bin/cat cat\n")
+    assert e.line == 1 and "must be absolute" in e.msg
+
+
+def test_buffer_sizes_with_units():
+    s = one("ftp stream tcp,rcvbuf=64k,sndbuf=1m nowait root /bin/cat cat\n")
+    assert (s.recv_buffer, s.send_buffer) == (64 * 1024, 1024 * 1024)
+    s = one("ftp stream tcp6,sndbuf=16384 nowait root /bin/cat cat\n")
+    assert (s.recv_buffer, s.send_buffer) == (None, 16384)
+    assert s.listens == (Listen(Family.IPV6, 21),)
+
+
+@pytest.mark.parametrize("proto", ["tcp,rcvbuf=lots", "tcp,rcvbuf=", "tcp,rcvbuf=12g",
+                                   "tcp,rcvbuf=0"])
+def test_bad_buffer_size(proto):
+    e = error(f"ftp stream {proto} nowait root /bin/cat cat\n")
+    assert (e.line, e.column) == (1, 12) and "bad buffer size" in e.msg
+
+
+def test_buffer_options_are_openbsd_only():
+    e = error("ftp stream tcp,rcvbuf=1k nowait root /bin/cat cat\n", flavor="inetutils")
+    assert "unknown protocol option" in e.msg
+
+
+def test_rpc_services_are_kept_and_reported_once():
+    c = parse("rusers/1-3 dgram rpc/udp wait root /usr/sbin/rpc.rusersd rpc.rusersd\n")
+    (s,) = c.services
+    assert (s.name, s.protocol, s.listens) == ("rusers", "rpc/udp", ())
+    errors = [f for f in c.findings if f.severity is Severity.ERROR]
+    assert len(errors) == 1 and "portmapper" in errors[0].message
+    assert errors[0].service == "rusers" and str(errors[0].source) == "inetd.conf:1"
+
+
+@pytest.mark.parametrize("kind", ["raw", "rdm"])
+def test_raw_and_rdm_are_kept_and_reported(kind):
+    c = parse(f"ftp {kind} tcp nowait root /bin/cat cat\n")
+    assert c.services[0].socket_type.value == kind
+    assert [f.severity for f in c.findings] == [Severity.ERROR]
+
+
+def test_seqpacket_is_a_socket_type():
+    s = one("/run/sp.sock seqpacket unix nowait root /bin/cat cat\n")
+    assert s.socket_type is SocketType.SEQPACKET and s.accept
+
+
+def test_unknown_socket_type():
+    e = error("ftp\tstrem tcp nowait root /bin/cat cat\n")
+    assert (e.line, e.column) == (1, 5)
+    assert "unknown socket type 'strem'" in e.msg and "stream, dgram" in e.msg
+
+
+# -- continuation lines ---------------------------------------------------------------
+
+def test_openbsd_joins_lines_starting_with_blanks():
+    c = parse("ftp stream tcp nowait root\n\t/usr/sbin/in.ftpd in.ftpd\n    -l -a\n"
+              "telnet stream tcp nowait root /bin/cat cat\n")
+    assert [s.name for s in c.services] == ["ftp", "telnet"]
+    assert c.services[0].argv == ("in.ftpd", "-l", "-a")
+    assert c.services[0].source.line == 1
+
+
+def test_a_comment_ends_an_entry():
+    e = error("ftp stream tcp nowait root\n# comment\n  /usr/sbin/in.ftpd in.ftpd\n")
+    assert e.line == 1 and "too few fields" in e.msg
+
+
+def test_inetutils_has_no_continuation_lines():
+    e = error("ftp stream tcp nowait root /bin/cat cat\n  -n\n", flavor="inetutils")
+    assert e.line == 2 and "too few fields" in e.msg
+
+
+# -- wait field and rate limits -------------------------------------------------------
+
+@pytest.mark.parametrize("field,wait,rate", [
+    ("nowait.30", False, RateLimit(30, 60, 600)), ("wait.5", True, RateLimit(5, 60, 600)),
+    ("nowait", False, RateLimit(256, 60, 600))])
+def test_wait_max(field, wait, rate):
+    s = one(f"ftp stream tcp {field} root /bin/cat cat\n")
+    assert (s.wait, s.rate) == (wait, rate)
+
+
+def test_default_rate_by_flavour():
+    assert one("ftp stream tcp nowait root /bin/cat cat\n", flavor="inetutils").rate == \
+        RateLimit(1000, 60, 600)
+    assert one("ftp stream tcp nowait root /bin/cat cat\n", flavor="xinetd-compat").rate == \
+        RateLimit(50, 1, 10)
+
+
+@pytest.mark.parametrize("field,column,needle", [
+    ("nowiat", 16, "bad wait field"), ("nowait.", 23, "bad max"), ("nowait.0", 23, "bad max"),
+    ("wait.x", 21, "bad max"), ("nowait.-1", 23, "bad max")])
+def test_bad_wait_field(field, column, needle):
+    e = error(f"ftp stream tcp {field} root /bin/cat cat\n")
+    assert (e.line, e.column) == (1, column) and needle in e.msg
+
+
+def test_xinetd_compat_refuses_max():
+    e = error("ftp stream tcp nowait.10 root /bin/cat cat\n", flavor="xinetd-compat")
+    assert "takes no '.max'" in e.msg
+
+
+# -- user and group -------------------------------------------------------------------
+
+@pytest.mark.parametrize("flavor,field,user,group", [
+    ("openbsd", "nobody.nogroup", "nobody", "nogroup"),
+    ("openbsd", "nobody:nogroup", "nobody", "nogroup"),
+    ("openbsd", "a.b:c", "a", "b:c"),  # '.' is searched first
+    ("inetutils", "a.b:c", "a.b", "c"),  # ':' is searched first
+    ("inetutils", "nobody.nogroup", "nobody", "nogroup"),
+    ("xinetd-compat", "a.b", "a", "b"),
+    ("xinetd-compat", "a:b", "a:b", None),  # xinetd knows only '.'
+    ("openbsd", "daemon", "daemon", None),
+])
+def test_user_group_separator_by_flavour(flavor, field, user, group):
+    s = one(f"ftp stream tcp nowait {field} /bin/cat cat\n", flavor=flavor)
+    assert (s.user, s.group) == (user, group)
+
+
+# -- internal services ----------------------------------------------------------------
+
+def test_internal_services_tcp_and_udp():
+    c = parse("".join(f"{n} stream tcp nowait root internal\n{n} dgram udp wait root internal\n"
+                      for n in ("echo", "discard", "chargen", "daytime", "time")))
+    assert [(s.id, s.internal, s.server) for s in c.services[:2]] == \
+        [("echo-tcp", "echo", None), ("echo-udp", "echo", None)]
+    assert {s.internal for s in c.services} == {"echo", "discard", "chargen", "daytime", "time"}
+    assert not c.findings
+
+
+def test_unknown_internal_service():
+    e = error("ftp stream tcp nowait root internal\n")
+    assert (e.line, e.column) == (1, 28) and "no internal service 'ftp'" in e.msg
+
+
+def test_inetutils_tcpmux_is_reported():
+    c = parse("tcpmux stream tcp nowait root internal\n", flavor="inetutils")
+    assert c.services[0].internal == "tcpmux"
+    assert [f.severity for f in c.findings] == [Severity.ERROR]
+
+
+# -- tcpd -----------------------------------------------------------------------------
+
+def test_tcpd_runs_the_real_program_from_its_daemon_directory():
+    c = parse("finger stream tcp nowait nobody /usr/sbin/tcpd in.fingerd -w\n")
+    s = c.services[0]
+    assert (s.server, s.argv) == ("/usr/sbin/in.fingerd", ("in.fingerd", "-w"))
+    assert s.tcp_wrapped and s.libwrap_name == "in.fingerd"
+    (finding,) = c.findings
+    assert finding.severity is Severity.WARNING and "hosts.allow" in finding.message
+    assert finding.service == "finger"
+
+
+def test_tcpd_with_an_absolute_program_passes_its_basename_as_argv0():
+    s = one("telnet stream tcp nowait root /usr/sbin/tcpd /usr/local/sbin/in.telnetd -h\n")
+    assert (s.server, s.argv, s.libwrap_name) == \
+        ("/usr/local/sbin/in.telnetd", ("in.telnetd", "-h"), "in.telnetd")
+
+
+# -- Debian #<off># -------------------------------------------------------------------
+
+OFF = "#<off># telnet\tstream\ttcp\tnowait\ttelnetd\t/usr/sbin/tcpd\t/usr/sbin/in.telnetd\n"
+
+
+def test_disabled_entries_are_left_out_with_a_note():
+    c = parse("# plain comment\n" + OFF + "ftp stream tcp nowait root /bin/cat cat\n")
+    assert [s.name for s in c.services] == ["ftp"]
+    (note,) = c.findings
+    assert note.severity is Severity.INFO and str(note.source) == "inetd.conf:2"
+    assert "include-disabled" in note.message
+
+
+def test_disabled_entries_are_parsed_on_request():
+    c = parse(OFF, include_disabled=True)
+    (s,) = c.services
+    assert s.disabled and s.name == "telnet" and s.server == "/usr/sbin/in.telnetd"
+    assert s.source.line == 1
+
+
+def test_errors_in_included_disabled_entries_point_at_their_column():
+    e = error("#<off># telnet stream tcp nowait\n", include_disabled=True)
+    assert e.line == 1 and "too few fields" in e.msg
+
+
+# -- inetutils quoting ----------------------------------------------------------------
+
+def test_inetutils_quotes_whole_words():
+    s = one("ftp stream tcp nowait root /bin/echo echo \"two words\" 'single \"q\"' "
+            "\"back\\\"slash\"\n", flavor="inetutils")
+    assert s.argv == ("echo", "two words", 'single "q"', 'back"slash')
+
+
+def test_openbsd_has_no_quoting():
+    s = one("ftp stream tcp nowait root /bin/echo echo \"two words\"\n")
+    assert s.argv == ("echo", '"two', 'words"')
+
+
+def test_unterminated_quote():
+    e = error("ftp stream tcp nowait root /bin/echo echo \"open\n", flavor="inetutils")
+    assert (e.line, e.column) == (1, 43) and "unterminated" in e.msg
+
+
+def test_inetutils_node_prefix():
+    s = one("127.0.0.1:ftp stream tcp nowait root /bin/cat cat\n", flavor="inetutils")
+    assert s.listens == (Listen(Family.IPV4, 21, "127.0.0.1"),)
+
+
+# -- ids ------------------------------------------------------------------------------
+
+def test_ids_are_unique_and_readable():
+    c = parse("echo stream tcp nowait root internal\necho dgram udp wait root internal\n"
+              "ftp stream tcp nowait root /bin/cat cat\n"
+              "127.0.0.1:telnet stream tcp nowait root /bin/cat cat\n"
+              "127.0.0.2:telnet stream tcp nowait root /bin/cat cat\n"
+              "daytime stream tcp4 nowait root internal\ndaytime stream tcp6 nowait root internal\n")
+    assert [s.id for s in c.services] == ["echo-tcp", "echo-udp", "ftp", "telnet-tcp",
+                                          "telnet-tcp-2", "daytime-tcp4", "daytime-tcp6"]
+
+
+def test_unique_ids_is_stable():
+    keys = [("a", "tcp"), ("b", "udp"), ("a", "udp")]
+    assert unique_ids(keys) == unique_ids(list(keys)) == ["a-tcp", "b", "a-udp"]
+
+
+# -- errors ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("line,column,needle", [
+    ("ftp stream tcp nowait root\n", 27, "missing server-program"),
+    ("ftp stream\n", 11, "missing protocol"),
+])
+def test_too_few_fields(line, column, needle):
+    e = error("# header\n" + line)
+    assert (e.file, e.line, e.column) == ("inetd.conf", 2, column)
+    assert "too few fields" in e.msg and needle in e.msg and "expected" in e.msg
+    assert str(e).startswith("inetd.conf:2:")
+
+
+def test_unknown_service_name():
+    e = error("ftp stream tcp nowait root /bin/cat cat\nnosuch stream tcp nowait root /bin/cat cat\n")
+    assert (e.line, e.column) == (2, 1)
+    assert "unknown service name 'nosuch'" in e.msg and "test-services" in e.msg
+
+
+def test_unknown_service_name_after_a_host_points_at_the_name():
+    e = error("127.0.0.1:nosuch stream tcp nowait root /bin/cat cat\n")
+    assert e.column == 11
+
+
+def test_service_known_only_for_the_other_protocol():
+    e = error("tftp stream tcp nowait root /bin/cat cat\n")
+    assert "unknown service name 'tftp' for tcp" in e.msg
+
+
+def test_port_out_of_range():
+    assert "out of range" in error("70000 stream tcp nowait root /bin/cat cat\n").msg
+
+
+def test_relative_server_path():
+    e = error("ftp stream tcp nowait root in.ftpd in.ftpd\n")
+    assert (e.line, e.column) == (1, 28) and "not an absolute path" in e.msg
+
+
+def test_unknown_flavour():
+    with pytest.raises(ConfigError, match="unknown inetd flavour"):
+        parse("", flavor="bsd")
+
+
+def test_read_inetd_names_the_file(tmp_path):
+    path = tmp_path / "inetd.conf"
+    path.write_text("ftp stream tcp nowait root /bin/cat cat\nbad\n")
+    with pytest.raises(ConfigError) as info:
+        read_inetd(path, services=SERVICES)
+    assert str(info.value).startswith(f"{path}:2:")
+    with pytest.raises(ConfigError, match="no such file"):
+        read_inetd(tmp_path / "missing", services=SERVICES)
+
+
+def test_services_default_to_etc_services_when_not_given():
+    if not Path("/etc/services").exists():
+        pytest.skip("no /etc/services on this machine")
+    s = parse_inetd("telnet stream tcp nowait root /bin/cat cat\n", "x")
+    assert s.services[0].listens[0].port == 23
+
+
+# -- load(): several files ------------------------------------------------------------
+
+def test_load_detects_xinetd_by_content():
+    assert looks_like_xinetd("defaults\n{\n}\nservice echo\n{\n socket_type = stream\n}\n")
+    assert looks_like_xinetd("includedir /etc/xinetd.d\n")
+    assert not looks_like_xinetd("echo stream tcp nowait root internal\n")
+
+
+def test_load_merges_files_and_keeps_ids_unique(tmp_path):
+    a = tmp_path / "a.conf"
+    b = tmp_path / "b.conf"
+    a.write_text("ftp stream tcp nowait root /bin/cat cat\n")
+    b.write_text("127.0.0.1:ftp stream tcp nowait root /bin/cat cat\nftp stream tcp6 nowait root "
+                 "/bin/cat cat\n")
+    c = load([a, b], services=SERVICES)
+    assert [s.id for s in c.services] == ["ftp"]
+    clashes = [f for f in c.findings if f.severity is Severity.ERROR]
+    assert [f.source.line for f in clashes] == [1, 2] and "already does" in clashes[0].message
+    services = SERVICES.ports | {("ftp", "udp"): 21}
+    table = type(SERVICES)(services, SERVICES.names, "s")
+    b.write_text("ftp dgram udp wait root /bin/cat cat\n")
+    c = load([a, b], services=table)
+    assert [s.id for s in c.services] == ["ftp", "ftp-2"]
+    assert any("renamed 'ftp-2'" in f.message for f in c.findings)
+
+
+def test_same_address_rules():
+    c = parse("127.0.0.1:ftp stream tcp nowait root /bin/cat cat\n"
+              "[::1]:ftp stream tcp nowait root /bin/cat cat\n"
+              "ftp stream tcp4 nowait root /bin/cat cat\n"
+              "ftp stream tcp6 nowait root /bin/cat cat\n")
+    v4_host, v6_host, v4_any, v6_any = c.services
+    assert not same_address(v4_host, v6_host)
+    assert same_address(v4_host, v4_any) and same_address(v6_host, v6_any)
+    assert not same_address(v4_any, v6_any)  # two sockets, as openbsd-inetd's tcp opens
