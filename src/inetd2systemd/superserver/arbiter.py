@@ -1,0 +1,624 @@
+"""The superserver's one loop, in the shape of gunicorn's arbiter.
+
+One selector watches every listening socket and the signal pipe. Signals only write
+their number into that pipe (signal.set_wakeup_fd); the loop reads them and handles
+them in order, so no work ever runs inside a signal handler:
+
+- SIGCHLD: reap every exited child (one waitpid loop, the only place children are
+  reaped), log its status, free its instance slot and re-arm its wait service;
+- SIGHUP: re-read the configuration. Sockets whose address is still configured stay
+  open (same socket, same inode), removed ones close, new ones open. A configuration
+  that fails to read leaves the running one untouched and logs file:line;
+- SIGTERM, SIGINT: close the listeners, ask running servers to stop, exit.
+
+Per service kind (inetd.conf(5), xinetd.conf(5)):
+- nowait stream: accept, check the protections, start the server on the connection;
+- wait (stream or datagram): stop watching the socket, hand it to the server, watch
+  it again when that server exits — the reason inetd has `wait` at all;
+- internal (echo, discard, chargen, daytime, time): served in this process, no fork.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import os
+import selectors
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..model import Configuration, Service, Severity, SocketType
+from . import limits
+from .log import Log
+from .sockets import EndpointKey, apply_options, endpoint_key, listen_of_socket, open_listener, \
+    unsupported_reason
+from .spawn import Launcher, base_environment
+
+# Accept at most this many connections per wake-up of one socket: amortises select()
+# under load, yet one flooded service cannot starve the others or the signal pipe.
+ACCEPT_BATCH = 32
+# accept() failing for lack of descriptors or memory: stop watching that socket this
+# long instead of spinning on a readiness that no accept() can clear.
+RESOURCE_BACKOFF = 1.0
+# On stop, how long running servers get after SIGTERM before the superserver exits.
+STOP_GRACE = 2.0
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+
+Loader = Callable[[], Configuration]
+
+
+class Unit:
+    """One configured service while it runs: its launcher, limits and sockets."""
+
+    __slots__ = ("service", "launcher", "internal", "rate", "occupancy", "acl", "checks",
+                 "endpoints", "paused_until", "accepts")
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.launcher: Launcher | None = None
+        self.internal = None  # the runtime.internal engine serving it, when internal
+        self.rate = limits.SpawnRate(service.rate) if service.rate else None
+        self.occupancy = limits.Occupancy(service.instances, service.per_source)
+        self.acl = None
+        self.checks = limits.has_accept_checks(service)
+        self.endpoints: list[Endpoint] = []
+        self.paused_until: float | None = None
+        self.accepts = service.accept
+
+    def retarget(self, service: Service) -> None:
+        """A reload changed the service but kept its id: keep the counts, take the rest."""
+        if service.rate != self.service.rate:
+            self.rate = limits.SpawnRate(service.rate) if service.rate else None
+        self.occupancy.retune(service.instances, service.per_source)
+        self.service = service
+        self.checks = limits.has_accept_checks(service)
+        self.accepts = service.accept
+
+
+@dataclass(eq=False)
+class Endpoint:
+    """One listening socket and the unit it currently serves."""
+
+    key: EndpointKey
+    sock: socket.socket
+    unit: Unit
+    inherited: bool = False  # from systemd: never closed on pause, never re-bound
+    watched: bool = False
+    busy_pid: int | None = None  # the wait server that holds this socket now
+
+
+@dataclass(eq=False)
+class Child:
+    unit: Unit
+    endpoint: Endpoint | None  # set for wait servers: re-armed when this child exits
+    source: str | None
+    started: float = field(default_factory=time.monotonic)
+
+
+class Arbiter:
+    def __init__(self, load: Loader, log: Log, *,
+                 inherited: Mapping[str, Sequence[socket.socket]] | None = None,
+                 notifier=None, environ: Mapping[str, str] | None = None) -> None:
+        self._load = load
+        self.log = log
+        self._inherited = {name: list(socks) for name, socks in (inherited or {}).items()}
+        self._notifier = notifier
+        self._env = base_environment(dict(environ) if environ is not None else None)
+        self.selector = selectors.DefaultSelector()
+        self.units: dict[str, Unit] = {}
+        self.endpoints: dict[EndpointKey, Endpoint] = {}
+        self.children: dict[int, Child] = {}
+        self._signals: deque[int] = deque()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._stopping = False
+        self._wake_r = self._wake_w = -1
+        self._load_gate = limits.LoadGate()
+        self._internal_engine = None
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Read the configuration and open every socket; ConfigError if it cannot be read."""
+        configuration = self._load()
+        self._report_findings(configuration)
+        self._install_signals()
+        self._apply(configuration)
+        if not self.endpoints:
+            raise ConfigError("no service could be started (see the messages above)")
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; the return value is the exit status."""
+        if self._notifier is not None:
+            self._notifier.ready(f"serving {len(self.units)} services")
+        self.log.notice(f"started: {len(self.units)} services on {len(self.endpoints)} sockets")
+        select = self.selector.select
+        while not self._stopping:
+            timeout = self._next_timeout()
+            for key, _ in select(timeout):
+                key.data(key.fileobj)
+            if self._signals:
+                self._handle_signals()
+            if self._timers:
+                self._run_timers()
+        self._shutdown()
+        return 0
+
+    def request_stop(self) -> None:
+        self._stopping = True
+
+    # -- signals: one queue, handled in the loop -----------------------------------------------
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for signum in _HANDLED_SIGNALS:
+            signal.signal(signum, _note_signal)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wakeup)
+
+    def _on_wakeup(self, _fd) -> None:
+        try:
+            data = os.read(self._wake_r, 512)
+        except BlockingIOError:
+            return
+        # A full pipe drops bytes; SIGCHLD is therefore also implied by any wake-up
+        # while children run, and handled idempotently (waitpid WNOHANG).
+        for signum in data:
+            if signum not in self._signals:
+                self._signals.append(signum)
+        if self.children and signal.SIGCHLD not in self._signals:
+            self._signals.append(signal.SIGCHLD)
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.popleft()
+            if signum == signal.SIGCHLD:
+                self._reap()
+            elif signum == signal.SIGHUP:
+                self.reload()
+            elif signum in (signal.SIGTERM, signal.SIGINT):
+                self.log.notice(f"{signal.Signals(signum).name}: stopping")
+                self._stopping = True
+
+    # -- children ------------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        """The one place children are reaped."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue
+            unit = child.unit
+            unit.occupancy.ended(child.source)
+            self.log.info(f"EXIT: {unit.service.id} pid={pid} {_describe_status(status)} "
+                          f"duration={time.monotonic() - child.started:.3f}s")
+            endpoint = child.endpoint
+            if endpoint is not None and endpoint.busy_pid == pid:
+                endpoint.busy_pid = None
+                if self.endpoints.get(endpoint.key) is endpoint and unit.paused_until is None:
+                    self._watch(endpoint)
+
+    # -- reading the configuration -------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """SIGHUP: apply a new configuration, or keep the old one if it cannot be read."""
+        if self._notifier is not None:
+            self._notifier.reloading()
+        try:
+            configuration = self._load()
+        except ConfigError as exc:
+            self.log.error(f"reload failed, keeping the running configuration: {exc}")
+            ok = False
+        else:
+            self._report_findings(configuration)
+            self._apply(configuration)
+            self.log.notice(f"reloaded: {len(self.units)} services on {len(self.endpoints)} sockets")
+            ok = True
+        if self._notifier is not None:
+            self._notifier.ready(f"serving {len(self.units)} services")
+        return ok
+
+    def _report_findings(self, configuration: Configuration) -> None:
+        for finding in configuration.findings:
+            if finding.severity is not Severity.INFO:
+                self.log.warning(str(finding))
+
+    def _servable(self, configuration: Configuration) -> list[Service]:
+        services = []
+        for service in configuration.services:
+            if service.disabled:
+                continue
+            reason = unsupported_reason(service)
+            if reason is None and service.internal is not None and service.server is None:
+                reason = self._internal_unsupported(service)
+            if reason is not None:
+                self.log.error(f"{service.source}: {service.id}: not started: {reason}")
+                continue
+            services.append(service)
+        return services
+
+    def _apply(self, configuration: Configuration) -> None:
+        """Make the running set match the configuration, keeping unchanged sockets."""
+        old_units, old_endpoints = self.units, self.endpoints
+        units: dict[str, Unit] = {}
+        endpoints: dict[EndpointKey, Endpoint] = {}
+        for service in self._servable(configuration):
+            unit = old_units.get(service.id)
+            if unit is None:
+                unit = Unit(service)
+            else:
+                unit.retarget(service)
+            try:
+                self._prepare(unit)
+            except (ConfigError, ValueError) as exc:
+                self.log.error(f"{service.source}: {service.id}: not started: {_message(exc)}")
+                continue
+            unit.endpoints = []
+            for endpoint in self._endpoints_for(unit, old_endpoints, endpoints):
+                endpoints[endpoint.key] = endpoint
+                unit.endpoints.append(endpoint)
+            if unit.endpoints or unit.paused_until is not None:
+                units[service.id] = unit
+        for key, endpoint in old_endpoints.items():
+            if endpoints.get(key) is not endpoint:
+                self._close(endpoint)
+        self.units, self.endpoints = units, endpoints
+        for endpoint in endpoints.values():
+            if endpoint.busy_pid is not None or endpoint.unit.paused_until is not None:
+                self._unwatch(endpoint)
+            elif endpoint.watched:
+                # Same socket, maybe a new unit: swap the callback without a gap.
+                self.selector.modify(endpoint.sock, selectors.EVENT_READ, self._callback_for(endpoint))
+            else:
+                self._watch(endpoint)
+
+    def _prepare(self, unit: Unit) -> None:
+        service = unit.service
+        if service.server is not None:
+            unit.launcher = Launcher(service, self._env)
+            unit.internal = None
+        else:
+            unit.launcher = None
+            unit.internal = self._internal_for(service)
+        if service.only_from is not None or service.no_access:
+            from ..acl import AccessList
+            unit.acl = AccessList(service.only_from, service.no_access)
+        else:
+            unit.acl = None
+
+    def _endpoints_for(self, unit: Unit, old: dict[EndpointKey, Endpoint],
+                       new: dict[EndpointKey, Endpoint]) -> list[Endpoint]:
+        service = unit.service
+        result = []
+        inherited = self._inherited_for(service)
+        for listen in service.listens:
+            key = endpoint_key(service, listen)
+            if key in new:
+                self.log.error(f"{service.source}: {service.id}: {listen} is already served by "
+                               f"{new[key].unit.service.id}")
+                continue
+            endpoint = old.get(key)
+            if endpoint is not None:
+                endpoint.unit = unit
+                try:
+                    apply_options(endpoint.sock, service)
+                except OSError as exc:
+                    self.log.warning(f"{service.source}: {service.id}: socket options: {exc.strerror}")
+            elif unit.paused_until is not None and not inherited:
+                continue  # closed by its rate limit; the timer reopens it
+            else:
+                sock = inherited.pop(listen, None)
+                try:
+                    endpoint = Endpoint(key, sock, unit, inherited=True) if sock is not None else \
+                        Endpoint(key, open_listener(service, listen), unit)
+                except (OSError, ConfigError) as exc:
+                    self.log.error(f"{service.source}: {service.id}: cannot listen on {listen}: "
+                                   f"{_message(exc)}")
+                    continue
+            # Datagram and wait sockets are handed to servers, which expect a blocking
+            # socket (the flag is shared with the child); only accept sockets are ours alone.
+            endpoint.sock.setblocking(not unit.accepts)
+            result.append(endpoint)
+        for sock in inherited.values():
+            self.log.warning(f"{service.id}: socket {listen_of_socket(sock)} passed for it matches "
+                             "no configured address; serving it anyway")
+            result.append(Endpoint(("inherited", sock.fileno()), sock, unit, inherited=True))
+            sock.setblocking(not unit.accepts)
+        return result
+
+    def _inherited_for(self, service: Service) -> dict:
+        """Sockets systemd passed for this service (FileDescriptorName= is its id)."""
+        if not self._inherited:
+            return {}
+        from ..units.writer import fd_name  # the writer names them; one function for both
+        socks = self._inherited.pop(fd_name(service), None)
+        if not socks:
+            return {}
+        return {listen_of_socket(sock): sock for sock in socks}
+
+    # -- watching sockets ----------------------------------------------------------------------
+
+    def _watch(self, endpoint: Endpoint) -> None:
+        if endpoint.watched:
+            return
+        self.selector.register(endpoint.sock, selectors.EVENT_READ, self._callback_for(endpoint))
+        endpoint.watched = True
+
+    def _callback_for(self, endpoint: Endpoint) -> Callable[[object], None]:
+        unit = endpoint.unit
+        if unit.internal is not None:
+            return self._internal_callback(endpoint)
+        if unit.accepts:
+            return self._accept_callback(endpoint)
+        return self._wait_callback(endpoint)
+
+    def _unwatch(self, endpoint: Endpoint) -> None:
+        if endpoint.watched:
+            self.selector.unregister(endpoint.sock)
+            endpoint.watched = False
+
+    def _close(self, endpoint: Endpoint) -> None:
+        self._unwatch(endpoint)
+        if not endpoint.inherited:
+            endpoint.sock.close()  # a wait server running now keeps its own copy
+
+    # -- nowait stream: accept and start one server per connection -----------------------------------
+
+    def _accept_callback(self, endpoint: Endpoint) -> Callable[[object], None]:
+        accept = endpoint.sock._accept  # (fd, address) without building a socket object
+        unit = endpoint.unit
+        launcher = unit.launcher
+        children = self.children
+        log = self.log
+        service_id = unit.service.id
+
+        def on_ready(_sock) -> None:
+            for _ in range(ACCEPT_BATCH):
+                try:
+                    fd, address = accept()
+                except BlockingIOError:
+                    return
+                except OSError as exc:
+                    self._accept_failed(endpoint, exc)
+                    return
+                source = address[0] if isinstance(address, tuple) else None
+                if (unit.checks or unit.rate is not None) and not self._admit(unit, source):
+                    os.close(fd)
+                    if unit.paused_until is not None:
+                        return
+                    continue
+                try:
+                    pid = launcher.spawn(fd, source)
+                except OSError as exc:
+                    log.error(f"FAIL: {service_id} cannot start {launcher.path}: {exc.strerror}")
+                    continue
+                finally:
+                    os.close(fd)
+                children[pid] = Child(unit, None, source)
+                unit.occupancy.started(source)
+                log.info(f"START: {service_id} pid={pid} from={source}")
+
+        return on_ready
+
+    def _accept_failed(self, endpoint: Endpoint, exc: OSError) -> None:
+        if exc.errno in _RESOURCE_ERRORS:
+            self.log.error(f"{endpoint.unit.service.id}: accept: {exc.strerror}; pausing this "
+                           f"socket for {RESOURCE_BACKOFF:g}s")
+            self._unwatch(endpoint)
+
+            def resume() -> None:
+                if self.endpoints.get(endpoint.key) is endpoint and endpoint.busy_pid is None \
+                        and endpoint.unit.paused_until is None:
+                    self._watch(endpoint)
+
+            self._at(time.monotonic() + RESOURCE_BACKOFF, resume)
+        elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EPERM):
+            self.log.error(f"{endpoint.unit.service.id}: accept: {exc.strerror}")
+
+    def _admit(self, unit: Unit, source: str | None) -> bool:
+        """The peers' checks, in xinetd's order (access.c): rate, load, time, limits, address."""
+        now = time.monotonic()
+        if unit.rate is not None and not unit.rate.admit(now):
+            self._pause(unit, now)
+            self.log.error(f"FAIL: {unit.service.id} {limits.RATE} from={source}")
+            return False
+        service = unit.service
+        if unit.checks:
+            reason = None
+            if service.max_load is not None and self._load_gate.too_high(service.max_load, now):
+                reason = limits.LOAD
+            elif service.access_times and limits.outside_access_times(
+                    service.access_times, _minute_of_day()):
+                reason = limits.TIME
+            else:
+                reason = unit.occupancy.refusal(source)
+                if reason is None and unit.acl is not None and source is not None \
+                        and not unit.acl.allows(source):
+                    reason = limits.ADDRESS
+            if reason is not None:
+                self.log.warning(f"FAIL: {service.id} {reason} from={source}")
+                return False
+        return True
+
+    def _pause(self, unit: Unit, now: float) -> None:
+        """Over its rate: the service goes off for `pause` seconds, as both peers do.
+
+        Both peers close the socket (clients are refused, not queued); a socket systemd
+        gave us cannot be re-bound, so it is only left unwatched.
+        """
+        rate = unit.service.rate
+        assert rate is not None
+        unit.paused_until = now + rate.pause
+        self.log.error(f"{unit.service.id}: more than {rate.count} starts in {rate.interval:g}s: "
+                       f"service off for {rate.pause:g}s")
+        for endpoint in unit.endpoints:
+            if endpoint.inherited:
+                self._unwatch(endpoint)
+            else:
+                self._close(endpoint)
+                self.endpoints.pop(endpoint.key, None)
+        unit.endpoints = [e for e in unit.endpoints if e.inherited]
+
+        def resume() -> None:
+            if self.units.get(unit.service.id) is not unit:
+                return  # reloaded away meanwhile
+            unit.paused_until = None
+            for listen in unit.service.listens:
+                key = endpoint_key(unit.service, listen)
+                if key in self.endpoints:
+                    continue
+                try:
+                    endpoint = Endpoint(key, open_listener(unit.service, listen), unit)
+                except (OSError, ConfigError) as exc:
+                    self.log.error(f"{unit.service.id}: cannot listen on {listen} again: {_message(exc)}")
+                    continue
+                endpoint.sock.setblocking(not unit.accepts)
+                self.endpoints[key] = endpoint
+                unit.endpoints.append(endpoint)
+            for endpoint in unit.endpoints:
+                if endpoint.busy_pid is None:
+                    self._watch(endpoint)
+            self.log.notice(f"{unit.service.id}: service on again")
+
+        self._at(unit.paused_until, resume)
+
+    # -- wait: hand the socket over, watch it again when the server exits -------------------------------
+
+    def _wait_callback(self, endpoint: Endpoint) -> Callable[[object], None]:
+        def on_ready(_sock) -> None:
+            unit = endpoint.unit
+            if unit.rate is not None and not self._admit(unit, None):
+                return
+            launcher = unit.launcher
+            try:
+                pid = launcher.spawn(endpoint.sock.fileno())
+            except OSError as exc:
+                self.log.error(f"FAIL: {unit.service.id} cannot start {launcher.path}: {exc.strerror}")
+                self._drain(endpoint)
+                return
+            if unit.service.wait:
+                self._unwatch(endpoint)
+                endpoint.busy_pid = pid
+                self.children[pid] = Child(unit, endpoint, None)
+            else:
+                # dgram nowait (openbsd-inetd only): the server must read the datagram
+                # itself; the socket stays watched, its rate limit bounds any loop.
+                self.children[pid] = Child(unit, None, None)
+            unit.occupancy.started(None)
+            self.log.info(f"START: {unit.service.id} pid={pid}")
+
+        return on_ready
+
+    def _drain(self, endpoint: Endpoint) -> None:
+        """A datagram nobody will read would wake us forever: drop it (xinetd drain())."""
+        if endpoint.sock.type == socket.SOCK_DGRAM:
+            try:
+                endpoint.sock.recv(1, socket.MSG_DONTWAIT)
+            except OSError:
+                pass
+
+    # -- internal services ---------------------------------------------------------------------
+
+    def _internal_unsupported(self, service: Service) -> str | None:
+        try:
+            from ..runtime import internal  # noqa: F401
+        except ImportError:
+            return "internal services are not available in this installation"
+        return None
+
+    def _internal_for(self, service: Service):
+        from .internals import InternalServices
+        if self._internal_engine is None:
+            self._internal_engine = InternalServices(self.selector, self.log)
+        return self._internal_engine.handler(service)
+
+    def _internal_callback(self, endpoint: Endpoint) -> Callable[[object], None]:
+        unit = endpoint.unit
+        return unit.internal.callback(endpoint.sock, lambda source: self._admit(unit, source)
+                                      if (unit.checks or unit.rate is not None) else True)
+
+    # -- timers ----------------------------------------------------------------------------------
+
+    def _at(self, when: float, callback: Callable[[], None]) -> None:
+        heapq.heappush(self._timers, (when, next(self._timer_seq), callback))
+
+    def _next_timeout(self) -> float | None:
+        if self._signals:
+            return 0
+        if not self._timers:
+            return None
+        return max(0.0, self._timers[0][0] - time.monotonic())
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, callback = heapq.heappop(self._timers)
+            callback()
+
+    # -- stopping ----------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        if self._notifier is not None:
+            self._notifier.stopping()
+        for endpoint in list(self.endpoints.values()):
+            self._close(endpoint)
+        self.endpoints.clear()
+        if self._internal_engine is not None:
+            self._internal_engine.close()
+        # xinetd(8): SIGTERM "terminates all running servers before terminating xinetd".
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE
+        while self.children and time.monotonic() < deadline:
+            self._reap()
+            if self.children:
+                time.sleep(0.02)
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._reap()
+        signal.set_wakeup_fd(-1)
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self.selector.close()
+        self.log.notice("stopped")
+
+
+def _note_signal(signum, frame) -> None:
+    """Nothing to do here: set_wakeup_fd already queued the signal number for the loop."""
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal={signal.Signals(os.WTERMSIG(status)).name}"
+    return f"status={os.waitstatus_to_exitcode(status)}"
+
+
+def _minute_of_day() -> int:
+    now = time.localtime()
+    return now.tm_hour * 60 + now.tm_min
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

@@ -1,0 +1,142 @@
+"""The protections the peers put in front of a service, as plain bookkeeping.
+
+Nothing here touches a socket or the clock: each check takes `now` so the arbiter
+reads the clock once per wake-up and tests can drive time by hand.
+
+- `SpawnRate`: openbsd-inetd `nowait.N` (N starts per 60 s, then 10 min off) and
+  xinetd `cps N T` (N per second, then T s off), both as the model's `RateLimit`.
+- `Occupancy`: xinetd `instances` and `per_source`, counted over running servers.
+- `LoadGate`: xinetd `max_load`, the 1-minute load average read at most once a second.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from ..model import RateLimit, Service
+
+# Why a connection was turned away, in xinetd's own words (access.c access_code_names),
+# so that an administrator grepping old xinetd logs finds the same reasons here.
+ADDRESS = "address"
+SERVICE_LIMIT = "service_limit"
+PER_SOURCE_LIMIT = "per_source_limit"
+LOAD = "load"
+RATE = "connections per second"
+TIME = "time"
+
+
+class SpawnRate:
+    """Counts starts in a window opened by the first start, as both peers do.
+
+    openbsd-inetd (inetd.c spawn()): the window opens at the first start; once `count`
+    starts are in it, one more start inside `interval` trips the limit, and the service
+    is closed for `pause` seconds. A start after the window has run out opens a new one.
+    xinetd's cps (access.c) is the same window with interval 1 s, so one tracker serves
+    both; the model already carries the numbers (nowait.N = (N, 60, 600)).
+    """
+
+    __slots__ = ("limit", "window_start", "count")
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
+        self.window_start = 0.0
+        self.count = 0
+
+    def admit(self, now: float) -> bool:
+        """Record one start; False means the limit tripped and the service must pause."""
+        if self.count == 0 or now - self.window_start > self.limit.interval:
+            self.window_start = now
+            self.count = 1
+            return True
+        if self.count >= self.limit.count:
+            self.count = 0  # the pause resets the window, as inetd's close_sep() does
+            return False
+        self.count += 1
+        return True
+
+
+class Occupancy:
+    """Running servers of one service, in total and by source address."""
+
+    __slots__ = ("instances", "per_source", "running", "by_source")
+
+    def __init__(self, instances: int | None, per_source: int | None) -> None:
+        self.instances = instances
+        self.per_source = per_source
+        self.running = 0
+        self.by_source: Counter[str] = Counter()
+
+    def refusal(self, source: str | None) -> str | None:
+        """The xinetd reason this source cannot start one more server, or None."""
+        if self.instances is not None and self.running >= self.instances:
+            return SERVICE_LIMIT
+        if (self.per_source is not None and source is not None
+                and self.by_source[source] >= self.per_source):
+            return PER_SOURCE_LIMIT
+        return None
+
+    def started(self, source: str | None) -> None:
+        self.running += 1
+        if source is not None and self.per_source is not None:
+            self.by_source[source] += 1
+
+    def ended(self, source: str | None) -> None:
+        self.running = max(0, self.running - 1)
+        if source is not None and self.per_source is not None:
+            left = self.by_source[source] - 1
+            if left > 0:
+                self.by_source[source] = left
+            else:
+                self.by_source.pop(source, None)
+
+    def retune(self, instances: int | None, per_source: int | None) -> None:
+        """A reload changed the limits: keep counting the servers already running."""
+        if per_source is not None and self.per_source is None:
+            self.by_source.clear()  # was not counted before; start fresh rather than lie
+        self.instances = instances
+        self.per_source = per_source
+
+
+class LoadGate:
+    """xinetd max_load: refuse while the 1-minute load average is at or above it."""
+
+    __slots__ = ("_read_at", "_load", "_getloadavg")
+
+    def __init__(self, getloadavg=os.getloadavg) -> None:
+        self._read_at = -1.0
+        self._load = 0.0
+        self._getloadavg = getloadavg
+
+    def too_high(self, max_load: float, now: float) -> bool:
+        if now - self._read_at >= 1.0:  # the kernel updates it every 5 s anyway
+            try:
+                self._load = self._getloadavg()[0]
+            except OSError:  # no /proc: "where the platform allows"
+                self._load = 0.0
+            self._read_at = now
+        return self._load >= max_load
+
+
+def has_accept_checks(service: Service) -> bool:
+    """Whether anything must be checked per connection (a fast path skips it all)."""
+    return (service.instances is not None or service.per_source is not None
+            or service.max_load is not None or service.only_from is not None
+            or bool(service.no_access) or bool(service.access_times))
+
+
+def outside_access_times(windows: tuple[tuple[int, int], ...], minute_of_day: int) -> bool:
+    """xinetd access_times: True when the current minute is in none of the windows.
+
+    A window is (start, end) in minutes after midnight, both ends included as xinetd
+    does (timex.c); one that wraps midnight (22:00-02:00) is honoured too.
+    """
+    if not windows:
+        return False
+    for start, end in windows:
+        if start <= end:
+            if start <= minute_of_day <= end:
+                return False
+        elif minute_of_day >= start or minute_of_day <= end:
+            return False
+    return True
