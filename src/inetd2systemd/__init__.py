@@ -26,8 +26,7 @@ def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'inetd2systemd' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
+    # __import__, not importlib.import_module: importlib would pull in `warnings` too
+    value = getattr(__import__(module, fromlist=[name]), name)
     globals()[name] = value
     return value

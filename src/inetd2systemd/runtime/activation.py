@@ -1,0 +1,467 @@
+"""Inherited sockets, however the process was started: listen_fds() and serve().
+
+Two protocols hand a process its sockets:
+
+* sd_listen_fds(3): systemd (Accept=no and Accept=yes), `systemd-socket-activate`
+  without `--inetd`, and the suite's superserver set LISTEN_PID/LISTEN_FDS (and maybe
+  LISTEN_FDNAMES) and put the sockets on fds 3, 4, ...
+* inetd: a classic inetd child, `StandardInput=socket`, `systemd-socket-activate --inetd`
+  put the one socket on fd 0 (and 1, often 2). No environment variable says so.
+
+`listen_fds()` reads the first and falls back to the second, so a handler written
+against it runs unchanged in every mode. `serve()` then runs a handler function on
+whatever came: an accept loop, the one connection, or a datagram receive loop.
+
+This module is imported by per-connection handlers on every connection: it imports
+only what the interpreter has already loaded (os, socket, stat); threads, selectors
+and signals are imported by serve() alone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterable
+
+__all__ = ["SD_LISTEN_FDS_START", "ActivationError", "Activated", "listen_fds",
+           "listen_fds_with_names", "serve"]
+
+SD_LISTEN_FDS_START = 3
+_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+# Names for the socket found on fd 0; a connected stream gets the name systemd gives
+# the Accept=yes connection, so name lookups work the same in both modes.
+CONNECTION_NAME = "connection"
+STDIN_NAME = "stdin"
+
+StreamHandler = Callable[[socket.socket, object], object]
+DatagramHandler = Callable[[bytes, object], "bytes | None"]
+
+
+class ActivationError(RuntimeError):
+    """The activation environment is set but wrong (bad count, fd not a socket, ...)."""
+
+
+class Activated(dict):
+    """name -> [sockets], as `dict`, plus the order the sockets were passed in.
+
+    Names repeat (several sockets may share one FileDescriptorName=), hence lists.
+    `sockets` is every socket in fd order, `names` their names in the same order.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, socket.socket]] = ()) -> None:
+        super().__init__()
+        self.pairs: tuple[tuple[str, socket.socket], ...] = tuple(pairs)
+        for name, sock in self.pairs:
+            self.setdefault(name, []).append(sock)
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [sock for _, sock in self.pairs]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.pairs)
+
+
+# fd -> the socket object that owns it. socket.socket(fileno=fd) closes fd when it is
+# garbage-collected, so wrapping one fd twice (listen_fds(False) called twice) would let
+# the first wrapper close the second's fd; instead the same object is handed out again.
+_owned: dict[int, socket.socket] = {}
+
+
+def listen_fds(unset_environment: bool = True, *, stdin: bool = True) -> list[socket.socket]:
+    """The sockets this process was started with, in the order they were passed.
+
+    Outcomes, per sd_listen_fds(3):
+    - LISTEN_PID absent, or not this process's pid (inherited from a parent that did
+      not unset it), or LISTEN_FDS absent or 0: no LISTEN_FDS sockets, so fall back to
+      fd 0 (below), else [].
+    - LISTEN_PID or LISTEN_FDS not a plain decimal number, LISTEN_FDS negative, an fd in
+      the range closed or not a socket, LISTEN_FDNAMES with a different count:
+      ActivationError naming the variable or the fd.
+    - With unset_environment (the default) the three variables are removed before
+      returning, whatever the outcome, so children do not inherit them; a second call
+      then returns [].
+    - Every returned fd has FD_CLOEXEC set; the objects have the family, type and
+      protocol of the real socket.
+
+    inetd style (no LISTEN_FDS and fd 0 is a socket; `stdin=False` turns this off): the
+    socket is moved off fd 0 to a new close-on-exec fd, and fd 0 (and fd 1 when it is
+    the same socket) is pointed at /dev/null (fd 1 at fd 2 when fd 2 is a log and not
+    the socket), so that closing the returned socket really ends the connection and a
+    stray print() or traceback never reaches the peer - just as under Accept=yes. With
+    unset_environment=False fds 0 and 1 are left alone and the socket is a duplicate of
+    fd 0 (the connection then ends only with shutdown() or process exit).
+    """
+    return listen_fds_with_names(unset_environment, stdin=stdin).sockets
+
+
+def listen_fds_with_names(unset_environment: bool = True, *, stdin: bool = True) -> Activated:
+    """Like listen_fds(), with names: LISTEN_FDNAMES, else "unknown" for each fd.
+
+    The socket found on fd 0 is named "connection" when it is a connected stream (the
+    name systemd gives the Accept=yes connection) and "stdin" otherwise.
+    """
+    try:
+        count, names = _read_environment()
+    finally:
+        if unset_environment:
+            for variable in _VARIABLES:
+                os.environ.pop(variable, None)
+    if count:
+        fds = range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count)
+        for fd in fds:  # all first, as sd_listen_fds does, so none leaks into a child
+            _check_socket(fd, f"LISTEN_FDS={count}")
+        return Activated(zip(names, (_own(fd) for fd in fds)))
+    if stdin and _is_socket(0):
+        sock = _take_stdin(move=unset_environment)
+        return Activated([(_stdin_name(sock), sock)])
+    return Activated()
+
+
+def _read_environment() -> tuple[int, list[str]]:
+    env = os.environ
+    pid_text = env.get("LISTEN_PID")
+    if pid_text is None:
+        return 0, []
+    if _number(pid_text, "LISTEN_PID") != os.getpid():
+        return 0, []  # meant for another process (a parent that did not unset it)
+    fds_text = env.get("LISTEN_FDS")
+    if fds_text is None:
+        return 0, []
+    count = _number(fds_text, "LISTEN_FDS")
+    if count == 0:
+        return 0, []
+    names_text = env.get("LISTEN_FDNAMES")
+    if names_text is None:
+        return count, ["unknown"] * count
+    names = names_text.split(":")
+    if len(names) != count:
+        raise ActivationError(f"LISTEN_FDNAMES={names_text!r} has {len(names)} names "
+                              f"for LISTEN_FDS={count} descriptors")
+    return count, names
+
+
+def _number(text: str, variable: str) -> int:
+    # int() would also take " 3", "+3", "3_0" and non-ASCII digits; libsystemd does not.
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        raise ActivationError(f"{variable}={text!r} is not a number")
+    value = int(text)
+    if value < 0:
+        raise ActivationError(f"{variable}={text!r} is negative")
+    return value
+
+
+def _check_socket(fd: int, why: str) -> None:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as exc:
+        raise ActivationError(f"fd {fd} ({why}) is not open: {exc.strerror}") from None
+    if not stat.S_ISSOCK(mode):
+        raise ActivationError(f"fd {fd} ({why}) is not a socket but a {_kind(mode)}")
+    os.set_inheritable(fd, False)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"),
+                       (stat.S_ISFIFO, "pipe"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return name
+    return "non-socket file"
+
+
+def _own(fd: int) -> socket.socket:
+    sock = _owned.get(fd)
+    if sock is None or sock.fileno() != fd:
+        sock = _owned[fd] = socket.socket(fileno=fd)
+    return sock
+
+
+def _is_socket(fd: int) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _same_file(a: int, b: int) -> bool:
+    try:
+        sa, sb = os.fstat(a), os.fstat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _take_stdin(move: bool) -> socket.socket:
+    fd = os.dup(0)  # Python's dup is already close-on-exec
+    if move:
+        on_1, on_2 = _same_file(0, 1), _same_file(0, 2)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(null, 0)
+            if on_2:
+                os.dup2(null, 2)
+            if on_1:
+                # print() goes where errors go when that is a log, else nowhere
+                os.dup2(2 if not on_2 and _is_open(2) else null, 1)
+        finally:
+            os.close(null)
+    return _own(fd)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _stdin_name(sock: socket.socket) -> str:
+    if sock.type == socket.SOCK_STREAM and not _listening(sock):
+        return CONNECTION_NAME
+    return STDIN_NAME
+
+
+def _listening(sock: socket.socket) -> bool:
+    try:
+        return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    except OSError:
+        return False
+
+
+def _peer(sock: socket.socket) -> object:
+    try:
+        return sock.getpeername()
+    except OSError:
+        return None
+
+
+# -- serve --------------------------------------------------------------------------------
+
+DATAGRAM_MAX = 65535
+
+
+def serve(handler: StreamHandler | None = None, *, datagram: DatagramHandler | None = None,
+          sockets: Iterable[socket.socket] | None = None, idle_timeout: float | None = None,
+          unset_environment: bool = True) -> None:
+    """Run handler functions on the inherited sockets, in any activation mode.
+
+    handler(conn, peer) serves one stream connection: conn is a connected socket.socket,
+      peer its address (None for unnamed AF_UNIX peers). serve() ends the connection
+      (shutdown for writing, then close) when it returns.
+    datagram(data, peer) -> bytes | None serves one datagram: a returned value is sent
+      back to peer from the socket the datagram arrived on.
+
+    What runs, per socket (from listen_fds(), or `sockets` when given):
+    - a listening stream socket (Accept=no, `inetd ... stream wait`, systemd-socket-
+      activate without -a): an accept loop, one thread per connection;
+    - a connected stream socket (Accept=yes, inetd `nowait`, --inetd -a): that one
+      connection, then return;
+    - a datagram socket (ListenDatagram=, `dgram wait`, -d): a receive loop.
+    With idle_timeout (seconds), serve() returns once no connection is open and nothing
+    arrived for that long; the service manager keeps listening and starts the process
+    again on the next connection or datagram, which waits in the socket meanwhile.
+    SIGTERM (when serve() runs in the main thread) stops accepting, lets open
+    connections finish, and returns. Handler exceptions are printed to stderr and end
+    only that connection. No socket at all: ActivationError.
+    """
+    socks = list(listen_fds(unset_environment) if sockets is None else sockets)
+    if not socks:
+        raise ActivationError("no sockets were passed: start this under a socket unit, "
+                              "systemd-socket-activate, inetd or `inetd2systemd serve`")
+    for sock in socks:
+        if sock.type == socket.SOCK_DGRAM and datagram is None:
+            raise ActivationError(f"fd {sock.fileno()} is a datagram socket and no "
+                                  "datagram= handler was given")
+        if sock.type == socket.SOCK_STREAM and handler is None:
+            raise ActivationError(f"fd {sock.fileno()} is a stream socket and no "
+                                  "stream handler was given")
+    if len(socks) == 1 and socks[0].type == socket.SOCK_STREAM and not _listening(socks[0]):
+        # Accept=yes / inetd nowait: the common per-connection case, kept lean (no threads)
+        _serve_connection(handler, socks[0])
+        return
+    _Loop(handler, datagram, socks, idle_timeout).run()
+
+
+def _serve_connection(handler: StreamHandler, conn: socket.socket) -> None:
+    try:
+        handler(conn, _peer(conn))
+    except Exception:  # one bad connection must not take the server down
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            # The peer may hold other references (fd 1 of an inetd child): only an
+            # explicit shutdown tells it the reply is complete.
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        conn.close()
+
+
+def _serve_datagram(handler: DatagramHandler, sock: socket.socket) -> bool:
+    """Receive and answer one datagram; False when the socket has nothing (any more)."""
+    try:
+        data, peer = sock.recvfrom(DATAGRAM_MAX, socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    try:
+        reply = handler(data, peer)
+        if reply is not None and peer:
+            sock.sendto(reply, peer)
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+    return True
+
+
+class _Loop:
+    """Accept and receive on every socket until idle, SIGTERM, or nothing is left.
+
+    One thread (the caller's) waits on all sockets; each accepted connection gets its
+    own thread so one slow client does not hold up the others. Connection ends and
+    signals reach the waiting thread through a self-pipe, so it never polls.
+    """
+
+    DATAGRAM_BURST = 64  # answered per wake-up before looking at the other sockets
+
+    def __init__(self, handler: StreamHandler | None, datagram: DatagramHandler | None,
+                 socks: list[socket.socket], idle_timeout: float | None) -> None:
+        import selectors  # imported here: a per-connection handler never pays for them
+        import threading
+
+        self.handler, self.datagram, self.idle_timeout = handler, datagram, idle_timeout
+        self.socks = socks
+        self.selector = selectors.DefaultSelector()
+        self.lock = threading.Lock()
+        self.threads: set[threading.Thread] = set()
+        self._thread_class = threading.Thread
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.stopping = False
+        self.last_activity = _monotonic()
+
+    def run(self) -> None:
+        import selectors
+
+        previous = self._catch_sigterm()
+        try:
+            for sock in self.socks:
+                if sock.type == socket.SOCK_STREAM and not _listening(sock):
+                    self._start(sock)
+                else:
+                    kind = "accept" if sock.type == socket.SOCK_STREAM else "datagram"
+                    self.selector.register(sock, selectors.EVENT_READ, kind)
+            self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+            while not self.stopping:
+                timeout = self._timeout()
+                if timeout is not None and timeout <= 0:
+                    break
+                if len(self.selector.get_map()) == 1 and not self._busy():
+                    break  # only connected sockets were passed, and they are done
+                for key, _ in self.selector.select(timeout):
+                    if key.data == "accept":
+                        self._accept(key.fileobj)
+                    elif key.data == "datagram":
+                        for _ in range(self.DATAGRAM_BURST):
+                            if not _serve_datagram(self.datagram, key.fileobj):
+                                break
+                        self._touch()
+                    else:
+                        self._drain_wake()
+            for thread in list(self.threads):
+                thread.join()
+        finally:
+            self._restore_sigterm(previous)
+            self.selector.close()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            for sock in self.socks:
+                sock.close()  # never shutdown(): the manager shares these sockets
+
+    def _timeout(self) -> float | None:
+        if self.idle_timeout is None:
+            return None
+        if self._busy():
+            return self.idle_timeout  # re-checked when a connection ends (self-pipe)
+        with self.lock:
+            return self.last_activity + self.idle_timeout - _monotonic()
+
+    def _busy(self) -> bool:
+        with self.lock:
+            return bool(self.threads)
+
+    def _touch(self) -> None:
+        with self.lock:
+            self.last_activity = _monotonic()
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another process took it, or the client gave up already
+        self._start(conn)
+
+    def _start(self, conn: socket.socket) -> None:
+        thread = self._thread_class(target=self._connection, args=(conn,),
+                                    name=f"connection-{conn.fileno()}")
+        with self.lock:
+            self.threads.add(thread)
+            self.last_activity = _monotonic()
+        thread.start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        import threading
+
+        try:
+            _serve_connection(self.handler, conn)
+        finally:
+            with self.lock:
+                self.threads.discard(threading.current_thread())
+                self.last_activity = _monotonic()
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self.wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # already awake, or shutting down
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _catch_sigterm(self) -> object:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def stop(signum: int, frame: object) -> None:
+            self.stopping = True
+            self._wake()
+
+        return signal.signal(signal.SIGTERM, stop)
+
+    @staticmethod
+    def _restore_sigterm(previous: object) -> None:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,233 @@
+"""sd_notify(3) for Type=notify services: readiness, status, watchdog, fd store.
+
+`sdnotify` (the declared dependency) shows the transport: one datagram of
+newline-separated VAR=value to $NOTIFY_SOCKET, '@' meaning the abstract namespace.
+It cannot do what a service needs beyond READY=1, though: it reads NOTIFY_SOCKET only
+from the environment, encodes latin-1 (STATUS= is UTF-8), swallows every error, and
+cannot pass file descriptors (SCM_RIGHTS), so FDSTORE=1 and BARRIER=1 are impossible
+with it. This module therefore speaks the same protocol with socket.sendmsg and keeps
+sdnotify's `notify(state)` method name, so it is a drop-in replacement.
+
+Without NOTIFY_SOCKET every call is a no-op returning False (not started by systemd,
+or NotifyAccess=none): a service runs the same under inetd or by hand. With it, a
+failure to send raises OSError: a readiness message that silently went nowhere would
+surface only as a start-up timeout with no clue.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable
+
+__all__ = ["Notifier", "notify"]
+
+FDNAME_MAX = 255  # systemd's fdname_is_valid()
+
+
+class Notifier:
+    """One service's line to its manager.
+
+    The address, WATCHDOG_USEC and WATCHDOG_PID are read once, at construction; with
+    unset_environment=True they are then removed from os.environ, so that children
+    (a daemon's workers, a shell-out) do not notify on the service's behalf.
+    """
+
+    def __init__(self, address: str | None = None, *, unset_environment: bool = False) -> None:
+        env = os.environ
+        self.address = env.get("NOTIFY_SOCKET") if address is None else address
+        self._watchdog_usec = env.get("WATCHDOG_USEC")
+        self._watchdog_pid = env.get("WATCHDOG_PID")
+        if unset_environment:
+            for variable in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+                env.pop(variable, None)
+        self._sock: socket.socket | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether there is a manager to talk to."""
+        return bool(self.address)
+
+    # -- the protocol ---------------------------------------------------------------------
+    def send(self, *states: str, fds: Iterable[int | socket.socket] = ()) -> bool:
+        """Send VAR=value lines in one datagram, with fds (SCM_RIGHTS) if given.
+
+        False when there is no NOTIFY_SOCKET; True once the datagram is sent.
+        """
+        if not self.address:
+            return False
+        payload = "\n".join(states).encode("utf-8")
+        numbers = [fd if isinstance(fd, int) else fd.fileno() for fd in fds]
+        ancillary = []
+        if numbers:
+            import array
+
+            ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", numbers))]
+        sock = self._socket()
+        # Unconnected: each message is addressed, so a manager that re-executed (and
+        # re-created its socket) is still reached, as with libsystemd's sd_notify.
+        sent = sock.sendmsg([payload], ancillary, 0, _sockaddr(self.address))
+        if sent != len(payload):
+            raise OSError(f"short write to {self.address}: {sent} of {len(payload)} bytes")
+        return True
+
+    def notify(self, state: str) -> bool:
+        """sdnotify's SystemdNotifier.notify(): one or more lines as one string."""
+        return self.send(state)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        return self._sock
+
+    # -- the messages ---------------------------------------------------------------------
+    def ready(self, status: str | None = None) -> bool:
+        """READY=1: start-up is complete; `systemctl start` returns, dependants start."""
+        return self.send("READY=1", *_status(status))
+
+    def status(self, text: str) -> bool:
+        """STATUS=: one line shown by `systemctl status` (StatusText). Throttle it."""
+        return self.send(*_status(text))
+
+    def reloading(self, status: str | None = None) -> bool:
+        """RELOADING=1 (send ready() when done). MONOTONIC_USEC= is what systemd >= 253
+        requires for Type=notify-reload; older managers ignore it."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", *_status(status))
+
+    def stopping(self, status: str | None = None) -> bool:
+        """STOPPING=1: shutting down on purpose (no restart, no timeout noise)."""
+        return self.send("STOPPING=1", *_status(status))
+
+    def watchdog(self) -> bool:
+        """WATCHDOG=1: still alive. Send it at least every watchdog_interval() / 2."""
+        return self.send("WATCHDOG=1")
+
+    def watchdog_interval(self) -> float | None:
+        """WatchdogSec= in seconds, or None when the watchdog is off for this process.
+
+        Per sd_watchdog_enabled(3): WATCHDOG_USEC must be a positive number, and when
+        WATCHDOG_PID is set it must be this process (a child does not inherit the duty).
+        Malformed values: ValueError. Ping at half this interval.
+        """
+        if self._watchdog_usec is None:
+            return None
+        if self._watchdog_pid is not None:
+            if _positive(self._watchdog_pid, "WATCHDOG_PID") != os.getpid():
+                return None
+        return _positive(self._watchdog_usec, "WATCHDOG_USEC") / 1_000_000
+
+    def main_pid(self, pid: int) -> bool:
+        """MAINPID=: the main process is another one (needs NotifyAccess=all if sent
+        from a process that is not the current main one)."""
+        return self.send(f"MAINPID={int(pid)}")
+
+    def extend_timeout(self, seconds: float) -> bool:
+        """EXTEND_TIMEOUT_USEC=: still starting (or stopping), allow this much longer."""
+        return self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}")
+
+    def store_fds(self, fds: Iterable[int | socket.socket], name: str | None = None,
+                  *, poll: bool = True) -> bool:
+        """FDSTORE=1: keep these fds in the manager across a restart of this service.
+
+        They come back on the next start through listen_fds_with_names(), named `name`
+        (or "stored"). Needs FileDescriptorStoreMax= > 0 in the unit; the manager drops
+        a stored socket that gets POLLHUP/POLLERR unless poll=False (FDPOLL=0).
+        """
+        fds = list(fds)
+        if not fds:
+            raise ValueError("store_fds() needs at least one fd")
+        states = ["FDSTORE=1"]
+        if name is not None:
+            _check_fdname(name)
+            states.append(f"FDNAME={name}")
+        if not poll:
+            states.append("FDPOLL=0")
+        return self.send(*states, fds=fds)
+
+    def remove_fds(self, name: str) -> bool:
+        """FDSTOREREMOVE=1: drop the stored fds of that name from the manager."""
+        _check_fdname(name)
+        return self.send("FDSTOREREMOVE=1", f"FDNAME={name}")
+
+    def barrier(self, timeout: float = 5.0) -> bool:
+        """BARRIER=1 (sd_notify_barrier): wait until the manager has read every message
+        sent before it. A short-lived sender calls this before exiting, or its last
+        message may be attributed to no unit. False without NOTIFY_SOCKET; TimeoutError
+        when the manager does not answer in time."""
+        if not self.address:
+            return False
+        read_end, write_end = os.pipe()
+        try:
+            try:
+                self.send("BARRIER=1", fds=[write_end])
+            finally:
+                os.close(write_end)
+            import select
+
+            poller = select.poll()
+            poller.register(read_end, select.POLLIN)  # POLLHUP is always reported
+            if not poller.poll(int(timeout * 1000)):
+                raise TimeoutError(f"no answer to BARRIER=1 from {self.address} in {timeout}s")
+            return True
+        finally:
+            os.close(read_end)
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _status(text: str | None) -> list[str]:
+    if text is None:
+        return []
+    # A newline would end STATUS= and start a new (bogus) variable.
+    return ["STATUS=" + " ".join(text.splitlines())]
+
+
+def _sockaddr(address: str) -> str | bytes:
+    if address.startswith("@"):
+        return b"\0" + address[1:].encode("utf-8")  # Linux abstract namespace
+    if address.startswith("/"):
+        return address
+    raise ValueError(f"NOTIFY_SOCKET={address!r}: neither a path nor an @abstract name")
+
+
+def _positive(text: str, variable: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) == 0:
+        raise ValueError(f"{variable}={text!r} is not a positive number")
+    return int(text)
+
+
+def _check_fdname(name: str) -> None:
+    # systemd rejects (and logs) the whole message for a bad name, so catch it here.
+    if not name or len(name) > FDNAME_MAX or ":" in name or not name.isascii() \
+            or not name.isprintable():
+        raise ValueError(f"FDNAME {name!r}: 1-{FDNAME_MAX} printable ASCII characters, "
+                         "no ':'")
+
+
+_default: Notifier | None = None
+
+
+def notify(*states: str, fds: Iterable[int | socket.socket] = ()) -> bool:
+    """sd_notify(0, "\\n".join(states)): e.g. notify("READY=1", "STATUS=serving").
+
+    A no-op returning False when NOTIFY_SOCKET is not set. NOTIFY_SOCKET is read at
+    each call, as sd_notify does, so a process that unset it stops notifying.
+    """
+    global _default
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if _default is None or _default.address != address:
+        _default = Notifier(address)
+    return _default.send(*states, fds=fds)
