@@ -1,0 +1,247 @@
+"""`inetd2systemd syslogd`: listen for syslog and route it to the journal or by syslog.conf.
+
+Which rules: `--config FILE`; else the journal when journald runs on this host; else
+/etc/syslog.conf. Which sockets: `--listen` (repeatable); else the sockets systemd
+passed (LISTEN_FDS, the shipped units/inetd2systemd-syslogd.socket); else one unix
+datagram socket: /dev/log, or a private path when journald already owns /dev/log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import stat
+import ssl
+import sys
+
+from ..cli import EXIT_BAD_INPUT, EXIT_FAILED
+from ..errors import ConfigError
+from .framing import MAX_FRAME, MAX_MESSAGE
+from .listener import Input, Listener
+from .rules import RuleSet, journal_ruleset, read_syslog_conf
+from .sinks import Router
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+JOURNAL_DEV_LOG = "/run/systemd/journal/dev-log"
+JOURNAL_SYSLOG = "/run/systemd/journal/syslog"  # journald's ForwardToSyslog= target
+DEV_LOG = "/dev/log"
+PRIVATE_SOCKET = "/run/inetd2systemd-syslogd/log"
+SYSLOG_CONF = "/etc/syslog.conf"
+UDP_RECEIVE_BUFFER = 8 * 1024 * 1024  # a burst of ~30k messages, as journald's own socket
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = __doc__.split("\n", 2)[2]
+    parser.add_argument("--config", "-f", metavar="FILE",
+                        help="syslog.conf to route by (default: the journal if journald runs, "
+                             f"else {SYSLOG_CONF})")
+    parser.add_argument("--journal", action="store_true",
+                        help="send everything to the journal, whatever syslog.conf says")
+    parser.add_argument("--listen", "-l", action="append", default=[], metavar="SPEC",
+                        help="unix:PATH, unix-stream:PATH, udp:HOST:PORT, tcp:HOST:PORT or "
+                             "tls:HOST:PORT (repeatable)")
+    parser.add_argument("--tls-cert", metavar="PEM", help="certificate chain for tls: inputs")
+    parser.add_argument("--tls-key", metavar="PEM", help="private key for tls: inputs")
+    parser.add_argument("--tls-ca", metavar="PEM",
+                        help="require client certificates signed by this CA")
+    parser.add_argument("--udp-buffer", type=int, default=UDP_RECEIVE_BUFFER, metavar="BYTES",
+                        help="receive buffer for udp: and unix: sockets (default 8 MiB)")
+    parser.add_argument("--max-message", type=int, default=MAX_MESSAGE, metavar="BYTES",
+                        help="longest LF-framed message kept in one piece (default 64 KiB)")
+    parser.add_argument("--max-connections", type=int, default=1024, metavar="N")
+    parser.add_argument("--check", action="store_true",
+                        help="read the configuration, report, and exit")
+
+
+def journald_running() -> bool:
+    return os.path.exists(JOURNAL_SOCKET)
+
+
+def choose_rules(args: argparse.Namespace) -> tuple[str, callable]:
+    """(description, loader) where the loader reads the rules afresh (for SIGHUP)."""
+    if args.journal:
+        return "the journal", journal_ruleset
+    if args.config:
+        return args.config, lambda: read_syslog_conf(args.config)
+    if journald_running():
+        return "the journal", journal_ruleset
+    return SYSLOG_CONF, lambda: read_syslog_conf(SYSLOG_CONF)
+
+
+_SPEC = re.compile(r"(?P<kind>unix|unix-stream|udp|tcp|tls):(?:(?P<path>/.*)|"
+                   r"(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>\d+))$")
+
+
+def parse_listen(spec: str) -> tuple[str, str, int]:
+    """(transport, host or path, port)."""
+    m = _SPEC.match(spec)
+    if m is None or (m["kind"].startswith("unix") != bool(m["path"])):
+        raise ConfigError(f"--listen {spec!r}: expected unix:PATH, unix-stream:PATH, "
+                          "udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT")
+    if m["path"]:
+        return m["kind"], m["path"], 0
+    port = int(m["port"])
+    if not 0 <= port < 65536:
+        raise ConfigError(f"--listen {spec!r}: port out of range")
+    return m["kind"], m["v6"] if m["v6"] is not None else m["host"], port
+
+
+def open_input(spec: str, udp_buffer: int) -> Input:
+    transport, where, port = parse_listen(spec)
+    if transport.startswith("unix"):
+        kind = socket.SOCK_DGRAM if transport == "unix" else socket.SOCK_STREAM
+        sock = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
+        _clear_stale_socket(where, kind)
+        os.makedirs(os.path.dirname(where) or ".", exist_ok=True)
+        sock.bind(where)
+        os.chmod(where, 0o666)  # any local program may log, as with /dev/log
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1024)
+        else:
+            _size_receive_buffer(sock, udp_buffer)
+        return Input(sock, transport, owned_path=where)
+    family, kind, proto, _, address = socket.getaddrinfo(
+        where or None, port, type=socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM,
+        flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
+    if transport == "udp":
+        _size_receive_buffer(sock, udp_buffer)
+    else:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    if transport != "udp":
+        sock.listen(1024)
+    return Input(sock, transport)
+
+
+def _clear_stale_socket(path: str, kind: int) -> None:
+    """Remove a socket file left by a dead listener; refuse to steal a live one."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(f"{path} exists and is not a socket; not replacing it")
+    probe = socket.socket(socket.AF_UNIX, kind)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)
+    else:
+        raise ConfigError(f"{path} is in use by another listener")
+    finally:
+        probe.close()
+
+
+def _size_receive_buffer(sock: socket.socket, size: int) -> None:
+    """Room for a burst: SO_RCVBUFFORCE passes net.core.rmem_max when privileged."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, 33, size)  # SO_RCVBUFFORCE
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def inherited_inputs() -> list[Input]:
+    from ..runtime.activation import listen_fds_with_names
+
+    inputs = []
+    for name, sock in listen_fds_with_names(stdin=False).pairs:
+        if sock.family == socket.AF_UNIX:
+            transport = "unix" if sock.type == socket.SOCK_DGRAM else "unix-stream"
+        elif sock.type == socket.SOCK_DGRAM:
+            transport = "udp"
+        else:
+            transport = "tls" if name == "tls" else "tcp"
+        inputs.append(Input(sock, transport))
+    return inputs
+
+
+def default_listen() -> str:
+    """/dev/log unless journald owns it; then a private path (never journald's
+    /run/systemd/journal/syslog: journald forwards there, and writing back would loop)."""
+    try:
+        owned_by_journald = os.path.realpath(DEV_LOG) == JOURNAL_DEV_LOG
+    except OSError:
+        owned_by_journald = False
+    if owned_by_journald or (journald_running() and os.path.exists(DEV_LOG)):
+        return f"unix:{PRIVATE_SOCKET}"
+    return f"unix:{DEV_LOG}"
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext:
+    if not args.tls_cert:
+        raise ConfigError("a tls: input needs --tls-cert (and --tls-key unless the key is "
+                          "in the same file)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_ca:
+            context.load_verify_locations(args.tls_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate: {exc}", args.tls_cert) from None
+    return context
+
+
+def run(args: argparse.Namespace) -> int:
+    where, load = choose_rules(args)
+    ruleset: RuleSet = load()  # ConfigError -> exit 2, nothing opened yet
+    for finding in ruleset.findings:
+        print(f"inetd2systemd syslogd: {finding}", file=sys.stderr)
+    if args.check:
+        print(f"{where}: {len(ruleset.rules)} rules, {len(ruleset.actions())} destinations")
+        return 0
+    specs = list(args.listen)
+    for spec in specs:
+        transport, path, _ = parse_listen(spec)
+        if path == JOURNAL_SYSLOG:
+            raise ConfigError(f"--listen {spec}: journald forwards to this socket; reading it "
+                              "and writing to the journal would loop")
+    context = tls_context(args) if any(s.startswith("tls:") for s in specs) else None
+    inputs: list[Input] = []
+    try:
+        if not specs:
+            inputs = inherited_inputs()
+            if any(i.transport == "tls" for i in inputs):
+                context = tls_context(args)
+            if not inputs:
+                specs = [default_listen()]
+        for spec in specs:
+            inputs.append(open_input(spec, args.udp_buffer))
+    except OSError as exc:
+        for item in inputs:
+            item.sock.close()
+        print(f"inetd2systemd syslogd: cannot listen: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+    def load_router() -> Router:
+        ruleset = load()
+        for finding in ruleset.findings:
+            print(f"inetd2systemd syslogd: {finding}", file=sys.stderr)
+        return Router(ruleset)
+
+    try:
+        from ..runtime.notify import Notifier
+
+        notifier = Notifier(unset_environment=True)
+    except ImportError:  # the helper lives in another part of the suite
+        notifier = None
+    listener = Listener(inputs, load_router, tls_context=context, notifier=notifier,
+                        max_message=args.max_message, max_frame=max(MAX_FRAME, args.max_message),
+                        max_connections=args.max_connections)
+    names = ", ".join(f"{i.transport} {_address(i.sock)}" for i in inputs)
+    print(f"inetd2systemd syslogd: listening on {names}; rules: {where}", file=sys.stderr,
+          flush=True)
+    return listener.run()
+
+
+def _address(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    if isinstance(name, tuple):
+        return f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+__all__ = ["configure", "run", "EXIT_BAD_INPUT"]

@@ -1,0 +1,459 @@
+"""Where messages go: the journal, files, FIFOs, the console, other syslog servers.
+
+Every sink has the same small face: `emit(message)` on the hot path (it only queues),
+`flush()` when the listener's loop has drained its sockets (one write, and the fsync for
+synced files, per batch rather than per message), `reopen()` on SIGHUP, and `close()`.
+Counters (`written`, `dropped`) are plain ints read by the listener's status report.
+
+The `Router` turns a RuleSet into a table indexed by PRI whose entries are the bound
+`emit` methods to call, so routing a message costs one list index.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import sys
+import time
+import zlib
+from collections.abc import Callable, Sequence
+
+from .message import Message
+from .rules import Action, RuleSet
+from .tables import MONTHS
+
+LOCAL_HOSTNAME = socket.gethostname().split(".")[0].encode()
+FILE_MODE = 0o640  # logs can hold secrets: not world-readable, unlike sysklogd's 0644
+MAX_QUEUED_LINES = 4096  # a sink writes at least this often, even in a long batch
+
+
+# -- the traditional text format (rsyslog's RSYSLOG_TraditionalFileFormat) --------------
+
+_MONTH_BY_NUMBER = {f"{i + 1:02d}".encode(): name for i, name in enumerate(MONTHS)}
+_MONTH_NAMES = frozenset(MONTHS)
+_stamp_cache: dict[bytes, bytes] = {}
+_now_cache = [0, b""]
+
+
+def traditional_timestamp(message: Message) -> bytes:
+    """`Mmm dd hh:mm:ss` from whatever the sender wrote, else from the receive time.
+    The sender's clock and zone are kept as written, as rsyslog does."""
+    ts = message.timestamp
+    if ts:
+        key = ts[:19]
+        cached = _stamp_cache.get(key)
+        if cached is not None:
+            return cached
+        stamp = _convert_timestamp(ts)
+        if stamp:
+            if len(_stamp_cache) > 8192:
+                _stamp_cache.clear()
+            _stamp_cache[key] = stamp
+            return stamp
+    second = int(message.received or time.time())
+    if _now_cache[0] != second:
+        _now_cache[0] = second
+        _now_cache[1] = time.strftime("%b %e %H:%M:%S", time.localtime(second)).encode()
+    return _now_cache[1]
+
+
+def _convert_timestamp(ts: bytes) -> bytes:
+    if ts[4:5] == b"-":  # ISO 8601 / RFC 3339
+        month = _MONTH_BY_NUMBER.get(ts[5:7])
+        if month is None:
+            return b""
+        return b"%s %2d %s" % (month, int(ts[8:10]), ts[11:19])
+    words = ts.split()
+    if words and words[0].isdigit():  # "2023 Oct 11 ..." (year first)
+        words = words[1:]
+    if len(words) >= 3 and words[0] in _MONTH_NAMES:
+        clock = words[-1].split(b".")[0]
+        return b"%s %2d %s" % (words[0], int(words[1]), clock)
+    return b""
+
+
+def tag_of(message: Message) -> bytes:
+    if not message.app_name:
+        return b""
+    if message.procid:
+        return b"%s[%s]: " % (message.app_name, message.procid)
+    return message.app_name + b": "
+
+
+def hostname_of(message: Message) -> bytes:
+    if message.hostname:
+        return message.hostname
+    if message.transport.startswith("unix") or not message.sender:
+        return LOCAL_HOSTNAME
+    return message.sender.encode()
+
+
+def traditional_line(message: Message) -> bytes:
+    """`TIMESTAMP HOSTNAME TAG: MSG\\n`, with line breaks in MSG escaped as #012 the way
+    rsyslog escapes control characters, so one message is always one line."""
+    msg = message.msg
+    if b"\n" in msg:
+        msg = msg.replace(b"\n", b"#012")
+    return b"%s %s %s%s\n" % (traditional_timestamp(message), hostname_of(message),
+                              tag_of(message), msg)
+
+
+def forward_frame(message: Message) -> bytes:
+    """`<PRI>TIMESTAMP HOSTNAME TAG: MSG` (RFC 3164 as relays send it)."""
+    return b"<%d>%s" % (message.facility * 8 + message.severity, traditional_line(message)[:-1])
+
+
+# -- sinks ---------------------------------------------------------------------------------
+
+
+class Sink:
+    """Base: counts, and the no-op lifecycle steps."""
+
+    def __init__(self, action: Action) -> None:
+        self.action = action
+        self.written = 0
+        self.dropped = 0
+
+    def emit(self, message: Message) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        pass
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.flush()
+
+    def describe(self) -> str:
+        a = self.action
+        target = f"{a.target}:{a.port}" if a.kind in ("udp", "tcp") else a.target
+        return f"{a.kind} {target}".strip()
+
+
+def _warn(text: str) -> None:
+    print(f"inetd2systemd syslogd: {text}", file=sys.stderr, flush=True)
+
+
+class FileSink(Sink):
+    """Append to a file; lines are queued and written once per batch. A synced file
+    (no '-' in syslog.conf) is fdatasync'ed after each such write, so a message is on
+    disk before the listener waits for more, at one sync per batch rather than per line."""
+
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
+
+    def __init__(self, action: Action) -> None:
+        super().__init__(action)
+        self._lines: list[bytes] = []
+        self._fd = -1
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            self._fd = os.open(self.action.target, self.flags, FILE_MODE)
+        except OSError as exc:
+            self._fd = -1
+            _warn(f"cannot open {self.action.target}: {exc.strerror}")
+
+    def emit(self, message: Message) -> None:
+        lines = self._lines
+        lines.append(traditional_line(message))
+        if len(lines) >= MAX_QUEUED_LINES:
+            self.flush()
+
+    def flush(self) -> None:
+        lines = self._lines
+        if not lines:
+            return
+        if self._fd < 0:
+            self._open()
+            if self._fd < 0:
+                self.dropped += len(lines)
+                lines.clear()
+                return
+        data = b"".join(lines)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            if self.action.sync:
+                os.fdatasync(self._fd)
+            self.written += len(lines)
+        except BlockingIOError:
+            self.dropped += len(lines)
+        except OSError as exc:
+            self.dropped += len(lines)
+            _warn(f"cannot write {self.action.target}: {exc.strerror}")
+            if exc.errno not in (errno.ENOSPC, errno.EAGAIN):
+                self._close_fd()
+        lines.clear()
+
+    def reopen(self) -> None:
+        """logrotate moved the file away: write what is queued to the old one, then
+        continue in a new file under the configured name."""
+        self.flush()
+        self._close_fd()
+        self._open()
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def close(self) -> None:
+        self.flush()
+        self._close_fd()
+
+
+class PipeSink(FileSink):
+    """`|/path`: an existing FIFO; never blocks the listener (no reader = dropped, counted)."""
+
+    flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+
+    def _open(self) -> None:
+        try:
+            self._fd = os.open(self.action.target, self.flags)
+        except OSError:
+            self._fd = -1
+
+
+class ConsoleSink(PipeSink):
+    """The console or a tty: O_NOCTTY so the daemon never acquires a controlling
+    terminal, O_NONBLOCK so a stopped terminal cannot stall the listener."""
+
+    flags = os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | os.O_APPEND
+
+
+class UDPForwardSink(Sink):
+    """`@host[:port]`: one datagram per message."""
+
+    def __init__(self, action: Action) -> None:
+        super().__init__(action)
+        self._sock: socket.socket | None = None
+        self._address = None
+        self._retry_at = 0.0
+
+    def _connect(self) -> bool:
+        if self._sock is not None:
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                self.action.target, self.action.port, type=socket.SOCK_DGRAM)[0]
+            self._sock = socket.socket(family, kind, proto)
+            self._sock.setblocking(False)
+            self._address = address
+            return True
+        except OSError as exc:
+            _warn(f"cannot forward to {self.describe()}: {exc}")
+            self._retry_at = time.monotonic() + 5
+            return False
+
+    def emit(self, message: Message) -> None:
+        if not self._connect():
+            self.dropped += 1
+            return
+        try:
+            self._sock.sendto(forward_frame(message)[:65000], self._address)
+            self.written += 1
+        except OSError:
+            self.dropped += 1
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+class TCPForwardSink(Sink):
+    """`@@host[:port]`: a non-blocking connection with a bounded queue, so an unreachable
+    or slow peer costs memory up to `limit` and then counted drops, never a stall."""
+
+    limit = 16 * 1024 * 1024
+
+    def __init__(self, action: Action) -> None:
+        super().__init__(action)
+        self._sock: socket.socket | None = None
+        self._connected = False
+        self._pending = bytearray()
+        self._queued = 0
+        self._retry_at = 0.0
+
+    def emit(self, message: Message) -> None:
+        frame = forward_frame(message)
+        if len(self._pending) + len(frame) > self.limit:
+            self.dropped += 1
+            return
+        if self.action.octet_counted:
+            self._pending += b"%d %s" % (len(frame), frame)
+        else:
+            self._pending += frame + b"\n"
+        self._queued += 1
+        if len(self._pending) > 1 << 20:
+            self.flush()
+
+    def _connect(self) -> bool:
+        if self._sock is not None:
+            if not self._connected:
+                err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    self._drop_connection()
+                    return False
+                try:
+                    self._sock.getpeername()
+                except OSError:
+                    return False  # still connecting
+                self._connected = True
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                self.action.target, self.action.port, type=socket.SOCK_STREAM)[0]
+            self._sock = socket.socket(family, kind, proto)
+            self._sock.setblocking(False)
+            self._sock.connect_ex(address)
+        except OSError as exc:
+            _warn(f"cannot forward to {self.describe()}: {exc}")
+            self._drop_connection()
+        return False
+
+    def _drop_connection(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = None
+        self._connected = False
+        self._retry_at = time.monotonic() + 1
+
+    def flush(self) -> None:
+        if not self._pending or not self._connect():
+            return
+        try:
+            sent = self._sock.send(self._pending)
+            del self._pending[:sent]
+            if not self._pending:
+                self.written += self._queued
+                self._queued = 0
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            _warn(f"forwarding to {self.describe()} failed: {exc.strerror}; reconnecting")
+            self._drop_connection()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    def close(self, wait: float = 2.0) -> None:
+        deadline = time.monotonic() + wait
+        while self._pending and time.monotonic() < deadline:
+            self.flush()
+            if self._pending:
+                time.sleep(0.01)
+        self.dropped += self._queued if self._pending else 0
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def _journal_name(*parts: str) -> str:
+    """A valid journal field name ([A-Z0-9_], not starting with a digit, <= 64):
+    journald drops invalid names silently, so they are made valid here."""
+    name = "_".join("".join(c if c.isascii() and c.isalnum() else "_" for c in p.upper())
+                    for p in parts)
+    if len(name) > 64:
+        name = f"{name[:55]}_{zlib.crc32(name.encode()):08X}"
+    return name
+
+
+class JournalSink(Sink):
+    """systemd-journald through the native protocol (systemd-python's sendv). sendv
+    blocks while journald is busy, which is the back-pressure that keeps TCP lossless."""
+
+    def __init__(self, action: Action) -> None:
+        super().__init__(action)
+        from systemd import journal  # optional dependency, only needed for this sink
+
+        self._sendv = journal.sendv
+
+    def emit(self, message: Message) -> None:
+        try:
+            self._sendv(*journal_fields(message))
+            self.written += 1
+        except OSError as exc:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 10000 == 0:
+                _warn(f"journal write failed ({exc.strerror}); {self.dropped} dropped")
+
+
+def journal_fields(m: Message) -> list[bytes]:
+    """The journal entry for one message: fields named as journald and systemd-netlogd
+    name them, plus the sender's own hostname and address in fields of their own
+    (journald will not let a client set _HOSTNAME)."""
+    fields = [b"MESSAGE=" + m.msg, b"PRIORITY=%d" % m.severity,
+              b"SYSLOG_FACILITY=%d" % m.facility,
+              b"SYSLOG_IDENTIFIER=" + (m.app_name or b"-")]
+    if m.procid:
+        fields.append(b"SYSLOG_PID=" + m.procid)
+    if m.timestamp:
+        fields.append(b"SYSLOG_TIMESTAMP=" + m.timestamp)
+    if m.hostname:
+        fields.append(b"SYSLOG_HOSTNAME=" + m.hostname)
+    if m.sender:
+        fields.append(b"SYSLOG_SOURCE_ADDR=" + m.sender.encode())
+    if m.transport:
+        fields.append(b"SYSLOG_TRANSPORT=" + m.transport.encode())
+    if m.msgid:
+        fields.append(b"SYSLOG_MSGID=" + m.msgid)
+    if m.structured_data:
+        fields.append(b"SYSLOG_STRUCTURED_DATA=" + m.structured_data)
+        for sd_id, params in m.sd_elements():
+            for name, value in params:
+                fields.append(f"{_journal_name('SYSLOG_SD', sd_id, name)}={value}".encode())
+    fields.append(b"SYSLOG_RAW=" + m.raw)
+    return fields
+
+
+SINK_TYPES: dict[str, Callable[[Action], Sink]] = {
+    "file": FileSink, "pipe": PipeSink, "console": ConsoleSink,
+    "udp": UDPForwardSink, "tcp": TCPForwardSink, "journal": JournalSink,
+}
+
+
+class Router:
+    """The sinks of one RuleSet and the PRI-indexed table of their emit methods."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self.sinks: dict[tuple, Sink] = {a.key(): SINK_TYPES[a.kind](a) for a in ruleset.actions()}
+        table = [tuple(self.sinks[a.key()].emit for a in actions)
+                 for actions in ruleset.route_table()]
+        self.table: Sequence[tuple[Callable[[Message], None], ...]] = table
+        self.unrouted = 0
+
+    def route(self, message: Message) -> None:
+        for emit in self.table[message.facility * 8 + message.severity]:
+            emit(message)
+
+    def flush(self) -> None:
+        for sink in self.sinks.values():
+            sink.flush()
+
+    def reopen(self) -> None:
+        for sink in self.sinks.values():
+            sink.reopen()
+
+    def close(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
+
+    @property
+    def written(self) -> int:
+        return sum(s.written for s in self.sinks.values())
+
+    @property
+    def dropped(self) -> int:
+        return sum(s.dropped for s in self.sinks.values())
