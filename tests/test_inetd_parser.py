@@ -341,7 +341,7 @@ def test_tcpd_runs_the_real_program_from_its_daemon_directory():
     assert (s.server, s.argv) == ("/usr/sbin/in.fingerd", ("in.fingerd", "-w"))
     assert s.tcp_wrapped and s.libwrap_name == "in.fingerd"
     (finding,) = c.findings
-    assert finding.severity is Severity.WARNING and "hosts.allow" in finding.message
+    assert finding.severity is Severity.INFO and "unwrapped to /usr/sbin/in.fingerd" in finding.message
     assert finding.service == "finger"
 
 

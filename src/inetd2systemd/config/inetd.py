@@ -358,11 +358,11 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
         rate=rate, tcp_wrapped=wrapped is not None, libwrap_name=wrapped,
         disabled=entry.disabled)
     if wrapped is not None:
-        findings.append(Finding(where, Severity.WARNING,
-                                f"run through tcpd: host access rules for daemon {wrapped!r} in "
-                                "/etc/hosts.allow and /etc/hosts.deny are not carried over "
-                                "(systemd has no TCP wrappers); the real program is run "
-                                "directly"))
+        # INFO only: the writer reports, once, that hosts.allow/deny are not applied.
+        findings.append(Finding(where, Severity.INFO,
+                                f"run through tcpd: unwrapped to {server} with argv[0] "
+                                f"{argv[0]!r} (libwrap daemon name {wrapped!r}), as tcpd would "
+                                "exec it"))
     for problem in problems:
         findings.append(Finding(where, Severity.ERROR, problem))
     token = proto_word.text.split(",", 1)[0]
