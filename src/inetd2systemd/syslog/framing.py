@@ -47,13 +47,22 @@ class StreamFramer:
                 pos += 1
                 continue
             if 0x30 <= first <= 0x39:
-                counted = self._counted(buf, pos, end, frames)
-                if counted is None:  # a count, but the frame is not all here yet
-                    break
-                if counted >= 0:
-                    pos = counted
-                    continue
-                # not a valid count: fall through and read the frame LF-terminated
+                # Octet counting, inline (this runs once per frame): LEN SP MSG.
+                space = buf.find(b" ", pos, pos + 8)
+                if space > pos:
+                    digits = buf[pos:space]
+                    if digits.isdigit() and first != 0x30:
+                        length = int(digits)
+                        if length <= self.max_frame:
+                            stop = space + 1 + length
+                            if stop > end:
+                                break  # the frame is not all here yet
+                            frames.append(buf[space + 1:stop])
+                            pos = stop
+                            continue
+                elif space < 0 and end - pos < 8 and buf[pos:end].isdigit():
+                    break  # the count itself is still arriving
+                # Not a valid count: read this frame LF-terminated.
                 stop = buf.find(b"\n", pos)
             else:
                 # The fast path: a run of LF-framed frames taken with one split, up to
@@ -85,26 +94,6 @@ class StreamFramer:
         if frames and not frames[-1]:
             frames = [f for f in frames if f]
         return frames
-
-    def _counted(self, buf: bytes, pos: int, end: int, frames: list[bytes]) -> int | None:
-        """Read `LEN SP MSG` at pos: the position after it, -1 when this is not a valid
-        count (read as LF framing), None when more bytes are needed."""
-        space = buf.find(b" ", pos, pos + 8)
-        if space < 0:
-            if end - pos < 8 and buf[pos:end].isdigit():
-                return None  # the count itself is still arriving
-            return -1
-        digits = buf[pos:space]
-        if not digits.isdigit() or digits[0] == 0x30:
-            return -1
-        length = int(digits)
-        if length > self.max_frame:
-            return -1
-        stop = space + 1 + length
-        if stop > end:
-            return None
-        frames.append(buf[space + 1:stop])
-        return stop
 
     def close(self) -> list[bytes]:
         """The connection ended: an unterminated frame is still a message (rsyslog

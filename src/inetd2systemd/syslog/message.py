@@ -23,15 +23,21 @@ from .tables import DEFAULT_FACILITY, DEFAULT_SEVERITY, MAX_PRI
 
 BOM = b"\xef\xbb\xbf"
 
-# RFC 5424 section 6, with the structured data matched whole (section 6.3). A quoted
+# RFC 5424 section 6, with the structured data matched whole (section 6.3); names may be
+# longer than the RFC's 32 characters, as some senders write them. A quoted
 # PARAM-VALUE may hold anything but an unescaped '"'; the escapes are undone later, only
 # when a sink asks for the elements (sd_elements).
-_SD_ELEMENT = rb'\[[^\s\]="]{1,32}(?: [^\s\]="]{1,32}="(?:[^"\\]|\\.)*")*\]'
+_SD_ELEMENT = rb'\[[^\s\]="]{1,128}(?: [^\s\]="]{1,128}="(?:[^"\\]|\\.)*")*\]'
+# A NILVALUE leaves its group unmatched, so m.groups(b"") yields b"" for it directly.
+_NIL = rb"(?:-(?= )|"
 _RFC5424 = re.compile(
-    rb"<(\d{1,3})>1 (\S{1,64}) (\S{1,255}) (\S{1,48}) (\S{1,128}) (\S{1,32})"
-    rb" (-|(?:" + _SD_ELEMENT + rb")+)?(?: (.*)|$)",
+    rb"<(\d{1,3})>1 " + _NIL + rb"(\S{1,64})) " + _NIL + rb"(\S{1,255})) " + _NIL +
+    rb"(\S{1,48})) " + _NIL + rb"(\S{1,128})) " + _NIL + rb"(\S{1,32}))"
+    rb" (?:-|((?:" + _SD_ELEMENT + rb")+))(?: (.*)|$)",
     re.S,
 )
+_VERSION_1 = re.compile(rb"<\d{1,3}>1 ")
+_new = tuple.__new__  # Message(...) without the Python-level __new__ frame: the hot path
 
 # The tolerant RFC 3164 reading. Every part is optional, so it always matches; a hostname
 # is only taken after a timestamp (without one, the first word is far more often text
@@ -45,7 +51,7 @@ _RFC3164 = re.compile(
     rb"(?:<(\d{1,3})>)?"
     rb"(?:(" + _TIMESTAMP + rb"):? +)?"
     rb"(?(2)(?:([A-Za-z0-9][A-Za-z0-9._-]{0,254}) +(?=\S))?)"
-    rb"(?:([^\s\[\]:]{1,64})(?:\[([^\]\s]{0,128})\])?:(?: |$))?"
+    rb"(?:([A-Za-z0-9_./%-][^\s\[\]:{}\"']{0,63})(?:\[([^\]\s]{0,128})\])?:(?: |$))?"
     rb"(.*)",
     re.S,
 )
@@ -67,7 +73,7 @@ class Message(NamedTuple):
     structured_data: bytes  # the STRUCTURED-DATA text as sent, b"" for NIL
     msg: bytes  # the free-form text, BOM removed
     raw: bytes  # exactly what was received for this message
-    syntax: str  # "rfc5424", "rfc3164" or "raw" (kept whole: no header recognised)
+    syntax: str  # "rfc5424", "rfc3164" or "raw" (no valid PRI: defaults used)
     sender: str = ""  # peer address ("10.0.0.1", "[::1]", a unix path or "")
     transport: str = ""  # "udp", "tcp", "tls", "unix", "unix-stream"
     received: float = 0.0  # time.time() when it was read
@@ -90,17 +96,16 @@ def parse(data: bytes, sender: str = "", transport: str = "", received: float = 
     if text[:1] == b"<":
         m = _RFC5424.match(text)
         if m is not None:
-            pri = int(m[1])
+            pri_text, timestamp, hostname, app_name, procid, msgid, sd, msg = m.groups(b"")
+            pri = int(pri_text)
             if pri <= MAX_PRI:
-                msg = m[8] or b""
                 if msg[:3] == BOM:
                     msg = msg[3:]
-                sd = m[7]
-                return Message(pri >> 3, pri & 7, _nil(m[2]), _nil(m[3]), _nil(m[4]), _nil(m[5]),
-                               _nil(m[6]), b"" if sd is None or sd == b"-" else sd, msg, data,
-                               "rfc5424", sender, transport, received)
+                return _new(Message, (pri >> 3, pri & 7, timestamp, hostname, app_name, procid,
+                                      msgid, sd, msg, data, "rfc5424", sender, transport,
+                                      received))
             return _raw(text, data, sender, transport, received)
-        if text[:4].endswith(b">1 ") or text[:5].endswith(b">1 ") or text[:6].endswith(b">1 "):
+        if _VERSION_1.match(text):
             return _broken_5424(text, data, sender, transport, received)
     m = _RFC3164.match(text)
     pri_text = m[1]
@@ -111,10 +116,10 @@ def parse(data: bytes, sender: str = "", transport: str = "", received: float = 
         if pri > MAX_PRI:
             return _raw(text, data, sender, transport, received)
         facility, severity = pri >> 3, pri & 7
-    timestamp, app_name = m[2], m[4]
-    syntax = "rfc3164" if pri_text is not None and (timestamp or app_name) else "raw"
-    return Message(facility, severity, timestamp or b"", m[3] or b"", app_name or b"", m[5] or b"",
-                   b"", b"", m[6], data, syntax, sender, transport, received)
+    _, timestamp, hostname, app_name, procid, msg = m.groups(b"")
+    syntax = "raw" if pri_text is None else "rfc3164"
+    return _new(Message, (facility, severity, timestamp, hostname, app_name, procid, b"", b"",
+                          msg, data, syntax, sender, transport, received))
 
 
 def _raw(text: bytes, data: bytes, sender: str, transport: str, received: float) -> Message:

@@ -1,0 +1,161 @@
+"""Helpers shared by the tests/test_syslog_*.py modules: the listener and rsyslog as
+real processes on private sockets, and waiting for their output files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_ports() -> int:
+    """A port free for both UDP and TCP."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_bytes().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+class Listener:
+    """`inetd2systemd syslogd` as a user runs it, stderr kept in a file."""
+
+    def __init__(self, directory: Path, config: str | None, listens: list[str],
+                 extra: tuple[str, ...] = ()) -> None:
+        self.directory = directory
+        self.stderr_path = directory / f"syslogd-{time.monotonic_ns()}.err"
+        argv = [PYTHON, "-m", "inetd2systemd", "syslogd"]
+        if config is not None:
+            conf = directory / "syslog.conf"
+            conf.write_text(config)
+            argv += ["--config", str(conf)]
+        for spec in listens:
+            argv += ["--listen", spec]
+        argv += list(extra)
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LISTEN_FDS")}
+        with self.stderr_path.open("wb") as err:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                         env=env)
+        if not wait_for(lambda: "listening on" in self.stderr() or self.proc.poll() is not None):
+            self.stop()
+            raise RuntimeError(f"listener did not start: {self.stderr()}")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"listener exited {self.proc.returncode}: {self.stderr()}")
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def status(self) -> str:
+        """The counters line printed on SIGUSR1."""
+        before = self.stderr().count("received ")
+        self.signal(signal.SIGUSR1)
+        wait_for(lambda: self.stderr().count("received ") > before, timeout=5)
+        return [line for line in self.stderr().splitlines() if "received " in line][-1]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+RSYSLOGD = "/usr/sbin/rsyslogd"
+
+
+class Rsyslog:
+    """The real rsyslogd on private ports, a private work directory, no /dev/log."""
+
+    def __init__(self, directory: Path, rules: str, udp_port: int | None = None,
+                 tcp_port: int | None = None, extra: str = "") -> None:
+        self.directory = directory
+        work = directory / "rsyslog-work"
+        work.mkdir(exist_ok=True)
+        self.pidfile = directory / "rsyslog.pid"
+        lines = [f'global(workDirectory="{work}")',
+                 'module(load="imuxsock" SysSock.Use="off")']
+        if udp_port:
+            lines += ['module(load="imudp")', f'input(type="imudp" address="127.0.0.1" port="{udp_port}")']
+        if tcp_port:
+            lines += ['module(load="imtcp")', f'input(type="imtcp" address="127.0.0.1" port="{tcp_port}")']
+        lines += [extra, rules]
+        self.conf = directory / "rsyslog.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.log = directory / "rsyslog.out"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.pidfile)],
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        ports = [p for p in (tcp_port,) if p]
+        ok = wait_for(lambda: self.proc.poll() is not None or all(_accepts(p) for p in ports))
+        if not ok or self.proc.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"rsyslogd did not start: {self.log.read_text()}")
+        if udp_port:
+            time.sleep(0.3)  # imudp binds with the other inputs; no handshake to wait for
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def send_tcp(port: int, frames: list[bytes], octet: bool = False) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        if octet:
+            s.sendall(b"".join(b"%d %s" % (len(f), f) for f in frames))
+        else:
+            s.sendall(b"".join(f + b"\n" for f in frames))
