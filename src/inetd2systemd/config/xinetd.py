@@ -71,8 +71,8 @@ class _Spec:
 
 
 # parse.c service_attributes / default_attributes of the packaged xinetd, plus `mdns`
-# (documented by its man page though this build ignores it) and `leaky_bucket` (newer
-# openSUSE xinetd), so that files written for those are reported rather than refused.
+# (documented by its man page though this build ignores it), so that it is reported
+# rather than refused.
 ATTRIBUTES: dict[str, _Spec] = {
     "socket_type": _Spec(1, None), "protocol": _Spec(1, None), "wait": _Spec(1, None),
     "user": _Spec(1, None), "group": _Spec(1, None), "server": _Spec(1, None),
@@ -93,7 +93,6 @@ ATTRIBUTES: dict[str, _Spec] = {
     "rlimit_stack": _Spec(1, None), "v6only": _Spec(1, 1), "deny_time": _Spec(1, None),
     "umask": _Spec(1, 1), "libwrap": _Spec(1, None), "enabled": _Spec(None, MODIFIABLE),
     "disabled": _Spec(None, MODIFIABLE), "mdns": _Spec(1, None),
-    "leaky_bucket": _Spec(4, 4),
 }
 # Attributes that need at least one value even though their count is open.
 NEEDS_VALUE = ("server_args", "type", "flags", "log_type")
@@ -103,7 +102,7 @@ DEFAULTS_BEFORE_BODY = ("log_on_success", "log_on_failure", "only_from", "no_acc
                         "passenv", "banner", "banner_success", "banner_fail")
 # Filled from defaults after every file is read, when the service did not set them.
 DEFAULTS_AFTER = ("instances", "umask", "per_source", "groups", "cps", "max_load", "bind",
-                  "v6only", "log_type", "leaky_bucket")
+                  "v6only", "log_type")
 SYNONYMS = {"interface": "bind"}  # one attribute under two names (parse.c A_BIND)
 
 TYPES = ("RPC", "INTERNAL", "TCPMUX", "TCPMUXPLUS", "UNLISTED")
@@ -605,7 +604,7 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
     argv: tuple[str, ...] = ()
     nameinargs = "NAMEINARGS" in flags
     if "SENSOR" in flags:
-        internal = "sensor"
+        internal, server = "sensor", None  # xinetd serves it itself, whatever `server` says
     elif internal_type:
         internal = raw.name
         if internal not in INTERNAL_NAMES + XINETD_ONLY_INTERNALS:
@@ -669,7 +668,7 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
         if port is None:
             if unlisted:
                 raise _error(raw, "port", "an UNLISTED service needs a port")
-            raise _error(raw, "port", f"service {raw.name}/{protocol} is not in "
+            raise _error(raw, "port", f"{raw.name}/{protocol} is not in "
                                       f"{state.services.source} and has no port attribute "
                                       "(give --services the host's file, or add port)")
         if listed is None and not unlisted:
@@ -702,8 +701,6 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
                                      f"off), got {' '.join(cps)!r}")
         count, pause = int(cps[0]), int(cps[1])
         rate = RateLimit(count, 1, pause) if count else None  # cps 0: no limit (access.c)
-    if raw.get("leaky_bucket") is not None:
-        rate = None
     max_load = None
     if raw.first("max_load") is not None:
         try:
@@ -722,7 +719,7 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
 
     unmapped: list[tuple[str, str, Source]] = []
     for attr in ("log_type", "log_on_success", "log_on_failure", "deny_time", "rpc_version",
-                 "rpc_number", "mdns", "leaky_bucket"):
+                 "rpc_number", "mdns"):
         values = raw.get(attr)
         if values is None:
             continue

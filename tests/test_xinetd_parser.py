@@ -1,0 +1,466 @@
+"""The xinetd reader: lexing and merging as the packaged xinetd does, every attribute of
+xinetd.conf(5) carried into the model (tests/data/xinetd: a realistic corpus and
+Debian's stock files), bad input refused with file:line, units rendered from it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, run_cli
+from inetd2systemd.config import load
+from inetd2systemd.config.services import load_services, parse_services
+from inetd2systemd.config.xinetd import ATTRIBUTES, looks_like_xinetd, parse_xinetd, \
+    read_xinetd, read_xinetd_dir
+from inetd2systemd.errors import ConfigError
+from inetd2systemd.model import Family, Listen, RateLimit, Redirect, Severity, SocketType
+
+CORPUS = DATA / "xinetd"
+STOCK = CORPUS / "debian-stock"
+SERVICES = load_services(CORPUS / "services")
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    config = read_xinetd(CORPUS / "xinetd.conf", services=SERVICES)
+    return config, {s.id: s for s in config.services}
+
+
+def parse(text: str, **kw):
+    return parse_xinetd(text, "/cfg/xinetd.conf", services=SERVICES, **kw)
+
+
+def service(text: str, name: str = "nrpe", **kw):
+    """One service entry's body, wrapped, parsed."""
+    body = "\n".join(f"\t{line}" for line in text.strip().splitlines())
+    config = parse(f"service {name}\n{{\n{body}\n}}\n", **kw)
+    return config.services[0] if config.services else None
+
+
+def errors_of(text: str, **kw) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse(text, **kw)
+    return info.value
+
+
+BASE = "socket_type = stream\nwait = no\nuser = nobody\nserver = /usr/sbin/nrpe\n"
+
+
+# -- the corpus: every attribute, each with its expected values ----------------------------
+
+def test_corpus_uses_every_attribute_of_the_man_page():
+    used = set()
+    for path in [CORPUS / "xinetd.conf", *sorted((CORPUS / "xinetd.d").iterdir())]:
+        used |= set(re.findall(r"^\s*([a-z_0-9]+)\s+[-+]?=", path.read_text(), re.M))
+    # `enabled` would switch the rest of the corpus off: it has its own test below
+    assert set(ATTRIBUTES) - used == {"enabled"}
+
+
+def test_corpus_services_and_skipped_files(corpus):
+    config, by_id = corpus
+    assert sorted(by_id) == sorted([
+        "amanda", "check_mk", "cvspserver", "git", "echo-stream", "echo-dgram",
+        "daytime-stream", "time-dgram", "nrpe", "rstatd", "myorg_server", "unlisted-rpc",
+        "ftp-sensor", "mysql", "rsync", "telnet", "tftp", "ftp-v6"])
+    skipped = {Path(f.source.file).name for f in config.findings if "skipped" in f.message}
+    assert skipped == {"tftp.rpmsave", "rsync~"}  # xinetd's includedir rules
+    assert all(f.severity is Severity.INFO for f in config.findings if "skipped" in f.message)
+
+
+def test_tftp_dgram_wait_with_defaults_filled_in(corpus):
+    s = corpus[1]["tftp"]
+    assert (s.socket_type, s.protocol, s.wait) == (SocketType.DGRAM, "udp", True)
+    assert s.listens == (Listen(Family.IPV4, 69),)  # flags IPv4; port from services
+    assert s.server == "/usr/sbin/in.tftpd" and s.argv == ("in.tftpd", "-s", "/var/lib/tftpboot")
+    assert s.per_source == 11 and s.rate == RateLimit(100, 1, 2)
+    # scalar defaults: instances, umask, max_load; list defaults: no_access, passenv, banner
+    assert (s.instances, s.umask, s.max_load) == (60, 0o002, 8.0)
+    assert s.no_access == ("192.0.2.66",) and s.passenv == ("PATH",)
+    assert s.banner_fail == "/etc/xinetd.banner.fail"
+    assert s.supplementary_groups is None  # groups = yes in defaults
+    assert s.tcp_wrapped and s.libwrap_name == "in.tftpd"
+    assert ("log_type", "SYSLOG daemon info") in [(a, v) for a, v, _ in s.unmapped]
+
+
+def test_rsync_ipv6_bind_env_and_merged_log_flags(corpus):
+    s = corpus[1]["rsync"]
+    assert s.listens == (Listen(Family.DUAL, 873, "2001:db8::10"),)
+    assert s.env == (("RSYNC_PROXY", "proxy.example:3128"), ("LANG", "C"))
+    unmapped = {a: v for a, v, _ in s.unmapped}
+    assert unmapped["log_on_failure"] == "HOST USERID"  # defaults' HOST, then += USERID
+
+
+def test_cvspserver_empty_passenv_groups_no_limits(corpus):
+    s = corpus[1]["cvspserver"]
+    assert s.passenv == () and s.supplementary_groups == ()
+    assert s.rlimits == (("AS", 64 * 1024 * 1024),) and s.nice == 5 and s.umask == 0o027
+    assert s.env == (("HOME", "/var/cvs"),)
+    assert s.argv == ("cvs", "-f", "--allow-root=/var/cvs", "pserver")
+
+
+def test_swat_is_off_through_the_defaults_disabled_list(corpus):
+    config, by_id = corpus
+    assert "swat" not in by_id
+    assert any(f.service == "swat" and "disabled list" in f.message for f in config.findings)
+    again = read_xinetd(CORPUS / "xinetd.conf", services=SERVICES, include_disabled=True)
+    swat = next(s for s in again.services if s.id == "swat")
+    assert swat.disabled and swat.listens == (Listen(Family.DUAL, 901),)
+    assert swat.only_from == ("127.0.0.1",)
+    assert any(f.service == "swat" and f.severity is Severity.WARNING and "UNLISTED" in f.message
+               for f in again.findings)
+
+
+def test_amanda_user_group_and_rlimits(corpus):
+    s = corpus[1]["amanda"]
+    assert (s.user, s.group, s.supplementary_groups) == ("backup", "disk", None)
+    assert s.listens == (Listen(Family.IPV4, 10080),)
+    assert s.rlimits == (("CPU", 600), ("NOFILE", 1024))
+
+
+def test_nrpe_access_lists_and_limits(corpus):
+    s = corpus[1]["nrpe"]
+    assert s.listens == (Listen(Family.DUAL, 5666),)  # UNLISTED + port
+    assert s.only_from == ("127.0.0.1", "10.20.{1,2}", "192.0.2.0/24", "2001:db8:20::/48")
+    assert s.no_access == ("192.0.2.66", "10.20.1.99")  # default, then +=
+    assert (s.instances, s.per_source) == (5, None)  # per_source UNLIMITED
+    assert "log_on_success" not in [a for a, _, _ in s.unmapped]  # `=` with nothing clears
+
+
+def test_git_hash_is_data_times_load_and_interface(corpus):
+    s = corpus[1]["git"]
+    assert s.argv[-4:] == ("#", "no", "comment:", "data")
+    assert s.access_times == ((120, 540), (720, 1440))
+    assert s.max_load == 4.5 and s.nice == 10
+    assert s.listens == (Listen(Family.IPV4, 9418, "127.0.0.1"),)  # interface = bind
+    assert s.rlimits == (("DATA", 32 << 20), ("RSS", 16 << 10), ("STACK", None))
+
+
+def test_telnet_nameinargs_flags_banners_libwrap(corpus):
+    config, by_id = corpus
+    s = by_id["telnet"]
+    assert s.server == "/usr/sbin/tcpd" and s.argv == ("/usr/sbin/in.telnetd", "-h")
+    assert s.nodelay and s.keepalive
+    assert s.libwrap_name == "in.telnetd"
+    assert (s.banner, s.banner_success) == ("/etc/issue.net", "/etc/motd")
+    assert s.only_from == ("10.0.0.0", ".corp.example")
+    notes = [f.message for f in config.findings if f.service == "telnet"]
+    assert any("REUSE" in m for m in notes) and any("NORETRY" in m for m in notes)
+
+
+def test_vsftpd_id_ipv6_only_unlimited_and_no_rate(corpus):
+    s = corpus[1]["ftp-v6"]
+    assert s.name == "ftp" and s.listens == (Listen(Family.IPV6, 21),)
+    assert s.instances is None and s.per_source == 5 and s.rate is None  # cps 0 0
+    assert s.nice == -2 and s.rlimits == (("AS", None),)
+    unmapped = {(a, v) for a, v, _ in s.unmapped}
+    assert ("flags", "IDONLY") in unmapped
+    assert ("log_type", "FILE /var/log/xinetd-ftp.log 10M 20M") in unmapped  # overrides default
+
+
+def test_check_mk_unlisted_with_only_from(corpus):
+    s = corpus[1]["check_mk"]
+    assert s.listens == (Listen(Family.DUAL, 6556),) and s.server == "/usr/bin/check_mk_agent"
+    assert s.only_from == ("127.0.0.1", "10.0.20.1", "10.0.20.2")
+
+
+def test_internal_services(corpus):
+    by_id = corpus[1]
+    assert by_id["echo-stream"].internal == "echo" and by_id["echo-stream"].server is None
+    assert by_id["echo-dgram"].socket_type is SocketType.DGRAM and by_id["echo-dgram"].wait
+    assert by_id["daytime-stream"].protocol == "tcp"  # derived from socket_type
+    time_ = by_id["time-dgram"]
+    assert time_.socket_type is SocketType.DGRAM and not time_.wait  # from protocol udp
+    assert ("deny_time", "60") in [(a, v) for a, v, _ in by_id["daytime-stream"].unmapped]
+
+
+def test_what_systemd_cannot_express_is_kept_and_reported(corpus):
+    config, by_id = corpus
+    rpc = by_id["rstatd"]
+    assert rpc.protocol == "rpc/udp" and rpc.listens == ()
+    assert ("rpc_version", "2-4") in [(a, v) for a, v, _ in rpc.unmapped]
+    assert ("rpc_number", "300999") in [(a, v) for a, v, _ in by_id["unlisted-rpc"].unmapped]
+    assert not by_id["unlisted-rpc"].tcp_wrapped  # RPC over TCP: NOLIBWRAP is implied
+    errors = {f.service for f in config.findings if f.severity is Severity.ERROR}
+    assert {"rstatd", "unlisted-rpc", "myorg_server"} <= errors
+    sensor = by_id["ftp-sensor"]
+    assert sensor.internal == "sensor" and sensor.server is None
+    assert ("deny_time", "FOREVER") in [(a, v) for a, v, _ in sensor.unmapped]
+    mysql = by_id["mysql"]
+    assert mysql.redirect == Redirect("10.0.0.5", 3306) and mysql.server is None
+    assert {("mdns", "no"), ("flags", "INTERCEPT"), ("flags", "LABELED")} <= \
+        {(a, v) for a, v, _ in mysql.unmapped}
+
+
+def test_corpus_renders_units(corpus):
+    from inetd2systemd.units.writer import render
+    units, findings = render(corpus[0].services)
+    text = {u.name: u.text for u in units}
+    nrpe = text["nrpe.socket"]
+    assert "ListenStream=[::]:5666" in nrpe and "MaxConnections=5" in nrpe
+    assert "IPAddressDeny=any" in nrpe
+    allow = re.search(r"^IPAddressAllow=(.*)$", nrpe, re.M).group(1).split()
+    assert "10.20.2.0/24" in allow and "2001:db8:20::/48" in allow
+    assert not any(a in ("10.20.1.99", "192.0.2.66") for a in allow)
+    assert "Accept=no" in text["tftp.socket"] and "ListenDatagram=0.0.0.0:69" in text["tftp.socket"]
+    telnet = text["telnet.socket"]
+    assert "NoDelay=yes" in telnet and "KeepAlive=yes" in telnet
+    assert "/usr/sbin/tcpd" in text["telnet@.service"]
+    assert "BindIPv6Only=ipv6-only" in text["ftp-v6.socket"]
+    assert "Nice=10" in text["git@.service"] and "LimitSTACK=infinity" in text["git@.service"]
+    assert "systemd-socket-proxyd" in text["mysql.service"]
+    messages = " ".join(f.message for f in findings)
+    assert "log_type" in messages and "corp.example" in messages
+
+
+# -- Debian's stock files ---------------------------------------------------------------------
+
+def test_debian_stock_files_convert_without_error():
+    config = read_xinetd(STOCK / "etc/xinetd.conf", services=SERVICES, root=str(STOCK))
+    assert config.services == ()  # all shipped disabled
+    assert all(f.severity is Severity.INFO for f in config.findings)
+    full = read_xinetd(STOCK / "etc/xinetd.conf", services=SERVICES, root=str(STOCK),
+                       include_disabled=True)
+    ids = [s.id for s in full.services]
+    assert ids == ["chargen-stream", "chargen-dgram", "daytime-stream", "daytime-dgram",
+                   "discard-stream", "discard-dgram", "echo-stream", "echo-dgram",
+                   "servers", "services", "time-stream", "time-dgram"]
+    assert all(s.disabled for s in full.services)
+    assert not [f for f in full.findings if f.severity is Severity.ERROR]
+    by_id = {s.id: s for s in full.services}
+    assert by_id["services"].internal == "services" and by_id["services"].listens[0].port == 9098
+    assert by_id["echo-dgram"].listens == (Listen(Family.DUAL, 7),)
+    from inetd2systemd.units.writer import render
+    _, findings = render(full.services)
+    refused = {f.service for f in findings if f.severity is Severity.ERROR}
+    assert refused == {"services", "servers"}  # xinetd-only internals, reported
+
+
+def test_the_machines_own_stock_tree_matches_the_copy():
+    if not Path("/etc/xinetd.d/echo").exists():
+        pytest.skip("the xinetd package is not installed here")
+    a = read_xinetd("/etc/xinetd.conf", services=SERVICES, include_disabled=True)
+    b = read_xinetd(STOCK / "etc/xinetd.conf", services=SERVICES, root=str(STOCK),
+                    include_disabled=True)
+    assert [s.id for s in a.services] == [s.id for s in b.services]
+
+
+# -- lexing and merging ----------------------------------------------------------------------
+
+def test_comment_only_at_line_start():
+    s = service(BASE.replace("server = /usr/sbin/nrpe", "server = /usr/sbin/nrpe\n"
+                             "  # a comment line\nserver_args = -l # x"))
+    assert s.argv == ("nrpe", "-l", "#", "x")
+
+
+def test_defaults_equals_adds_and_service_equals_replaces():
+    text = """defaults
+{
+	only_from = 10.0.0.0
+	only_from = 192.0.2.0/24
+	no_access = 10.0.0.9
+}
+service nrpe
+{
+%s}
+service git
+{
+	socket_type = stream
+	wait = no
+	user = nobody
+	server = /usr/bin/git
+	only_from = 127.0.0.1
+	no_access += 10.0.0.10
+}
+service rsync
+{
+	socket_type = stream
+	wait = no
+	user = nobody
+	server = /usr/bin/rsync
+	only_from -= 10.0.0.0/8
+}
+""" % BASE
+    by_id = {s.id: s for s in parse(text).services}
+    assert by_id["nrpe"].only_from == ("10.0.0.0", "192.0.2.0/24")
+    assert by_id["git"].only_from == ("127.0.0.1",)
+    assert by_id["git"].no_access == ("10.0.0.9", "10.0.0.10")
+    assert by_id["rsync"].only_from == ("192.0.2.0/24",)  # removed by address, not spelling
+
+
+def test_list_defaults_apply_from_where_they_are_read_scalars_at_the_end():
+    text = f"service nrpe\n{{\n{BASE}}}\ndefaults\n{{\n\tinstances = 7\n\tonly_from = 10.0.0.1\n}}\n"
+    s = parse(text).services[0]
+    assert s.instances == 7  # service_fill runs after every file is read
+    assert s.only_from is None  # fill_attribute copied the lists before the body
+
+
+def test_builtin_defaults():
+    s = service(BASE)
+    assert s.rate == RateLimit(50, 1, 10) and s.instances is None and s.per_source is None
+    assert s.supplementary_groups == () and s.listens == (Listen(Family.DUAL, 5666),)
+    assert s.argv == ("nrpe",) and s.protocol == "tcp" and s.tcp_wrapped
+
+
+def test_families_from_flags_bind_and_v6only():
+    assert service(BASE + "flags = IPv4").listens == (Listen(Family.IPV4, 5666),)
+    assert service(BASE + "bind = 10.1.1.1").listens == (Listen(Family.IPV4, 5666, "10.1.1.1"),)
+    assert service(BASE + "v6only = yes").listens == (Listen(Family.IPV6, 5666),)
+    assert service(BASE + "flags = IPv4 IPv6").listens == (Listen(Family.DUAL, 5666),)
+    assert service(BASE + "bind = 0.0.0.0").listens == (Listen(Family.IPV4, 5666),)
+
+
+def test_enabled_list_switches_off_the_rest():
+    text = (f"defaults\n{{\n\tenabled = git\n}}\nservice nrpe\n{{\n{BASE}}}\n"
+            f"service git\n{{\n{BASE}}}\n")
+    config = parse(text)
+    assert [s.id for s in config.services] == ["git"]
+    assert any(f.service == "nrpe" and "enabled list" in f.message for f in config.findings)
+    assert [s.disabled for s in parse(text, include_disabled=True).services] == [True, False]
+
+
+def test_disable_flag_and_attribute():
+    assert service(BASE + "disable = yes") is None
+    assert service(BASE + "flags = DISABLE") is None
+    assert service(BASE + "disable = yes", include_disabled=True).disabled
+
+
+def test_duplicates_resolved_as_xinetd_does():
+    text = (f"service nrpe\n{{\n{BASE}}}\nservice nrpe\n{{\n{BASE}server_args = -x\n}}\n"
+            f"service other\n{{\n{BASE}type = UNLISTED\nport = 5666\n}}\n"
+            f"service nrpe\n{{\n{BASE}type = UNLISTED\nport = 15666\n}}\n")
+    config = parse(text)
+    assert [(s.id, s.listens[0].port) for s in config.services] == [("nrpe", 5666),
+                                                                    ("nrpe-2", 15666)]
+    warnings = [f for f in config.findings if f.severity is Severity.WARNING]
+    assert len(warnings) == 2 and all("left out" in f.message for f in warnings)
+    assert [f.source.line for f in warnings] == [8, 16]
+
+
+def test_attribute_set_twice_keeps_the_first_with_a_warning():
+    config = parse(f"service nrpe\n{{\n{BASE}user = root\n}}\n")
+    assert config.services[0].user == "nobody"
+    assert any("already set" in f.message and f.source.line == 7 for f in config.findings)
+
+
+def test_dgram_nowait_is_accepted_as_the_packaged_xinetd_does():
+    s = service("type = INTERNAL\nsocket_type = dgram\nwait = no\nuser = root", name="echo")
+    assert s.socket_type is SocketType.DGRAM and not s.wait
+
+
+def test_includedir_order_and_skips(tmp_path):
+    d = tmp_path / "xinetd.d"
+    d.mkdir()
+    for name, port in (("b", 1001), ("B", 1002), ("_x", 1003), ("a.conf", 1004),
+                       ("c~", 1005), ("a", 1006)):
+        (d / name).write_text(f"service s{port}\n{{\n{BASE}type = UNLISTED\nport = {port}\n}}\n")
+    (d / "sub").mkdir()
+    config = read_xinetd_dir(d, services=SERVICES)
+    assert [s.listens[0].port for s in config.services] == [1002, 1003, 1006, 1001]  # strcmp
+    skipped = {Path(f.source.file).name for f in config.findings if "skipped" in f.message}
+    assert skipped == {"a.conf", "c~", "sub"}
+
+
+def test_include_and_relative_paths(tmp_path):
+    (tmp_path / "extra").write_text(f"service nrpe\n{{\n{BASE}}}\n")
+    (tmp_path / "xinetd.conf").write_text("include extra\n")
+    config = read_xinetd(tmp_path / "xinetd.conf", services=SERVICES)
+    assert config.services[0].source.file == str(tmp_path / "extra")
+
+
+def test_looks_like_xinetd():
+    assert looks_like_xinetd((STOCK / "etc/xinetd.conf").read_text())
+    assert looks_like_xinetd((STOCK / "etc/xinetd.d/echo").read_text())
+    assert not looks_like_xinetd("echo stream tcp nowait root internal\n"
+                                 "# service foo\n{\n")
+
+
+def test_config_load_detects_xinetd_files_and_directories():
+    config = load([CORPUS / "xinetd.d"], services=SERVICES)
+    assert "nrpe" in {s.id for s in config.services}
+    config = load([STOCK / "etc/xinetd.d/echo"], services=SERVICES, include_disabled=True)
+    assert [s.id for s in config.services] == ["echo-stream", "echo-dgram"]
+
+
+# -- bad input: file, line, column -----------------------------------------------------------
+
+@pytest.mark.parametrize("body, line, column, message", [
+    ("bogus = 1", 8, 2, "unknown attribute 'bogus'"),
+    ("port=23", 8, 2, "needs a space"),
+    ("port 23", 8, 7, "expected '='"),
+    ("nice", 8, 6, "missing '='"),
+    ("server_args =", 8, 15, "needs a value"),
+    ("cps = 10", 8, 8, "takes 2 values"),
+    ("instances += 3", 8, 2, "operator '+='"),
+    ("env -= A=1", 8, 2, "'-='"),
+    ("env = NOEQUALS", 8, 8, "has no '='"),
+    ("only_from = 10.1.{2,,3}", 8, 14, "factorised"),
+    ("wait = maybe", 5, 9, "expected yes or no"),
+    ("instances = lots", 8, 14, "expected a number or UNLIMITED"),
+    ("port = 5667", 8, 9, "is port 5666"),
+    ("flags = FAST", 8, 10, "unknown flag"),
+    ("rlimit_as = 8G", 8, 14, "K or M"),
+    ("access_times = 25:00-26:00", 8, 17, "out of range"),
+])
+def test_bad_attribute_lines(body, line, column, message):
+    base = BASE.replace("wait = no", body) if body.startswith("wait") else BASE + body
+    text = "# comment\nservice nrpe\n{\n" + "\n".join(f"\t{x}" for x in base.strip().split("\n"))
+    err = errors_of(text + "\n}\n")
+    assert message in err.msg
+    assert (err.file, err.line) == ("/cfg/xinetd.conf", line)
+    if column is not None:
+        assert err.column == column
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("service nrpe\n\tsocket_type = stream\n}\n", 2, "missing '{'"),
+    ("service nrpe {\n\tsocket_type = stream\n}\n", 2, "missing '{'"),
+    (f"service nrpe\n{{\n{BASE}", 1, "missing '}'"),
+    ("service\n{\n}\n", 1, "service name missing"),
+    ("\nservice nrpe\n{\n\twait = no\n\tuser = x\n\tserver = /x\n}\n", 2, "missing socket_type"),
+    ("service nrpe\n{\n\tsocket_type = stream\n\tuser = x\n\tserver = /x\n}\n", 1, "wait"),
+    ("service nrpe\n{\n\tsocket_type = stream\n\twait = no\n\tserver = /x\n}\n", 1, "user"),
+    ("service zzz\n{\n" + BASE + "}\n", 1, "no port attribute"),
+    ("service zzz\n{\n" + BASE + "type = UNLISTED\n}\n", 1, "needs a port"),
+    ("defaults\n{\n\tserver = /x\n}\n", 3, "not allowed in the defaults"),
+    ("listen here\n", 1, "expected 'service NAME'"),
+])
+def test_bad_structure(text, line, message):
+    err = errors_of(text)
+    assert message in err.msg and err.line == line and err.file == "/cfg/xinetd.conf"
+
+
+def test_include_loop(tmp_path):
+    (tmp_path / "a").write_text("include b\n")
+    (tmp_path / "b").write_text(f"service nrpe\n{{\n{BASE}}}\ninclude a\n")
+    with pytest.raises(ConfigError) as info:
+        read_xinetd(tmp_path / "a", services=SERVICES)
+    assert "include loop" in info.value.msg
+    assert (info.value.file, info.value.line) == (str(tmp_path / "b"), 8)
+
+
+def test_disabled_entries_are_not_checked_beyond_lexing():
+    assert service("disable = yes\nsocket_type = stream") is None  # no wait, no user: fine
+    with pytest.raises(ConfigError):
+        service("disable = yes\nbogus = 1")
+
+
+def test_cli_refuses_bad_input_writes_nothing_and_says_where(tmp_path):
+    bad = tmp_path / "xinetd.conf"
+    bad.write_text(f"service nrpe\n{{\n{BASE}port=5666\n}}\n")
+    out = tmp_path / "units"
+    result = run_cli("convert", "--services", str(CORPUS / "services"), str(bad),
+                     "-o", str(out))
+    assert result.returncode == 2
+    assert f"{bad}:7:" in result.stderr and "space" in result.stderr
+    assert not out.exists()
+
+
+def test_cli_verbose_says_which_files_xinetd_would_skip():
+    result = run_cli("convert", "-v", "--dry-run", "--services", str(CORPUS / "services"),
+                     str(CORPUS / "xinetd.d"))
+    assert "tftp.rpmsave" in result.stderr + result.stdout
+    quiet = run_cli("convert", "--dry-run", "--services", str(CORPUS / "services"),
+                    str(CORPUS / "xinetd.d"))
+    assert "tftp.rpmsave" not in quiet.stderr + quiet.stdout
