@@ -388,8 +388,12 @@ def _rate_lines(s: Service, opts: WriterOptions, rearm: str | None, plan: _Plan)
                 "TriggerLimitBurst=0"]
     lines = [f"TriggerLimitIntervalSec={_span(rate.interval)}", f"TriggerLimitBurst={rate.count}"]
     if rearm:
+        pause = max(rate.pause, rate.interval)
+        if pause != rate.pause:
+            plan.note(Severity.INFO, f"rate limit pause {_span(rate.pause)} is shorter than its "
+                                     f"interval: the socket comes back after {_span(pause)}")
         lines.insert(0, f"# Over {rate.count} starts in {_span(rate.interval)} the socket "
-                        f"fails; {rearm} brings it back after {_span(rate.pause)}.")
+                        f"fails; {rearm} brings it back after {_span(pause)}.")
     return lines
 
 
@@ -439,7 +443,10 @@ def _socket_unit(plan: _Plan, stem: str, listens: list[Listen], opts: WriterOpti
 
 
 def _rearm_unit(s: Service, stem: str, opts: WriterOptions) -> Unit:
-    pause = (s.rate or SAFETY_RATE).pause
+    rate = s.rate or SAFETY_RATE
+    # systemd keeps counting triggers in the current interval across a restart, so a
+    # socket re-armed before the interval is over fails again at once.
+    pause = max(rate.pause, rate.interval)
     socket = f"{stem}.socket"
     lines = _header(s, f"Brings {socket} back after a failure, as inetd/xinetd re-enable "
                        "a service after its pause")
