@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterable
 
@@ -348,6 +349,7 @@ class _Loop:
         os.set_blocking(self.wake_w, False)
         self.stopping = False
         self.last_activity = _monotonic()
+        self.notifier = _LoopNotifier()
 
     def run(self) -> None:
         import selectors
@@ -361,12 +363,14 @@ class _Loop:
                     kind = "accept" if sock.type == socket.SOCK_STREAM else "datagram"
                     self.selector.register(sock, selectors.EVENT_READ, kind)
             self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+            self.notifier.ready(len(self.socks))
             while not self.stopping:
                 timeout = self._timeout()
                 if timeout is not None and timeout <= 0:
                     break
                 if len(self.selector.get_map()) == 1 and not self._busy():
                     break  # only connected sockets were passed, and they are done
+                timeout = self.notifier.ping_due(timeout)
                 for key, _ in self.selector.select(timeout):
                     if key.data == "accept":
                         self._accept(key.fileobj)
@@ -377,6 +381,7 @@ class _Loop:
                         self._touch()
                     else:
                         self._drain_wake()
+            self.notifier.stopping()
             for thread in list(self.threads):
                 thread.join()
         finally:
@@ -461,6 +466,60 @@ class _Loop:
             import signal
 
             signal.signal(signal.SIGTERM, previous)
+
+
+class _LoopNotifier:
+    """What serve() tells a Type=notify manager: READY=1 once it listens, WATCHDOG=1
+    at half of WatchdogSec= while the loop turns, STOPPING=1 when it returns.
+
+    Best effort: a manager that cannot be reached is reported once on stderr and not
+    again; serving goes on. Without NOTIFY_SOCKET all of this is skipped.
+    """
+
+    def __init__(self) -> None:
+        self.notifier = None
+        self.every: float | None = None
+        self.next_ping = 0.0
+        if not os.environ.get("NOTIFY_SOCKET"):
+            return
+        from .notify import Notifier
+
+        self.notifier = Notifier()
+        try:
+            interval = self.notifier.watchdog_interval()
+        except ValueError as exc:
+            print(f"serve: watchdog off: {exc}", file=sys.stderr)
+            interval = None
+        if interval:
+            self.every = interval / 2
+            self.next_ping = _monotonic() + self.every
+
+    def ready(self, count: int) -> None:
+        self._send("READY=1", f"STATUS=serving {count} socket{'s' * (count != 1)}")
+
+    def stopping(self) -> None:
+        self._send("STOPPING=1")
+
+    def ping_due(self, timeout: float | None) -> float | None:
+        """Ping if it is time; return the select timeout shortened to the next ping."""
+        if self.every is None:
+            return timeout
+        now = _monotonic()
+        if now >= self.next_ping:
+            self._send("WATCHDOG=1")
+            self.next_ping = now + self.every
+        until_ping = self.next_ping - now
+        return until_ping if timeout is None else min(timeout, until_ping)
+
+    def _send(self, *states: str) -> None:
+        if self.notifier is None:
+            return
+        try:
+            self.notifier.send(*states)
+        except (OSError, ValueError) as exc:
+            print(f"serve: cannot notify {self.notifier.address}: {exc}", file=sys.stderr)
+            self.notifier = None
+            self.every = None
 
 
 def _monotonic() -> float:
