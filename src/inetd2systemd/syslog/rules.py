@@ -1,9 +1,11 @@
 """syslog.conf: selectors and actions, read as sysklogd and rsyslog read them.
 
-Selector semantics are the Linux ones (sysklogd/rsyslog `DecodePRIFilter`): every
-facility has a severity bit mask, the `;`-separated parts are applied left to right and
-OR into it (`!` removes bits, `=` means exactly that severity, `none` clears, `*` sets
-all), so `*.debug;local6.err` keeps local6 at debug and above, unlike BSD syslogd.
+Selector semantics are rsyslog's (`DecodePRIFilter`, checked against rsyslogd 8.2302 by
+tests/test_syslog_rules.py): every facility has a severity bit mask, the `;`-separated
+parts are applied left to right and OR into it (`!` removes bits, `=` means exactly that
+severity, `none` clears, `*` sets all), so `*.debug;local6.err` keeps local6 at debug and
+above, unlike BSD syslogd. A negation only removes: `kern.!err` on its own selects
+nothing (rsyslog does the same; write `kern.*;kern.!err`).
 
 Actions: `/file` (synced after every batch of messages), `-/file` (not synced),
 `|/fifo`, `/dev/console` and ttys, `@host[:port]` (UDP), `@@host[:port]` (TCP, LF
@@ -160,7 +162,7 @@ def _logical_lines(text: str):
         if not pending:
             start = number
         if line.endswith("\\") and not line.lstrip().startswith("#"):
-            pending += line[:-1] + " "
+            pending += line[:-1]  # joined verbatim, as sysklogd does
             continue
         yield start, pending + line
         pending = ""
@@ -213,7 +215,7 @@ def parse_selector(text: str, file: str = "<selector>", line: int = 0,
                 level = SEVERITY_NAMES[priority]
                 bits = 1 << level if exact else (1 << (level + 1)) - 1
                 if negate:
-                    masks[f] = (masks[f] or ALL_SEVERITIES) & ~bits
+                    masks[f] &= ~bits
                 else:
                     masks[f] |= bits
     return tuple(masks)

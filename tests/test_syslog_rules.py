@@ -1,0 +1,175 @@
+"""syslog.conf selectors and actions, each compared with what the real rsyslogd does with
+the same lines: both daemons get the same syslog.conf rules and the same 192 messages
+(every facility x severity) over TCP, and must write the same lines to the same files."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from inetd2systemd.errors import ConfigError
+from inetd2systemd.syslog.rules import parse_selector, parse_syslog_conf
+
+from syslog_support import PYTHON, RSYSLOGD, Listener, Rsyslog, free_ports, read_lines, send_tcp, wait_for
+
+SELECTORS = [
+    "*.info;mail.none;authpriv.none",
+    "kern.info;kern.!err",
+    "kern.!err",  # rsyslog: a negation alone selects nothing (it only removes bits)
+    "kern.*;kern.!err",
+    "mail.*;mail.!=info",
+    "mail,news.=info",
+    "*.=crit;kern.none",
+    "*.debug;local6.err",  # Linux semantics: OR, local6 stays debug+ (BSD would differ)
+    "*.debug;local6.none;local6.err",
+    "local0.warning",
+    "auth,authpriv.*;auth.!info",
+    "user.!=notice",
+    "daemon.*;daemon.!*",
+    "local7.none",
+    "security.err",
+    "cron.=debug;cron.=err",
+    "*.emerg;*.=alert",
+    "LOCAL1.Info",  # names are case-insensitive
+    "*.*",
+]
+
+# Discard and '&' need order: local5 goes to its own file and then nowhere else.
+TRAILER = """\
+local5.*\t{dir}/local5.log
+& ~
+*.*\t{dir}/after-discard.log
+local7.*\t{dir}/end.log
+"""
+
+
+def config_for(directory) -> str:
+    lines = [f"{sel}\t{directory}/rule{i}.log" for i, sel in enumerate(SELECTORS)]
+    return "\n".join(lines) + "\n" + TRAILER.format(dir=directory)
+
+
+def all_messages() -> list[bytes]:
+    return [b"<%d>Nov 27 12:00:00 testhost seltest: m-%d-%d" % (f * 8 + s, f, s)
+            for f in range(24) for s in range(8)] + [b"<191>Nov 27 12:00:01 testhost seltest: END"]
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    if shutil.which(RSYSLOGD) is None and not __import__("os").path.exists(RSYSLOGD):
+        pytest.skip("rsyslogd is not installed (scripts/setup.sh installs it)")
+    base = tmp_path_factory.mktemp("selectors")
+    ours_dir, theirs_dir = base / "ours", base / "rsyslog"
+    ours_dir.mkdir()
+    theirs_dir.mkdir()
+    port_ours, port_theirs = free_ports(), free_ports()
+    # Debian's rsyslog.conf selects the traditional format, which is what we write.
+    rsyslog = Rsyslog(theirs_dir, config_for(theirs_dir), tcp_port=port_theirs,
+                      extra="$ActionFileDefaultTemplate RSYSLOG_TraditionalFileFormat")
+    ours = Listener(ours_dir, config_for(ours_dir), [f"tcp:127.0.0.1:{port_ours}"])
+    try:
+        messages = all_messages()
+        send_tcp(port_ours, messages)
+        send_tcp(port_theirs, messages)
+        for d in (ours_dir, theirs_dir):
+            assert wait_for(lambda: any("END" in l for l in read_lines(d / "end.log"))), d
+    finally:
+        rsyslog.stop()
+        ours.stop()
+    return ours_dir, theirs_dir
+
+
+def _ours_and_theirs(outputs, name):
+    ours_dir, theirs_dir = outputs
+    theirs = [l for l in read_lines(theirs_dir / name) if "seltest:" in l]  # not rsyslogd's own
+    return read_lines(ours_dir / name), theirs
+
+
+@pytest.mark.parametrize("index", range(len(SELECTORS)), ids=SELECTORS)
+def test_selector_selects_what_rsyslog_selects(outputs, index):
+    ours, theirs = _ours_and_theirs(outputs, f"rule{index}.log")
+    assert ours == theirs
+    if SELECTORS[index] not in ("local7.none", "daemon.*;daemon.!*", "kern.!err", "user.!=notice"):
+        assert ours, "the selector matched nothing: the comparison would prove nothing"
+
+
+def test_discard_stops_later_rules_like_rsyslog(outputs):
+    ours, theirs = _ours_and_theirs(outputs, "after-discard.log")
+    assert ours == theirs
+    assert not any("m-21-" in l for l in ours) and any("m-20-" in l for l in ours)
+    ours, theirs = _ours_and_theirs(outputs, "local5.log")
+    assert ours == theirs and len(ours) == 8
+
+
+def test_linux_or_semantics_differ_from_bsd():
+    # *.debug;local6.err: local6 keeps debug (bit 7) under Linux/rsyslog rules.
+    masks = parse_selector("*.debug;local6.err")
+    assert masks[22] == 0xFF
+    assert parse_selector("*.debug;local6.none;local6.err")[22] == 0b1111
+
+
+@pytest.mark.parametrize("text, line, column, words", [
+    ("*.info /a\nmail.inf /b\n", 2, 6, "unknown priority 'inf'"),
+    ("# c\n\nmial.info /b\n", 3, 1, "unknown facility 'mial'"),
+    ("mail.info\n", 1, 1, "no action"),
+    ("mail /x\n", 1, 1, "no '.priority'"),
+    ("mail.* @host:99999\n", 1, 8, "bad port"),
+    ("!sshd\n*.* /x\n", 1, 1, "BSD program/host blocks"),
+    (':msg, contains, "x" /x\n', 1, 1, "property filters"),
+    ('module(load="imudp")\n', 1, 1, "RainerScript"),
+    ("& /x\n", 1, 1, "no previous selector"),
+    ("*.* ?frobnicate\n", 1, 5, "unknown action"),
+])
+def test_bad_lines_name_file_line_and_column(text, line, column, words):
+    with pytest.raises(ConfigError) as info:
+        parse_syslog_conf(text, "/etc/syslog.conf")
+    err = info.value
+    assert (err.file, err.line, err.column) == ("/etc/syslog.conf", line, column)
+    assert words in err.msg
+
+
+def test_unsupported_actions_and_directives_are_reported_not_silently_dropped():
+    rs = parse_syslog_conf("*.emerg :omusrmsg:*\n*.alert root,eric\n$RepeatedMsgReduction on\n"
+                           "*.* -/var/log/x;RSYSLOG_FileFormat\n", "f")
+    assert [f.source.line for f in rs.findings] == [1, 2, 3, 4]
+    assert [r.action.kind for r in rs.rules] == ["file"]
+
+
+def test_actions_and_continuations():
+    rs = parse_syslog_conf("mail.*;\\\nnews.* -/var/log/m\nkern.* /dev/console\n"
+                           "*.* @[::1]:5514\n*.* @@(o)loghost\nuser.* |/run/fifo\n"
+                           "local0.* :omjournal:\n", "f")
+    kinds = [(r.action.kind, r.action.target, r.action.port, r.action.sync, r.action.octet_counted)
+             for r in rs.rules]
+    assert kinds == [("file", "/var/log/m", 514, False, False), ("console", "/dev/console", 514, False, False),
+                     ("udp", "::1", 5514, False, False), ("tcp", "loghost", 514, False, True),
+                     ("pipe", "/run/fifo", 514, False, False), ("journal", "", 514, False, False)]
+    assert rs.rules[0].source.line == 1 and rs.rules[0].masks[7] == 0xFF
+
+
+def test_include_reads_the_files_in_order(tmp_path):
+    (tmp_path / "syslog.d").mkdir()
+    (tmp_path / "syslog.d" / "b.conf").write_text("news.* /b\n")
+    (tmp_path / "syslog.d" / "a.conf").write_text("mail.* /a\n")
+    main = tmp_path / "syslog.conf"
+    main.write_text(f"include {tmp_path}/syslog.d/*.conf\nkern.* /k\n")
+    from inetd2systemd.syslog.rules import read_syslog_conf
+
+    rs = read_syslog_conf(str(main))
+    assert [r.action.target for r in rs.rules] == ["/a", "/b", "/k"]
+    assert rs.rules[0].source.file.endswith("a.conf")
+
+
+def test_cli_check_and_bad_config_exit_codes(tmp_path):
+    good, bad = tmp_path / "good.conf", tmp_path / "bad.conf"
+    good.write_text("*.info -/tmp/x\n")
+    bad.write_text("*.info /x\nkern.bogus /y\n")
+    ok = subprocess.run([PYTHON, "-m", "inetd2systemd", "syslogd", "--config", str(good), "--check"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "1 rules" in ok.stdout
+    res = subprocess.run([PYTHON, "-m", "inetd2systemd", "syslogd", "--config", str(bad),
+                          "--listen", "udp:127.0.0.1:0"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2
+    assert f"{bad}:2:6: unknown priority 'bogus'" in res.stderr
