@@ -1,0 +1,439 @@
+"""units.writer: every Service field becomes a systemd 252 directive or a Finding.
+
+These tests read the generated unit text the way systemd does (sections, keys) and
+assert the directives that decide behaviour; `systemd-analyze verify` checks whole sets.
+tests/test_units_systemd.py proves the same units under a real systemd.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from inetd2systemd.model import (Family, Listen, RateLimit, Redirect, Service, Severity,
+                                 SocketType, Source)
+from inetd2systemd.units.writer import (MARKER, UNLIMITED_CONNECTIONS, WriterOptions, fd_name,
+                                        render)
+
+
+def svc(name: str = "finger", port: int | None = 79, *, kind: SocketType = SocketType.STREAM,
+        wait: bool = False, family: Family = Family.DUAL, line: int = 1, **kw) -> Service:
+    proto = "udp" if kind is SocketType.DGRAM else "tcp"
+    if "server" not in kw and "internal" not in kw and "redirect" not in kw:
+        kw.update(server="/usr/bin/cat", argv=("cat",))
+    return Service(name=name, id=kw.pop("id", name), source=Source("/etc/inetd.conf", line),
+                   socket_type=kind, protocol=kw.pop("protocol", proto),
+                   listens=kw.pop("listens", (Listen(family, port),)), wait=wait, **kw)
+
+
+def parse(text: str) -> dict[str, list[tuple[str, str]]]:
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current = ""
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = line.strip("[]")
+            sections.setdefault(current, [])
+            continue
+        key, _, value = line.partition("=")
+        sections[current].append((key, value))
+    return sections
+
+
+def get(text: str, section: str, key: str) -> list[str]:
+    return [v for k, v in parse(text).get(section, []) if k == key]
+
+
+def one(units, name: str) -> str:
+    found = [u for u in units if u.name == name]
+    assert found, f"{name} not in {[u.name for u in units]}"
+    return found[0].text
+
+
+# -- the three shapes ---------------------------------------------------------------------
+
+def test_nowait_stream_is_an_accepting_socket_and_a_template_per_connection():
+    units, findings = render([svc(argv=("in.fingerd", "-w"), server="/usr/sbin/in.fingerd")])
+    assert [u.name for u in units] == ["finger.socket", "finger@.service",
+                                       "finger-rearm.service"]
+    sock, tmpl = one(units, "finger.socket"), one(units, "finger@.service")
+    assert get(sock, "Socket", "Accept") == ["yes"]
+    assert get(sock, "Socket", "MaxConnections") == [str(UNLIMITED_CONNECTIONS)]
+    assert get(sock, "Install", "WantedBy") == ["sockets.target"]
+    assert get(tmpl, "Service", "ExecStart") == ['-@"/usr/sbin/in.fingerd" "in.fingerd" "-w"']
+    assert get(tmpl, "Service", "StandardInput") == ["socket"]
+    assert get(tmpl, "Service", "StandardOutput") == ["socket"]
+    assert get(tmpl, "Service", "StandardError") == ["socket"]
+    assert get(tmpl, "Unit", "CollectMode") == ["inactive-or-failed"]
+    assert not [f for f in findings if f.severity is not Severity.INFO]
+
+
+def test_wait_service_gets_its_one_socket_on_stdin_and_requires_it():
+    units, findings = render([svc("tftp", 69, kind=SocketType.DGRAM, wait=True,
+                                  server="/usr/sbin/in.tftpd", argv=("in.tftpd", "-s", "/srv"),
+                                  family=Family.IPV4)])
+    assert [u.name for u in units] == ["tftp.socket", "tftp.service", "tftp-rearm.service"]
+    sock, serv = one(units, "tftp.socket"), one(units, "tftp.service")
+    assert get(sock, "Socket", "ListenDatagram") == ["0.0.0.0:69"]
+    assert get(sock, "Socket", "Accept") == ["no"]
+    assert get(serv, "Unit", "Requires") == ["tftp.socket"]
+    assert get(serv, "Unit", "After") == ["tftp.socket"]
+    assert get(serv, "Unit", "StartLimitIntervalSec") == ["0"]
+    assert get(serv, "Service", "StandardInput") == ["socket"]
+    assert get(serv, "Service", "KillMode") == ["process"]
+    assert get(serv, "Service", "ExecStart") == ['-@"/usr/sbin/in.tftpd" "in.tftpd" "-s" "/srv"']
+    assert not findings
+
+
+def test_wait_service_on_several_addresses_is_split_one_socket_each():
+    listens = (Listen(Family.IPV4, 69, "192.0.2.1"), Listen(Family.IPV4, 69, "192.0.2.2"),
+               Listen(Family.IPV6, 69))
+    units, findings = render([svc("tftp", kind=SocketType.DGRAM, wait=True, listens=listens)])
+    sockets = [u for u in units if u.name.endswith(".socket")]
+    assert [u.name for u in sockets] == ["tftp-1.socket", "tftp-2.socket", "tftp-3.socket"]
+    assert [get(u.text, "Socket", "ListenDatagram") for u in sockets] == [
+        ["192.0.2.1:69"], ["192.0.2.2:69"], ["[::]:69"]]
+    assert get(one(units, "tftp-2.service"), "Unit", "Requires") == ["tftp-2.socket"]
+    assert any("split" in f.message for f in findings)
+
+
+def test_dgram_nowait_cannot_accept_so_it_runs_one_server_and_says_so():
+    units, findings = render([svc("talk", 517, kind=SocketType.DGRAM, wait=False)])
+    assert get(one(units, "talk.socket"), "Socket", "Accept") == ["no"]
+    assert get(one(units, "talk.service"), "Service", "KillMode") == ["process"]
+    warnings = [f for f in findings if f.severity is Severity.WARNING]
+    assert len(warnings) == 1 and "dgram nowait" in warnings[0].message
+    assert warnings[0].source == Source("/etc/inetd.conf", 1)
+
+
+def test_internal_services_run_in_process_from_a_long_running_service():
+    units, _ = render([svc("echo", 7, internal="echo", id="echo-tcp"),
+                       svc("echo", 7, kind=SocketType.DGRAM, wait=True, internal="echo",
+                           id="echo-udp")],
+                      WriterOptions(command=("/usr/bin/inetd2systemd",)))
+    assert {u.name for u in units} >= {"echo-tcp.socket", "echo-tcp.service",
+                                       "echo-udp.socket", "echo-udp.service"}
+    assert get(one(units, "echo-tcp.socket"), "Socket", "Accept") == ["no"]
+    serv = one(units, "echo-tcp.service")
+    assert get(serv, "Service", "ExecStart") == [
+        '@"/usr/bin/inetd2systemd" "/usr/bin/inetd2systemd" "internal" "echo" '
+        '"--idle-timeout" "60"']
+    assert not get(serv, "Service", "StandardInput")  # it takes LISTEN_FDS, not fd 0
+
+
+def test_internal_service_passes_instances_and_per_source():
+    units, findings = render([svc("chargen", 19, internal="chargen", instances=5, per_source=2)],
+                             WriterOptions(command=("/x/inetd2systemd",)))
+    line = get(one(units, "chargen.service"), "Service", "ExecStart")[0]
+    assert '"--max-connections" "5"' in line and '"--per-source" "2"' in line
+    assert not [f for f in findings if "per_source" in f.message]
+
+
+def test_default_command_is_the_installed_console_script():
+    units, _ = render([svc("echo", 7, internal="echo")])
+    line = get(one(units, "echo.service"), "Service", "ExecStart")[0]
+    assert "inetd2systemd" in line and '"internal" "echo"' in line
+
+
+# -- names --------------------------------------------------------------------------------
+
+def test_unit_names_are_sanitised_unique_and_prefixed():
+    services = [svc("a@b c", id="a@b c"), svc("a-b-c", id="a-b-c"), svc("x", id="-.x/y")]
+    units, _ = render(services, WriterOptions(prefix="inetd-"))
+    names = [u.name for u in units if u.name.endswith(".socket")]
+    assert names == ["inetd-a-b-c.socket", "inetd-a-b-c-2.socket", "inetd--.x-y.socket"]
+    assert all("@" not in n for n in names)
+    units2, _ = render(services, WriterOptions(prefix="inetd-"))
+    assert units2 == units  # stable
+
+
+def test_long_ids_are_cut_but_stay_distinct():
+    a, b = "x" * 300 + "a", "x" * 300 + "b"
+    units, _ = render([svc(id=a), svc(id=b)])
+    names = [u.name for u in units if u.name.endswith(".socket")]
+    assert len(set(names)) == 2 and all(len(n) < 250 for n in names)
+
+
+def test_every_unit_starts_with_the_marker_and_the_source_line():
+    units, _ = render([svc(line=12), svc("echo", 7, internal="echo", line=13)])
+    for unit in units:
+        first = unit.text.splitlines()[0]
+        assert first.startswith(MARKER + " from /etc/inetd.conf:1")
+
+
+# -- socket details ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("listen, value, bind", [
+    (Listen(Family.DUAL, 23), "[::]:23", "both"),
+    (Listen(Family.IPV6, 23), "[::]:23", "ipv6-only"),
+    (Listen(Family.IPV4, 23), "0.0.0.0:23", None),
+    (Listen(Family.IPV4, 23, "127.0.0.1"), "127.0.0.1:23", None),
+    (Listen(Family.IPV6, 23, "::1"), "[::1]:23", "ipv6-only"),
+])
+def test_addresses_and_ipv6_binding_are_explicit(listen, value, bind):
+    units, _ = render([svc("telnet", listens=(listen,))])
+    sock = one(units, "telnet.socket")
+    assert get(sock, "Socket", "ListenStream") == [value]
+    assert get(sock, "Socket", "BindIPv6Only") == ([bind] if bind else [])
+    assert get(sock, "Socket", "FreeBind") == (["yes"] if listen.host else [])
+
+
+def test_mixed_v6_only_and_dual_stack_listens_get_separate_sockets():
+    units, _ = render([svc("telnet", listens=(Listen(Family.IPV4, 23, "10.0.0.1"),
+                                              Listen(Family.IPV6, 24), Listen(Family.DUAL, 25)))])
+    sockets = [u for u in units if u.name.endswith(".socket")]
+    assert len(sockets) == 2
+    assert {get(u.text, "Socket", "BindIPv6Only")[0] for u in sockets} == {"ipv6-only", "both"}
+
+
+def test_unix_socket_mode_and_socket_options():
+    units, _ = render([svc("local", listens=(Listen(Family.UNIX, host="/run/my%sock"),),
+                           protocol="unix", recv_buffer=65536, send_buffer=131072,
+                           nodelay=True, keepalive=True, backlog=128)])
+    sock = one(units, "local.socket")
+    assert get(sock, "Socket", "ListenStream") == ["/run/my%%sock"]
+    assert get(sock, "Socket", "SocketMode") == ["0666"]
+    assert get(sock, "Socket", "ReceiveBuffer") == ["65536"]
+    assert get(sock, "Socket", "SendBuffer") == ["131072"]
+    assert get(sock, "Socket", "NoDelay") == ["yes"]
+    assert get(sock, "Socket", "KeepAlive") == ["yes"]
+    assert get(sock, "Socket", "Backlog") == ["128"]
+
+
+def test_instances_and_per_source_become_connection_limits():
+    units, _ = render([svc(instances=10, per_source=3)])
+    sock = one(units, "finger.socket")
+    assert get(sock, "Socket", "MaxConnections") == ["10"]
+    assert get(sock, "Socket", "MaxConnectionsPerSource") == ["3"]
+
+
+def test_rate_limit_fails_the_socket_and_a_rearm_unit_brings_it_back():
+    units, _ = render([svc(rate=RateLimit(40, 60, 600))])
+    sock = one(units, "finger.socket")
+    assert get(sock, "Socket", "TriggerLimitIntervalSec") == ["60s"]
+    assert get(sock, "Socket", "TriggerLimitBurst") == ["40"]
+    assert get(sock, "Unit", "OnFailure") == ["finger-rearm.service"]
+    rearm = one(units, "finger-rearm.service")
+    assert get(rearm, "Service", "ExecStart") == [
+        "/usr/bin/sleep 600s", "/usr/bin/systemctl reset-failed finger.socket",
+        "/usr/bin/systemctl --no-block start finger.socket"]
+    assert get(rearm, "Unit", "PartOf") == ["finger.socket"]
+
+
+def test_without_a_rate_a_wait_udp_service_is_not_held_to_systemds_20_per_2s():
+    units, _ = render([svc("tftp", kind=SocketType.DGRAM, wait=True)])
+    sock = one(units, "tftp.socket")
+    assert int(get(sock, "Socket", "TriggerLimitBurst")[0]) >= 1000
+    assert get(sock, "Socket", "TriggerLimitIntervalSec") == ["1s"]
+
+
+def test_newer_systemd_gets_poll_limits_and_no_rearm():
+    units, findings = render([svc(rate=RateLimit(50, 1, 10))], WriterOptions(systemd_version=255))
+    sock = one(units, "finger.socket")
+    assert get(sock, "Socket", "PollLimitIntervalSec") == ["1s"]
+    assert get(sock, "Socket", "PollLimitBurst") == ["50"]
+    assert get(sock, "Socket", "TriggerLimitBurst") == ["0"]
+    assert not get(sock, "Unit", "OnFailure")
+    assert not [u for u in units if "rearm" in u.name]
+    assert any("255" in f.message for f in findings)
+
+
+def test_only_from_minus_no_access_on_the_socket_with_deny_any():
+    units, findings = render([svc(only_from=("10.0.0.0",), no_access=("10.1.0.0/16",))])
+    sock = one(units, "finger.socket")
+    assert get(sock, "Socket", "IPAddressDeny") == ["any"]
+    allow = get(sock, "Socket", "IPAddressAllow")[0].split()
+    assert "10.0.0.0/16" in allow and not any(a.startswith("10.1.") for a in allow)
+    assert not get(one(units, "finger@.service"), "Service", "IPAddressDeny")
+
+
+def test_host_names_in_only_from_are_reported_and_never_widen_access():
+    units, findings = render([svc(only_from=("trusted.example.org",))])
+    sock = one(units, "finger.socket")
+    assert get(sock, "Socket", "IPAddressDeny") == ["any"]
+    assert not get(sock, "Socket", "IPAddressAllow")
+    assert any("trusted.example.org" in f.message for f in findings)
+
+
+# -- what runs ------------------------------------------------------------------------------
+
+def test_awkward_argv_is_escaped_for_systemd():
+    argv = ("prog name", 'say "hi"', "back\\slash", "50%", "$HOME", ";", "", "ü", "\udcff",
+            "tab\t", "\x01")
+    units, _ = render([svc(server="/usr/bin/printf", argv=argv)])
+    line = get(one(units, "finger@.service"), "Service", "ExecStart")[0]
+    assert line == ('-@"/usr/bin/printf" "prog name" "say \\"hi\\"" "back\\\\slash" "50%%" '
+                    '"$$HOME" ";" "" "\\xc3\\xbc" "\\xff" "tab\\x09" "\\x01"')
+
+
+def test_argv0_defaults_to_the_program_name_when_the_line_has_none():
+    units, _ = render([svc(server="/usr/sbin/in.fingerd", argv=())])
+    line = get(one(units, "finger@.service"), "Service", "ExecStart")[0]
+    assert line == '-@"/usr/sbin/in.fingerd" "in.fingerd"'
+
+
+@pytest.mark.parametrize("server", ["in.fingerd", "/usr/sbin/in\"fingerd", "/usr/sbin/../x",
+                                    "/usr/sbin/in$x", "/usr/sbin/\tx"])
+def test_a_server_path_systemd_would_refuse_is_an_error_and_no_units(server):
+    units, findings = render([svc(server=server, argv=("x",))])
+    assert units == ()
+    assert [f.severity for f in findings] == [Severity.ERROR]
+
+
+def test_user_group_and_exec_settings():
+    units, findings = render([svc(user="fingerd", group="nogroup", supplementary_groups=("adm", "tty"),
+                                  nice=10, umask=0o027, rlimits=(("NOFILE", 1024), ("CPU", None)),
+                                  env=(("LANG", "C"), ("MSG", 'a "b" 100% \\')),
+                                  passenv=("TZ",))])
+    tmpl = one(units, "finger@.service")
+    assert get(tmpl, "Service", "User") == ["fingerd"]
+    assert get(tmpl, "Service", "Group") == ["nogroup"]
+    assert get(tmpl, "Service", "SupplementaryGroups") == ["adm tty"]
+    assert get(tmpl, "Service", "Nice") == ["10"]
+    assert get(tmpl, "Service", "UMask") == ["0027"]
+    assert get(tmpl, "Service", "LimitNOFILE") == ["1024"]
+    assert get(tmpl, "Service", "LimitCPU") == ["infinity"]
+    assert get(tmpl, "Service", "Environment") == ['"LANG=C"', '"MSG=a \\"b\\" 100%% \\\\"']
+    assert get(tmpl, "Service", "PassEnvironment") == ["TZ"]
+    assert any("PassEnvironment" in f.message and f.severity is Severity.WARNING
+               for f in findings)
+
+
+def test_no_supplementary_groups_cannot_be_expressed_and_is_reported():
+    units, findings = render([svc(supplementary_groups=())])
+    assert not get(one(units, "finger@.service"), "Service", "SupplementaryGroups")
+    assert any("supplementary" in f.message and f.severity is Severity.WARNING for f in findings)
+
+
+def test_redirect_runs_socket_proxyd_sized_from_instances():
+    units, _ = render([svc("fwd", 8080, redirect=Redirect("2001:db8::1", 80), instances=20)])
+    assert get(one(units, "fwd.socket"), "Socket", "Accept") == ["no"]
+    line = get(one(units, "fwd.service"), "Service", "ExecStart")[0]
+    assert line == ('@"/lib/systemd/systemd-socket-proxyd" "systemd-socket-proxyd" '
+                    '"--connections-max=20" "[2001:db8::1]:80"')
+
+
+def test_banner_max_load_and_access_times_become_a_wrapper_and_conditions():
+    units, findings = render([svc(banner="/etc/banner", banner_success="/etc/ok",
+                                  max_load=2.5, access_times=((480, 1020),))])
+    tmpl = one(units, "finger@.service")
+    start = get(tmpl, "Service", "ExecStart")[0]
+    assert start.startswith('-@"/bin/bash" "bash" "-c"') and '"/etc/banner" "/etc/ok"' in start
+    conditions = get(tmpl, "Service", "ExecCondition")
+    assert len(conditions) == 2
+    assert "/proc/loadavg" in conditions[0] and "2.5" in conditions[0]
+    assert "480" in conditions[1] and "1020" in conditions[1] and "%%H %%M" in conditions[1]
+    assert not [f for f in findings if f.severity is not Severity.INFO]
+
+
+def test_what_a_wait_service_cannot_do_per_connection_is_reported():
+    _, findings = render([svc(kind=SocketType.DGRAM, wait=True, banner="/etc/b",
+                              max_load=3.0, access_times=((0, 60),), per_source=2)])
+    text = " ".join(f.message for f in findings if f.severity is Severity.WARNING)
+    for word in ("banner", "max_load", "access_times", "per_source"):
+        assert word in text
+
+
+@pytest.mark.parametrize("kw, word", [
+    (dict(protocol="rpc/tcp"), "RPC"),
+    (dict(kind=SocketType.RAW), "raw"),
+    (dict(kind=SocketType.RDM), "rdm"),
+    (dict(kind=SocketType.SEQPACKET), "seqpacket"),
+    (dict(internal="tcpmux"), "tcpmux"),
+    (dict(listens=()), "address"),
+])
+def test_what_systemd_cannot_listen_for_is_an_error_without_units(kw, word):
+    units, findings = render([svc(**kw)])
+    assert units == ()
+    assert len(findings) == 1 and findings[0].severity is Severity.ERROR
+    assert word in findings[0].message
+
+
+def test_tcp_wrapped_unmapped_and_disabled_are_reported():
+    where = Source("/etc/xinetd.d/x", 7)
+    units, findings = render([svc(tcp_wrapped=True, libwrap_name="in.fingerd", disabled=True,
+                                  unmapped=(("log_type", "SYSLOG daemon", where),
+                                            ("deny_time", "60", where)))])
+    warnings = [f for f in findings if f.severity is Severity.WARNING]
+    assert any("hosts.allow" in f.message for f in warnings)
+    assert [f.source for f in warnings if "log_type" in f.message or "deny_time" in f.message] \
+        == [where, where]
+    sock = one(units, "finger.socket")
+    assert "Install" not in parse(sock) and "not meant to be enabled" in sock
+
+
+def test_seqpacket_over_unix_is_fine():
+    units, findings = render([svc("sp", kind=SocketType.SEQPACKET, protocol="unix",
+                                  listens=(Listen(Family.UNIX, host="/run/sp"),))])
+    assert get(one(units, "sp.socket"), "Socket", "ListenSequentialPacket") == ["/run/sp"]
+    assert get(one(units, "sp.socket"), "Socket", "Accept") == ["yes"]
+
+
+def test_stderr_to_journal_option():
+    units, _ = render([svc()], WriterOptions(stderr_to_journal=True))
+    assert get(one(units, "finger@.service"), "Service", "StandardError") == ["journal"]
+
+
+# -- the superserver engine ----------------------------------------------------------------
+
+def test_superserver_engine_one_service_and_a_named_socket_per_service():
+    services = [svc("echo", 7, internal="echo", id="echo-stream"),
+                svc("tftp", 69, kind=SocketType.DGRAM, wait=True, id="tftp",
+                    listens=(Listen(Family.IPV4, 69), Listen(Family.IPV4, 69, "10.0.0.1"))),
+                svc("portmap", 111, protocol="rpc/tcp", id="rpc:1")]
+    units, findings = render(services, WriterOptions(
+        engine="superserver", command=("/usr/bin/inetd2systemd",),
+        config_paths=("/etc/inetd.conf", "/etc/xinetd.conf")))
+    names = [u.name for u in units]
+    assert names == ["inetd2systemd-superserver.service",
+                     "inetd2systemd-superserver-echo-stream.socket",
+                     "inetd2systemd-superserver-tftp.socket"]
+    main = units[0].text
+    assert get(main, "Service", "ExecStart") == [
+        '@"/usr/bin/inetd2systemd" "/usr/bin/inetd2systemd" "serve" "-c" "/etc/inetd.conf" '
+        '"-c" "/etc/xinetd.conf"']
+    tftp = one(units, "inetd2systemd-superserver-tftp.socket")
+    assert get(tftp, "Socket", "FileDescriptorName") == ["tftp"]
+    assert get(tftp, "Socket", "Service") == ["inetd2systemd-superserver.service"]
+    assert len(get(tftp, "Socket", "ListenDatagram")) == 2
+    assert [f.severity for f in findings] == [Severity.ERROR]
+    assert fd_name(services[2]) == "rpc_1"
+
+
+# -- systemd's own verdict ---------------------------------------------------------------------
+
+VERIFY = shutil.which("systemd-analyze")
+
+
+@pytest.mark.skipif(VERIFY is None, reason="systemd-analyze is not installed")
+def test_a_varied_set_passes_systemd_analyze_verify(tmp_path: Path):
+    services = [
+        svc("echo", 7, internal="echo", id="echo-tcp"),
+        svc("echo", 7, kind=SocketType.DGRAM, wait=True, internal="echo", id="echo-udp"),
+        svc("awk", 5000, server="/usr/bin/printf",
+            argv=("my printf", "%s|", 'a "b"', "$HOME", "50%", ";", "\\", "", "\udcff")),
+        svc("tftp", 69, kind=SocketType.DGRAM, wait=True, server="/usr/bin/cat",
+            listens=(Listen(Family.IPV4, 69), Listen(Family.IPV6, 69))),
+        svc("talk", 517, kind=SocketType.DGRAM, server="/usr/bin/cat"),
+        svc("fwd", 8080, redirect=Redirect("127.0.0.1", 80), instances=3, per_source=2),
+        svc("gated", 5001, banner="/etc/issue", max_load=4.0, access_times=((60, 120),),
+            only_from=("127.0.0.0/8",), no_access=("127.0.0.2",), env=(("A", "1%"),),
+            nice=5, umask=0o22, rlimits=(("AS", None),), user="root", group="root"),
+        svc("local", listens=(Listen(Family.UNIX, host="/run/local.sock"),), protocol="unix"),
+    ]
+    units, _ = render(services, WriterOptions(command=("/usr/bin/env", "inetd2systemd")))
+    for unit in units:
+        (tmp_path / unit.name).write_text(unit.text, encoding="utf-8", errors="surrogateescape")
+    files = sorted(str(p) for p in tmp_path.iterdir()
+                   if p.suffix == ".socket" or p.name.endswith("-rearm.service"))
+    # Templates are verified through an instance name; the sockets pull in their services.
+    files += [str(tmp_path / "awk@.service"), str(tmp_path / "gated@.service")]
+    result = subprocess.run([VERIFY, "verify", *files], capture_output=True, text=True,
+                            cwd=tmp_path)
+    problems = [line for line in result.stderr.splitlines()
+                if "Special user" not in line and line.strip()]
+    assert result.returncode == 0 and not problems, result.stderr
