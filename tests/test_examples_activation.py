@@ -85,13 +85,16 @@ def concurrent_echo(port: int) -> None:
 # -- systemd-socket-activate ------------------------------------------------------------
 
 @contextmanager
-def socket_activate(mode: list[str], example: str, *args: str, port: int | None = None):
-    """systemd-socket-activate -l 127.0.0.1:PORT MODE python examples/EXAMPLE ARGS."""
+def socket_activate(mode: list[str], example: str, *args: str, port: int | str | None = None):
+    """systemd-socket-activate -l 127.0.0.1:PORT MODE python examples/EXAMPLE ARGS.
+
+    A str port is a path: an AF_UNIX socket."""
     kind = socket.SOCK_DGRAM if "-d" in mode else socket.SOCK_STREAM
     port = port or free_port(kind)
-    log = open(f"/tmp/socket-activate-{os.getpid()}-{port}.log", "w+")
+    address = port if isinstance(port, str) else f"127.0.0.1:{port}"
+    log = open(f"/tmp/socket-activate-{os.getpid()}-{abs(hash(port))}.log", "w+")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_"))}
-    proc = subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{port}", *mode,
+    proc = subprocess.Popen(["systemd-socket-activate", "-l", address, *mode,
                              PYTHON, str(EXAMPLES / example), *args],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                             start_new_session=True)
@@ -184,6 +187,41 @@ def test_sigterm_lets_open_connections_finish():
         assert proc.wait(TIMEOUT) == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+@pytest.mark.parametrize("mode", [["--seqpacket"], ["--seqpacket", "-a"]], ids=["listening", "accepted"])
+def test_echo_over_unix_seqpacket(mode, tmp_path):
+    path = str(tmp_path / "echo.sock")
+    with socket_activate(mode, "echo.py", port=path):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
+            conn.settimeout(TIMEOUT)
+            conn.connect(path)
+            for message in (b"one record", b"another"):
+                conn.send(message)
+                assert conn.recv(100) == message  # record boundaries kept
+
+
+def test_max_connections_makes_clients_wait_not_fail(tmp_path):
+    script = tmp_path / "one_at_a_time.py"
+    script.write_text(textwrap.dedent("""
+        from inetd2systemd import serve
+        def echo(conn, peer):
+            while data := conn.recv(100):
+                conn.sendall(data)
+        serve(echo, max_connections=1)
+    """))
+    with socket_activate([], str(script)) as (port, proc, log):
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as first:
+            first.sendall(b"1")
+            assert first.recv(10) == b"1"
+            second = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            second.sendall(b"2")
+            second.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                second.recv(10)  # queued in the backlog while the first is served
+        second.settimeout(TIMEOUT)
+        assert second.recv(10) == b"2"  # served as soon as the first one ended
+        second.close()
 
 
 def test_a_handler_exception_ends_only_its_connection():

@@ -245,48 +245,59 @@ def _peer(sock: socket.socket) -> object:
 # -- serve --------------------------------------------------------------------------------
 
 DATAGRAM_MAX = 65535
+# Connection-oriented types: accept() on listeners, one handler call per connection.
+_CONNECTION_TYPES = (socket.SOCK_STREAM, socket.SOCK_SEQPACKET)
+
+
+def _is_connection_type(sock: socket.socket) -> bool:
+    return sock.type in _CONNECTION_TYPES
 
 
 def serve(handler: StreamHandler | None = None, *, datagram: DatagramHandler | None = None,
           sockets: Iterable[socket.socket] | None = None, idle_timeout: float | None = None,
-          unset_environment: bool = True) -> None:
+          max_connections: int = 256, unset_environment: bool = True) -> None:
     """Run handler functions on the inherited sockets, in any activation mode.
 
-    handler(conn, peer) serves one stream connection: conn is a connected socket.socket,
-      peer its address (None for unnamed AF_UNIX peers). serve() ends the connection
-      (shutdown for writing, then close) when it returns.
+    handler(conn, peer) serves one stream (or seqpacket) connection: conn is a
+      connected socket.socket, peer its address (None for unnamed AF_UNIX peers).
+      serve() ends the connection (shutdown for writing, then close) when it returns.
     datagram(data, peer) -> bytes | None serves one datagram: a returned value is sent
       back to peer from the socket the datagram arrived on.
 
     What runs, per socket (from listen_fds(), or `sockets` when given):
-    - a listening stream socket (Accept=no, `inetd ... stream wait`, systemd-socket-
-      activate without -a): an accept loop, one thread per connection;
-    - a connected stream socket (Accept=yes, inetd `nowait`, --inetd -a): that one
-      connection, then return;
+    - a listening socket (Accept=no, `inetd ... stream wait`, systemd-socket-activate
+      without -a): an accept loop, one thread per connection, at most max_connections
+      at once (more wait in the kernel's backlog, none is refused);
+    - a connected socket (Accept=yes, inetd `nowait`, --inetd -a): that one connection,
+      in the calling thread, then return;
     - a datagram socket (ListenDatagram=, `dgram wait`, -d): a receive loop.
     With idle_timeout (seconds), serve() returns once no connection is open and nothing
     arrived for that long; the service manager keeps listening and starts the process
     again on the next connection or datagram, which waits in the socket meanwhile.
+    Under Type=notify, the loop sends READY=1 (with STATUS=) once it listens, pings the
+    watchdog at half of WatchdogSec=, and sends STOPPING=1 when it returns.
     SIGTERM (when serve() runs in the main thread) stops accepting, lets open
     connections finish, and returns. Handler exceptions are printed to stderr and end
-    only that connection. No socket at all: ActivationError.
+    only that connection. The sockets are closed when serve() returns, never shut
+    down (the manager shares them). No socket at all: ActivationError.
     """
     socks = list(listen_fds(unset_environment) if sockets is None else sockets)
     if not socks:
         raise ActivationError("no sockets were passed: start this under a socket unit, "
                               "systemd-socket-activate, inetd or `inetd2systemd serve`")
     for sock in socks:
-        if sock.type == socket.SOCK_DGRAM and datagram is None:
-            raise ActivationError(f"fd {sock.fileno()} is a datagram socket and no "
+        if _is_connection_type(sock):
+            if handler is None:
+                raise ActivationError(f"fd {sock.fileno()} is a {sock.type.name} socket and "
+                                      "no connection handler was given")
+        elif datagram is None:
+            raise ActivationError(f"fd {sock.fileno()} is a {sock.type.name} socket and no "
                                   "datagram= handler was given")
-        if sock.type == socket.SOCK_STREAM and handler is None:
-            raise ActivationError(f"fd {sock.fileno()} is a stream socket and no "
-                                  "stream handler was given")
-    if len(socks) == 1 and socks[0].type == socket.SOCK_STREAM and not _listening(socks[0]):
+    if len(socks) == 1 and _is_connection_type(socks[0]) and not _listening(socks[0]):
         # Accept=yes / inetd nowait: the common per-connection case, kept lean (no threads)
         _serve_connection(handler, socks[0])
         return
-    _Loop(handler, datagram, socks, idle_timeout).run()
+    _Loop(handler, datagram, socks, idle_timeout, max(1, max_connections)).run()
 
 
 def _serve_connection(handler: StreamHandler, conn: socket.socket) -> None:
@@ -309,6 +320,8 @@ def _serve_connection(handler: StreamHandler, conn: socket.socket) -> None:
 def _serve_datagram(handler: DatagramHandler, sock: socket.socket) -> bool:
     """Receive and answer one datagram; False when the socket has nothing (any more)."""
     try:
+        # MSG_DONTWAIT rather than a non-blocking socket: O_NONBLOCK would be set on the
+        # manager's copy too (systemd's sockets are blocking) and outlive this process.
         data, peer = sock.recvfrom(DATAGRAM_MAX, socket.MSG_DONTWAIT)
     except (BlockingIOError, InterruptedError):
         return False
@@ -328,26 +341,29 @@ class _Loop:
 
     One thread (the caller's) waits on all sockets; each accepted connection gets its
     own thread so one slow client does not hold up the others. Connection ends and
-    signals reach the waiting thread through a self-pipe, so it never polls.
+    SIGTERM reach the waiting thread through a self-pipe, so it never polls.
     """
 
     DATAGRAM_BURST = 64  # answered per wake-up before looking at the other sockets
 
     def __init__(self, handler: StreamHandler | None, datagram: DatagramHandler | None,
-                 socks: list[socket.socket], idle_timeout: float | None) -> None:
+                 socks: list[socket.socket], idle_timeout: float | None,
+                 max_connections: int) -> None:
         import selectors  # imported here: a per-connection handler never pays for them
         import threading
 
         self.handler, self.datagram, self.idle_timeout = handler, datagram, idle_timeout
+        self.max_connections = max_connections
         self.socks = socks
+        self.listeners: list[socket.socket] = []
         self.selector = selectors.DefaultSelector()
         self.lock = threading.Lock()
         self.threads: set[threading.Thread] = set()
-        self._thread_class = threading.Thread
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
         self.stopping = False
+        self.accepting = True
         self.last_activity = _monotonic()
         self.notifier = _LoopNotifier()
 
@@ -357,18 +373,20 @@ class _Loop:
         previous = self._catch_sigterm()
         try:
             for sock in self.socks:
-                if sock.type == socket.SOCK_STREAM and not _listening(sock):
-                    self._start(sock)
+                if not _is_connection_type(sock):
+                    self.selector.register(sock, selectors.EVENT_READ, "datagram")
+                elif _listening(sock):
+                    self.listeners.append(sock)
+                    self.selector.register(sock, selectors.EVENT_READ, "accept")
                 else:
-                    kind = "accept" if sock.type == socket.SOCK_STREAM else "datagram"
-                    self.selector.register(sock, selectors.EVENT_READ, kind)
+                    self._start(sock)
             self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
             self.notifier.ready(len(self.socks))
             while not self.stopping:
                 timeout = self._timeout()
                 if timeout is not None and timeout <= 0:
                     break
-                if len(self.selector.get_map()) == 1 and not self._busy():
+                if len(self.selector.get_map()) == 1 and not self._busy() and self.accepting:
                     break  # only connected sockets were passed, and they are done
                 timeout = self.notifier.ping_due(timeout)
                 for key, _ in self.selector.select(timeout):
@@ -381,6 +399,7 @@ class _Loop:
                         self._touch()
                     else:
                         self._drain_wake()
+                self._throttle()
             self.notifier.stopping()
             for thread in list(self.threads):
                 thread.join()
@@ -408,16 +427,36 @@ class _Loop:
         with self.lock:
             self.last_activity = _monotonic()
 
+    def _throttle(self) -> None:
+        """At max_connections stop accepting: new clients wait in the backlog."""
+        import selectors
+
+        with self.lock:
+            full = len(self.threads) >= self.max_connections
+        if full and self.accepting:
+            for sock in self.listeners:
+                self.selector.unregister(sock)
+        elif not full and not self.accepting:
+            for sock in self.listeners:
+                self.selector.register(sock, selectors.EVENT_READ, "accept")
+        self.accepting = not full
+
     def _accept(self, listener: socket.socket) -> None:
         try:
+            # A blocking accept() after select() said readable: the listener is not made
+            # non-blocking, as that flag would stick to the manager's copy.
             conn, _ = listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return  # another process took it, or the client gave up already
+            return  # the client gave up already
         self._start(conn)
 
     def _start(self, conn: socket.socket) -> None:
-        thread = self._thread_class(target=self._connection, args=(conn,),
-                                    name=f"connection-{conn.fileno()}")
+        import threading
+
+        # Daemon threads: Ctrl-C or an unhandled error must not hang on a stuck client;
+        # the graceful paths (idle, SIGTERM) join them explicitly.
+        thread = threading.Thread(target=self._connection, args=(conn,), daemon=True,
+                                  name=f"connection-{conn.fileno()}")
         with self.lock:
             self.threads.add(thread)
             self.last_activity = _monotonic()
@@ -437,14 +476,14 @@ class _Loop:
     def _wake(self) -> None:
         try:
             os.write(self.wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass  # already awake, or shutting down
+        except OSError:
+            pass  # the pipe is full (already awake) or closed (shutting down)
 
     def _drain_wake(self) -> None:
         try:
             while os.read(self.wake_r, 512):
                 pass
-        except (BlockingIOError, OSError):
+        except OSError:
             pass
 
     def _catch_sigterm(self) -> object:
