@@ -58,7 +58,7 @@ class Unit:
     """One configured service while it runs: its launcher, limits and sockets."""
 
     __slots__ = ("service", "launcher", "internal", "rate", "occupancy", "acl", "checks",
-                 "endpoints", "paused_until", "accepts")
+                 "endpoints", "paused_until", "refusing_until", "accepts", "hands_over")
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -69,8 +69,10 @@ class Unit:
         self.acl = None
         self.checks = limits.has_accept_checks(service)
         self.endpoints: list[Endpoint] = []
-        self.paused_until: float | None = None
+        self.paused_until: float | None = None  # sockets closed until then (xinetd cps)
+        self.refusing_until: float | None = None  # connections closed until then (inetd)
         self.accepts = service.accept
+        self.hands_over = _hands_over(service)
 
     def retarget(self, service: Service) -> None:
         """A reload changed the service but kept its id: keep the counts, take the rest."""
@@ -80,6 +82,7 @@ class Unit:
         self.service = service
         self.checks = limits.has_accept_checks(service)
         self.accepts = service.accept
+        self.hands_over = _hands_over(service)
 
 
 @dataclass(eq=False)
@@ -121,7 +124,6 @@ class Arbiter:
         self._stopping = False
         self._wake_r = self._wake_w = -1
         self._load_gate = limits.LoadGate()
-        self._internal_engine = None
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -142,8 +144,10 @@ class Arbiter:
         select = self.selector.select
         while not self._stopping:
             timeout = self._next_timeout()
-            for key, _ in select(timeout):
-                key.data(key.fileobj)
+            # Callbacks take the event mask: runtime.internal registers its connections
+            # on this same selector with that convention.
+            for key, mask in select(timeout):
+                key.data(mask)
             if self._signals:
                 self._handle_signals()
             if self._timers:
@@ -163,7 +167,7 @@ class Arbiter:
             signal.signal(signum, _note_signal)
         self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wakeup)
 
-    def _on_wakeup(self, _fd) -> None:
+    def _on_wakeup(self, _mask) -> None:
         try:
             data = os.read(self._wake_r, 512)
         except BlockingIOError:
@@ -328,15 +332,15 @@ class Arbiter:
                     self.log.error(f"{service.source}: {service.id}: cannot listen on {listen}: "
                                    f"{_message(exc)}")
                     continue
-            # Datagram and wait sockets are handed to servers, which expect a blocking
-            # socket (the flag is shared with the child); only accept sockets are ours alone.
-            endpoint.sock.setblocking(not unit.accepts)
+            # Wait and datagram sockets are handed to servers, which expect a blocking
+            # socket (the flag is shared with the child); the others are ours alone.
+            endpoint.sock.setblocking(unit.hands_over)
             result.append(endpoint)
         for sock in inherited.values():
             self.log.warning(f"{service.id}: socket {listen_of_socket(sock)} passed for it matches "
                              "no configured address; serving it anyway")
             result.append(Endpoint(("inherited", sock.fileno()), sock, unit, inherited=True))
-            sock.setblocking(not unit.accepts)
+            sock.setblocking(unit.hands_over)
         return result
 
     def _inherited_for(self, service: Service) -> dict:
@@ -385,7 +389,7 @@ class Arbiter:
         log = self.log
         service_id = unit.service.id
 
-        def on_ready(_sock) -> None:
+        def on_ready(_mask) -> None:
             for _ in range(ACCEPT_BATCH):
                 try:
                     fd, address = accept()
@@ -431,9 +435,14 @@ class Arbiter:
     def _admit(self, unit: Unit, source: str | None) -> bool:
         """The peers' checks, in xinetd's order (access.c): rate, load, time, limits, address."""
         now = time.monotonic()
+        if unit.refusing_until is not None:
+            if now < unit.refusing_until:
+                return False  # logged once when the pause began
+            unit.refusing_until = None
+            self.log.notice(f"{unit.service.id}: service on again")
         if unit.rate is not None and not unit.rate.admit(now):
-            self._pause(unit, now)
             self.log.error(f"FAIL: {unit.service.id} {limits.RATE} from={source}")
+            self._pause(unit, now)
             return False
         service = unit.service
         if unit.checks:
@@ -460,10 +469,13 @@ class Arbiter:
         gave us cannot be re-bound, so it is only left unwatched.
         """
         rate = unit.service.rate
-        assert rate is not None
-        unit.paused_until = now + rate.pause
-        self.log.error(f"{unit.service.id}: more than {rate.count} starts in {rate.interval:g}s: "
+        assert rate is not None and unit.rate is not None
+        self.log.error(f"{unit.service.id}: too many starts ({rate.count} in {rate.interval:g}s): "
                        f"service off for {rate.pause:g}s")
+        if not unit.rate.closes_socket:
+            unit.refusing_until = now + rate.pause
+            return
+        unit.paused_until = now + rate.pause
         for endpoint in unit.endpoints:
             if endpoint.inherited:
                 self._unwatch(endpoint)
@@ -485,7 +497,7 @@ class Arbiter:
                 except (OSError, ConfigError) as exc:
                     self.log.error(f"{unit.service.id}: cannot listen on {listen} again: {_message(exc)}")
                     continue
-                endpoint.sock.setblocking(not unit.accepts)
+                endpoint.sock.setblocking(unit.hands_over)
                 self.endpoints[key] = endpoint
                 unit.endpoints.append(endpoint)
             for endpoint in unit.endpoints:
@@ -498,9 +510,12 @@ class Arbiter:
     # -- wait: hand the socket over, watch it again when the server exits -------------------------------
 
     def _wait_callback(self, endpoint: Endpoint) -> Callable[[object], None]:
-        def on_ready(_sock) -> None:
+        def on_ready(_mask) -> None:
             unit = endpoint.unit
-            if unit.rate is not None and not self._admit(unit, None):
+            if (unit.rate is not None or unit.refusing_until is not None) \
+                    and not self._admit(unit, None):
+                if unit.paused_until is None:
+                    self._refuse_one(endpoint)  # else the readiness would wake us forever
                 return
             launcher = unit.launcher
             try:
@@ -530,25 +545,84 @@ class Arbiter:
             except OSError:
                 pass
 
+    def _refuse_one(self, endpoint: Endpoint) -> None:
+        """Turn away what made a wait socket readable: one datagram or one connection."""
+        if endpoint.sock.type == socket.SOCK_DGRAM:
+            self._drain(endpoint)
+            return
+        try:
+            fd, _ = endpoint.sock._accept()
+        except OSError:
+            return
+        os.close(fd)
+
     # -- internal services ---------------------------------------------------------------------
 
     def _internal_unsupported(self, service: Service) -> str | None:
         try:
-            from ..runtime import internal  # noqa: F401
+            from . import internals  # noqa: F401
         except ImportError:
             return "internal services are not available in this installation"
         return None
 
     def _internal_for(self, service: Service):
-        from .internals import InternalServices
-        if self._internal_engine is None:
-            self._internal_engine = InternalServices(self.selector, self.log)
-        return self._internal_engine.handler(service)
+        from .internals import InternalHandler
+        return InternalHandler(service, self.selector)
 
-    def _internal_callback(self, endpoint: Endpoint) -> Callable[[object], None]:
+    def _internal_callback(self, endpoint: Endpoint) -> Callable[[int], None]:
+        if endpoint.sock.type == socket.SOCK_DGRAM:
+            return self._internal_datagram_callback(endpoint)
+        sock = endpoint.sock
+        accept = sock.accept
         unit = endpoint.unit
-        return unit.internal.callback(endpoint.sock, lambda source: self._admit(unit, source)
-                                      if (unit.checks or unit.rate is not None) else True)
+        handler = unit.internal
+        log = self.log
+        service_id = unit.service.id
+
+        def on_ready(_mask) -> None:
+            for _ in range(ACCEPT_BATCH):
+                try:
+                    conn, address = accept()
+                except BlockingIOError:
+                    return
+                except OSError as exc:
+                    self._accept_failed(endpoint, exc)
+                    return
+                source = address[0] if isinstance(address, tuple) else None
+                if unit.checks or unit.rate is not None:
+                    if handler.track:
+                        unit.occupancy.running, unit.occupancy.by_source = handler.running()
+                    if not self._admit(unit, source):
+                        conn.close()
+                        if unit.paused_until is not None:
+                            return
+                        continue
+                log.info(f"START: {service_id} internal from={source}")
+                handler.start_stream(conn, source)
+
+        return on_ready
+
+    def _internal_datagram_callback(self, endpoint: Endpoint) -> Callable[[int], None]:
+        sock = endpoint.sock
+        unit = endpoint.unit
+        handler = unit.internal
+
+        def on_ready(_mask) -> None:
+            for _ in range(ACCEPT_BATCH):
+                try:
+                    data, address = sock.recvfrom(65536)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    return  # an ICMP error for an earlier reply
+                source = address[0] if isinstance(address, tuple) else None
+                if (unit.checks or unit.rate is not None) and not self._admit(unit, source):
+                    if unit.paused_until is not None:
+                        return
+                    continue
+                handler.answer(sock, data, address)
+
+        return on_ready
 
     # -- timers ----------------------------------------------------------------------------------
 
@@ -576,8 +650,9 @@ class Arbiter:
         for endpoint in list(self.endpoints.values()):
             self._close(endpoint)
         self.endpoints.clear()
-        if self._internal_engine is not None:
-            self._internal_engine.close()
+        for unit in self.units.values():
+            if unit.internal is not None:
+                unit.internal.close()
         # xinetd(8): SIGTERM "terminates all running servers before terminating xinetd".
         for pid in list(self.children):
             try:
@@ -601,6 +676,11 @@ class Arbiter:
                 os.close(fd)
         self.selector.close()
         self.log.notice("stopped")
+
+
+def _hands_over(service: Service) -> bool:
+    """Whether the socket itself goes to a server (wait, or datagram to a program)."""
+    return service.server is not None and not service.accept
 
 
 def _note_signal(signum, frame) -> None:

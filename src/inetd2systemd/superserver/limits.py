@@ -27,21 +27,31 @@ TIME = "time"
 
 
 class SpawnRate:
-    """Counts starts in a window opened by the first start, as both peers do.
+    """Starts counted in a window opened by the first start, as both peers count them.
 
-    openbsd-inetd (inetd.c spawn()): the window opens at the first start; once `count`
-    starts are in it, one more start inside `interval` trips the limit, and the service
-    is closed for `pause` seconds. A start after the window has run out opens a new one.
-    xinetd's cps (access.c) is the same window with interval 1 s, so one tracker serves
-    both; the model already carries the numbers (nowait.N = (N, 60, 600)).
+    The model carries the numbers (inetd `nowait.N` = (N, 60, 600), xinetd `cps N T` =
+    (N, 1, T)); the peers differ in the details, observed against the real daemons:
+    - openbsd-inetd (inetd.c spawn(): `se_count++ == 0 ... else if (se_count >= se_max)`)
+      trips on the N-th start inside the window, so N-1 are served; then for the pause
+      it keeps accepting and closes each connection at once (the client sees a reset);
+    - xinetd (access.c: `SC_TIME_CONN / time_diff > SC_TIME_CONN_MAX`) trips on the
+      (N+1)-th within a second, then deactivates the service: the socket is closed and
+      clients are refused until the pause ends.
+    A window of a minute or more is inetd's; a shorter one is xinetd's cps.
     """
 
-    __slots__ = ("limit", "window_start", "count")
+    __slots__ = ("limit", "window_start", "count", "inetd_style")
 
     def __init__(self, limit: RateLimit) -> None:
         self.limit = limit
         self.window_start = 0.0
         self.count = 0
+        self.inetd_style = limit.interval >= 60
+
+    @property
+    def closes_socket(self) -> bool:
+        """Over the limit: close the socket (xinetd) or accept-and-close (inetd)."""
+        return not self.inetd_style
 
     def admit(self, now: float) -> bool:
         """Record one start; False means the limit tripped and the service must pause."""
@@ -49,10 +59,11 @@ class SpawnRate:
             self.window_start = now
             self.count = 1
             return True
-        if self.count >= self.limit.count:
-            self.count = 0  # the pause resets the window, as inetd's close_sep() does
-            return False
         self.count += 1
+        over = self.count >= self.limit.count if self.inetd_style else self.count > self.limit.count
+        if over:
+            self.count = 0  # the pause starts a fresh window, as both peers reset it
+            return False
         return True
 
 

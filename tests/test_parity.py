@@ -1,0 +1,372 @@
+"""Parity: the same client checks against `inetd2systemd serve` and the real peers.
+
+One configuration file, read by openbsd-inetd (or xinetd) and by our superserver in
+turn, on the same private 127.0.0.1 ports; each check returns what a client observed,
+and the observations must be identical. Every daemon runs in its own mount namespace
+where /etc/services is a test file (bind mount), so the internal services (echo, ...)
+and the named services live on free high ports, exactly as they would on port 7 for
+the peers and for us alike.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+OPENBSD_INETD = "/opt/inetd2systemd-peers/openbsd-inetd/usr/sbin/inetd"
+XINETD = "/usr/sbin/xinetd"
+TFTPD = "/usr/sbin/in.tftpd"
+PYTHON = sys.executable
+
+NAMES = ("echo", "discard", "chargen", "daytime", "time", "i2s-cat", "i2s-id", "i2s-tftp",
+         "i2s-rate", "i2s-env", "i2s-limit", "i2s-src", "i2s-deny", "i2s-crash", "i2s-hang",
+         "i2s-new")
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mount namespaces, user switch")
+
+
+def _port_block(count: int) -> int:
+    """A base port with `count` free TCP and UDP ports above it (random, then probed)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - count)
+        try:
+            for port in range(base, base + count):
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    with socket.socket(socket.AF_INET, kind) as s:
+                        s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no block of free ports")
+
+
+class Ports(dict):
+    """service name -> port, and the /etc/services text that says so."""
+
+    def __init__(self) -> None:
+        base = _port_block(len(NAMES))
+        super().__init__((name, base + i) for i, name in enumerate(NAMES))
+
+    def services_text(self) -> str:
+        return "".join(f"{name}\t{port}/tcp\n{name}\t{port}/udp\n" for name, port in self.items())
+
+
+def _listening(port: int, udp: bool) -> bool:
+    table = "/proc/net/udp" if udp else "/proc/net/tcp"
+    want = f":{port:04X}"
+    with open(table) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(want) and (udp or fields[3] == "0A"):
+                return True
+    return False
+
+
+def socket_inode(port: int, udp: bool = False) -> int | None:
+    """The inode of the socket listening on 127.0.0.1/0.0.0.0:port (None: nobody listens)."""
+    table = "/proc/net/udp" if udp else "/proc/net/tcp"
+    want = f":{port:04X}"
+    with open(table) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(want) and (udp or fields[3] == "0A"):
+                return int(fields[9])
+    return None
+
+
+def fd_inodes(pid: int) -> set[int]:
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+class Superserver:
+    """One daemon (ours or a peer) in a private mount namespace; killed on stop()."""
+
+    def __init__(self, kind: str, argv: list[str], workdir: Path, services: Path) -> None:
+        self.kind = kind
+        self.argv = argv
+        self.workdir = workdir
+        self.services = services
+        self.log_path = workdir / f"{kind}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait_for: list[tuple[int, bool]], timeout: float = 10.0) -> "Superserver":
+        deadline = time.monotonic() + timeout
+        while any(_listening(p, udp) for p, udp in wait_for):
+            # a server the previous daemon started (in.tftpd -t 1) still holds its socket
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ports still busy before starting {self.kind}")
+            time.sleep(0.05)
+        log = open(self.log_path, "ab")
+        # unshare without --fork execs: the Popen pid is the daemon's pid.
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount --bind "$0" /etc/services && exec "$@"', str(self.services), *self.argv],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.workdir,
+            start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not all(_listening(p, udp) for p, udp in wait_for):
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.kind} exited {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.kind} did not listen in time:\n{self.log()}")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        # Servers a peer left running (inetd does not stop them) die with the session.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def ours_argv(config: Path, *extra: str) -> list[str]:
+    return [PYTHON, "-m", "inetd2systemd", "serve", "-c", str(config), "--foreground", *extra]
+
+
+# -- what a client observes ------------------------------------------------------------------
+
+
+def tcp_exchange(port: int, send: bytes = b"", read: int | None = None, timeout: float = 3.0) -> bytes | str:
+    """Connect, send, half-close, read (everything, or `read` bytes); errors as words."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            if send:
+                s.sendall(send)
+            if read is None:
+                s.shutdown(socket.SHUT_WR)
+            data = b""
+            while read is None or len(data) < read:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            return data if read is None else data[:read]
+    except ConnectionRefusedError:
+        return "refused"
+    except (ConnectionResetError, BrokenPipeError):
+        return "reset"
+    except socket.timeout:
+        return "timeout"
+    except OSError as exc:  # ENOTCONN: reset between connect() and our first call
+        return f"error {exc.errno}"
+
+
+def udp_exchange(port: int, send: bytes, timeout: float = 3.0) -> bytes | str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(send, ("127.0.0.1", port))
+        try:
+            return s.recvfrom(65536)[0]
+        except socket.timeout:
+            return "timeout"
+        except ConnectionRefusedError:
+            return "refused"
+
+
+def daytime_ok(data: bytes | str) -> bool:
+    """RFC 867 leaves the format free; both peers send ctime(3) plus CRLF."""
+    if not isinstance(data, bytes):
+        return False
+    text = data.decode(errors="replace").strip()
+    for form, utc in (("%a %b %d %H:%M:%S %Y", False), ("%d %b %Y %H:%M:%S UTC", True)):
+        try:  # openbsd-inetd's ctime(3), xinetd's "27 NOV 2026 12:21:40 UTC"
+            when = time.strptime(text.title().replace(" Utc", " UTC"), form)
+        except ValueError:
+            continue
+        stamp = time.mktime(when) - (time.timezone if utc else 0) if utc else time.mktime(when)
+        return abs(stamp - time.time()) < 120
+    return False
+
+
+def time_ok(data: bytes | str) -> bool:
+    """RFC 868: 32-bit big-endian seconds since 1900."""
+    if not isinstance(data, bytes) or len(data) != 4:
+        return False
+    return abs(struct.unpack("!I", data)[0] - 2208988800 - time.time()) < 120
+
+
+def chargen_ok(data: bytes | str) -> bool:
+    """RFC 864: 72 printable characters per line, each line one further round the ring.
+
+    Where on the ring the first line starts is free (RFC 864 does not say); the
+    in-process engine (runtime.internal) may even start inside a line, so the check
+    starts at the first full line."""
+    if not isinstance(data, bytes) or len(data) < 74:
+        return False
+    data = data[data.index(b"\r\n") + 2:] if b"\r\n" in data[:73] else data
+    if len(data) < 74:
+        return False
+    ring = bytes(range(32, 127))
+    lines = [data[i:i + 74] for i in range(0, len(data) - 73, 74)]
+    start = data[0] - 32
+    for n, line in enumerate(lines):
+        offset = (start + n) % len(ring)
+        if line != (ring * 2)[offset:offset + 72] + b"\r\n":
+            return False
+    return True
+
+
+def observe_internals(ports: Ports, *, udp: bool) -> dict:
+    seen = {}
+    seen["echo/tcp"] = tcp_exchange(ports["echo"], b"hello, echo\r\n")
+    seen["discard/tcp"] = tcp_exchange(ports["discard"], b"into the void\r\n" * 100)
+    seen["chargen/tcp"] = chargen_ok(tcp_exchange(ports["chargen"], read=74 * 4))
+    seen["daytime/tcp"] = daytime_ok(tcp_exchange(ports["daytime"]))
+    seen["time/tcp"] = time_ok(tcp_exchange(ports["time"]))
+    if udp:
+        # Not against openbsd-inetd: its dg_badinput() ignores datagrams from 127/8
+        # (anti-spoofing), so on loopback it never answers; xinetd does.
+        seen["echo/udp"] = udp_exchange(ports["echo"], b"hello, udp echo")
+        seen["discard/udp"] = udp_exchange(ports["discard"], b"void", timeout=0.5)
+        # RFC 864 allows an empty datagram; ask until one has a line (both pick at random)
+        seen["chargen/udp"] = any(chargen_ok(udp_exchange(ports["chargen"], b"x")) for _ in range(20))
+        seen["daytime/udp"] = daytime_ok(udp_exchange(ports["daytime"], b"x"))
+        seen["time/udp"] = time_ok(udp_exchange(ports["time"], b"x"))
+    return seen
+
+
+def tftp_get(port: int, name: str, dest: Path) -> bytes | str:
+    run = subprocess.run(["tftp", "-m", "binary", "127.0.0.1", str(port), "-c", "get", name, str(dest)],
+                         capture_output=True, text=True, timeout=20)
+    if not dest.exists():
+        return f"failed: {run.stdout.strip()} {run.stderr.strip()}"
+    return dest.read_bytes()
+
+
+def observe_rate(port: int, attempts: int) -> list[str]:
+    """What each of `attempts` sequential connections to a nowait.N /bin/cat saw."""
+    seen = []
+    for i in range(attempts):
+        seen.append(outcome(tcp_exchange(port, f"ping {i}\n".encode()), f"ping {i}\n".encode()))
+        time.sleep(0.05)  # let the superserver see each exit, as a human client would
+    return seen
+
+
+def outcome(got: bytes | str, expected: bytes) -> str:
+    """served / refused (nobody listens) / dropped (accepted, then closed or reset)."""
+    if got == expected:
+        return "served"
+    if got == "refused":
+        return "refused"
+    return "dropped"
+
+
+# -- the shared configuration ------------------------------------------------------------------
+
+
+INETD_CONF = """\
+# parity configuration: read by openbsd-inetd and by inetd2systemd serve alike
+127.0.0.1:echo     stream tcp4 nowait root internal
+127.0.0.1:echo     dgram  udp4 wait   root internal
+127.0.0.1:discard  stream tcp4 nowait root internal
+127.0.0.1:discard  dgram  udp4 wait   root internal
+127.0.0.1:chargen  stream tcp4 nowait root internal
+127.0.0.1:chargen  dgram  udp4 wait   root internal
+127.0.0.1:daytime  stream tcp4 nowait root internal
+127.0.0.1:daytime  dgram  udp4 wait   root internal
+127.0.0.1:time     stream tcp4 nowait root internal
+127.0.0.1:time     dgram  udp4 wait   root internal
+127.0.0.1:i2s-cat  stream tcp4 nowait root /bin/cat cat
+127.0.0.1:i2s-id   stream tcp4 nowait nobody /usr/bin/id id
+127.0.0.1:i2s-tftp dgram  udp4 wait   root {tftpd} in.tftpd -t 1 -s {tftproot}
+127.0.0.1:i2s-rate stream tcp4 nowait.3 root /bin/cat cat
+"""
+
+
+@pytest.fixture(scope="module")
+def inetd_setup(tmp_path_factory):
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a private /etc/services")
+    work = tmp_path_factory.mktemp("parity")
+    os.chmod(work, 0o755)
+    ports = Ports()
+    services = work / "services"
+    services.write_text(ports.services_text())
+    tftproot = work / "tftp"
+    tftproot.mkdir()
+    os.chmod(tftproot, 0o755)
+    payload = bytes(random.Random(5).randrange(256) for _ in range(70_000))  # > 128 blocks
+    (tftproot / "payload.bin").write_bytes(payload)
+    os.chmod(tftproot / "payload.bin", 0o644)
+    conf = work / "inetd.conf"
+    conf.write_text(INETD_CONF.format(tftpd=TFTPD, tftproot=tftproot))
+    return work, ports, services, conf, payload
+
+
+def _inetd_observations(kind: str, setup) -> dict:
+    work, ports, services, conf, payload = setup
+    argv = [OPENBSD_INETD, "-d", str(conf)] if kind == "openbsd-inetd" else ours_argv(conf)
+    listening = [(ports[n], False) for n in ("echo", "i2s-cat", "i2s-rate", "i2s-id")] + \
+                [(ports["i2s-tftp"], True), (ports["echo"], True)]
+    daemon = Superserver(kind, argv, work, services).start(listening)
+    try:
+        seen = observe_internals(ports, udp=False)
+        seen["cat"] = tcp_exchange(ports["i2s-cat"], b"through /bin/cat\n" * 1000)
+        seen["id"] = tcp_exchange(ports["i2s-id"])
+        dest = work / f"{kind}.got"
+        seen["tftp"] = tftp_get(ports["i2s-tftp"], "payload.bin", dest) == payload
+        seen["rate"] = observe_rate(ports["i2s-rate"], 5)
+        seen["alive"] = daemon.proc.poll() is None
+        return seen
+    finally:
+        daemon.stop()
+
+
+@needs_root
+def test_same_results_as_openbsd_inetd(inetd_setup):
+    theirs = _inetd_observations("openbsd-inetd", inetd_setup)
+    ours = _inetd_observations("inetd2systemd", inetd_setup)
+    # The observations are meaningful on their own, not just equal:
+    assert theirs["echo/tcp"] == b"hello, echo\r\n"
+    assert theirs["discard/tcp"] == b""
+    assert theirs["chargen/tcp"] and theirs["daytime/tcp"] and theirs["time/tcp"]
+    assert theirs["cat"] == b"through /bin/cat\n" * 1000
+    assert theirs["id"].startswith(b"uid=65534(nobody) gid=65534(nogroup)")
+    assert theirs["tftp"] is True
+    # nowait.3: the third start in a minute trips it; then connections are dropped
+    assert theirs["rate"] == ["served", "served", "dropped", "dropped", "dropped"]
+    assert ours == theirs
