@@ -42,7 +42,7 @@ from pathlib import Path
 from . import acl, preflight
 from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
 from .config import merge, read_one
-from .config.services import ServicesTable, load_services
+from .config.services import load_services
 from .config.tcpwrappers import Compiled, TcpWrappers, intersect_allow, read_tcpwrappers
 from .errors import ConfigError
 from .model import Configuration, Family, Finding, Service, Severity, SocketType, Source
@@ -177,8 +177,8 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
     etc = locate_etc(root)
     tree = _tree_root(etc)
     services_path = etc / "services"
-    table = load_services(services_path) if services_path.exists() else ServicesTable(
-        source=str(services_path))
+    # The legacy host's own port names; without them, this host's (said in the report).
+    table = load_services(services_path if services_path.exists() else "/etc/services")
     found_flavor, inetd_libwrap = inetd_options(etc)
     flavor = flavor or found_flavor
 

@@ -1,0 +1,333 @@
+"""`inetd2systemd import`: the sample host trees against their expected results, the
+preflight checks, the report, and the output's all-or-nothing writing.
+
+The real-systemd side (install, allow/deny by source address, rollback, equivalence
+with the real legacy superserver) is in test_migrate_systemd.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from inetd2systemd import preflight
+from inetd2systemd.migrate import (Probe, compare, plan_migration, record_transcripts,
+                                   transcript)
+from inetd2systemd.model import Family, Listen, Service, Severity, SocketType, Source
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "contrib" / "xinetd-import" / "samples"
+SAMPLE_NAMES = sorted(p.name for p in SAMPLES.iterdir() if (p / "expected.json").exists())
+
+
+def expected(name: str) -> dict:
+    return json.loads((SAMPLES / name / "expected.json").read_text())
+
+
+def fake_target(tmp_path: Path, programs) -> Path:
+    """A target root holding exactly these programs (so the check does not depend on
+    what this machine has installed)."""
+    target = tmp_path / "target"
+    for program in programs:
+        path = target / program.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+    return target
+
+
+def plan_sample(name: str, tmp_path: Path):
+    exp = expected(name)
+    return plan_migration(SAMPLES / name, target_root=fake_target(tmp_path, exp["programs_on_target"]),
+                          check_ports=False), exp
+
+
+def admits(allow, address: str) -> bool:
+    if allow is None:
+        return True
+    ip = ipaddress.ip_address(address)
+    return any(ip in ipaddress.ip_network(a) for a in allow)
+
+
+def test_there_are_two_samples():
+    assert {"debian-inetd", "rhel-xinetd"} <= set(SAMPLE_NAMES)
+
+
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_sample_services_access_and_status(name, tmp_path):
+    migration, exp = plan_sample(name, tmp_path)
+    plans = {p.id: p for p in migration.plans}
+    assert set(plans) == set(exp["services"])
+    for sid, want in exp["services"].items():
+        plan = plans[sid]
+        assert plan.status == want["status"], (sid, [str(f) for f in plan.findings])
+        assert plan.daemon == want["daemon"], sid
+        if "exact" in want:
+            assert plan.access.exact == want["exact"], sid
+        if want.get("open"):
+            assert plan.allow is None, sid
+        for address in want.get("allowed", []):
+            assert admits(plan.allow, address), (sid, address, plan.allow)
+        for address in want.get("denied", []):
+            assert not admits(plan.allow, address), (sid, address, plan.allow)
+        # the socket unit says the same as the plan
+        sockets = [u for u in plan.units if u.name.endswith(".socket")]
+        assert sockets, sid
+        text = sockets[0].text
+        if plan.allow is None:
+            assert "IPAddressDeny" not in text
+        else:
+            assert "IPAddressDeny=any" in text
+            allow_lines = [line for line in text.splitlines() if line.startswith("IPAddressAllow=")]
+            written = " ".join(line.split("=", 1)[1] for line in allow_lines).split()
+            for address in want.get("allowed", []):
+                assert admits(written, address), (sid, address, written)
+    assert list(migration.legacy) == exp["legacy_units"]
+
+
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_sample_unexpressible_rules_and_lost_options_are_reported(name, tmp_path):
+    from inetd2systemd.migration_report import html, markdown
+    migration, exp = plan_sample(name, tmp_path)
+    findings = [f for p in migration.plans for f in p.findings]
+    md, page = markdown(migration), html(migration)
+    for file, line, pattern in exp["unexpressible"] + exp["not_carried"]:
+        hits = [f for f in findings if f.source.file.endswith(file) and f.source.line == line
+                and pattern in f.message and f.severity is Severity.WARNING]
+        assert hits, (file, line, pattern)
+        assert pattern in md
+        assert pattern.replace('"', "&quot;").replace("&", "&amp;").replace("<", "&lt;") in page \
+            or pattern in page
+
+
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_sample_preflight_accounts_and_programs(name, tmp_path):
+    migration, exp = plan_sample(name, tmp_path)
+    messages = [f.message for f in migration.preflight]
+    users = sorted(m.split("'")[1] for m in messages if m.startswith("user "))
+    groups = sorted(m.split("'")[1] for m in messages if m.startswith("group "))
+    programs = sorted(m.split()[1] for m in messages if m.startswith("program "))
+    assert users == sorted(exp["missing_users"])
+    assert groups == sorted(exp["missing_groups"])
+    assert programs == sorted(exp["missing_programs"])
+
+
+def test_sample_tcpwrapper_decisions_match_the_real_libwrap(tmp_path):
+    """For every exact service, the compiled set agrees with tcpdmatch on the sample's files."""
+    tcpdmatch = shutil.which("tcpdmatch") or "/usr/sbin/tcpdmatch"
+    if not os.path.exists(tcpdmatch):
+        pytest.skip("tcpdmatch (Debian package tcpd) is not installed")
+    for name in SAMPLE_NAMES:
+        migration, exp = plan_sample(name, tmp_path / name)
+        for sid, want in exp["services"].items():
+            plan = next(p for p in migration.plans if p.id == sid)
+            if not want.get("daemon") or not plan.access.exact or plan.original.only_from:
+                continue
+            for address in want.get("allowed", []) + want.get("denied", []):
+                out = subprocess.run([tcpdmatch, "-d", want["daemon"], address],
+                                     cwd=migration.etc, capture_output=True, text=True,
+                                     timeout=30).stdout
+                granted = out.strip().splitlines()[-1].split()[-1] == "granted"
+                assert granted == admits(plan.allow, address), (name, sid, address)
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def test_import_writes_units_report_scripts_and_a_summary_line(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("import", str(SAMPLES / "debian-inetd"), "-o", str(out), "--no-port-check")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("inetd2systemd-import: ")
+    fields = dict(word.split("=", 1) for word in last.split()[1:])
+    assert fields["services"] == "6" and fields["failed"] == "0"
+    assert fields["status"] == "approximated" and fields["stricter"] == "1"
+    assert int(fields["units"]) == len(list((out / "units").iterdir()))
+    for name in ("report.md", "report.html", "install.sh", "rollback.sh", "summary.json"):
+        assert (out / name).is_file(), name
+    assert os.access(out / "install.sh", os.X_OK) and os.access(out / "rollback.sh", os.X_OK)
+    summary = json.loads((out / "summary.json").read_text())
+    assert {s["id"]: s["status"] for s in summary["services"]}["finger"] == "approximated"
+    report = (out / "report.md").read_text()
+    # per service: the source lines, the units, what to check
+    assert "git\t\tstream\ttcp\tnowait\tnobody\t/usr/sbin/tcpd\t/usr/bin/git daemon" in report
+    assert "IPAddressAllow=127.0.0.2/32 192.168.10.0/24 fd00:10::/64" in report
+    assert "What to check after the switch" in report
+    assert "<!DOCTYPE html>" in (out / "report.html").read_text()
+    for script in ("install.sh", "rollback.sh"):
+        subprocess.run(["sh", "-n", str(out / script)], check=True)
+
+
+def test_generated_units_pass_systemd_analyze_verify(tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("import", str(SAMPLES / "debian-inetd"), "-o", str(out),
+                   "--no-port-check").returncode == 0
+    # the services whose programs exist on this machine (git, tftp, internal ones)
+    names = [p.name for p in (out / "units").iterdir()
+             if p.name.split(".")[0].split("@")[0].split("-rearm")[0] in ("echo", "time", "git", "tftp")]
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                             *[str(out / "units" / n) for n in names]],
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_an_existing_output_directory_is_not_replaced_without_force(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    result = run_cli("import", str(SAMPLES / "rhel-xinetd"), "-o", str(out), "--no-port-check")
+    assert result.returncode == 3 and "--force" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    result = run_cli("import", str(SAMPLES / "rhel-xinetd"), "-o", str(out), "--no-port-check",
+                     "--force")
+    assert result.returncode == 0, result.stderr
+    assert not (out / "mine.txt").exists() and (out / "report.md").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no staging left
+
+
+def test_bad_hosts_allow_is_an_error_with_file_and_line_and_nothing_is_written(tmp_path):
+    tree = tmp_path / "host"
+    shutil.copytree(SAMPLES / "debian-inetd", tree)
+    with (tree / "etc" / "hosts.allow").open("a") as f:
+        f.write("in.telnetd 10.0.0.1\n")  # no ':'
+    lines = (tree / "etc" / "hosts.allow").read_text().count("\n")
+    out = tmp_path / "out"
+    result = run_cli("import", str(tree), "-o", str(out), "--no-port-check")
+    assert result.returncode == 2
+    assert f"{tree / 'etc' / 'hosts.allow'}:{lines}:" in result.stderr
+    assert "missing ':'" in result.stderr
+    assert not out.exists()
+
+
+def test_root_may_be_the_etc_directory_itself(tmp_path):
+    migration = plan_migration(SAMPLES / "rhel-xinetd" / "etc", check_ports=False,
+                               target_root=tmp_path)
+    assert {p.id for p in migration.plans} == set(expected("rhel-xinetd")["services"])
+
+
+def test_not_a_host_tree_is_a_clear_error(tmp_path):
+    result = run_cli("import", str(tmp_path), "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and str(tmp_path) in result.stderr
+
+
+def test_libwrap_option_of_openbsd_inetd_wraps_plain_services(tmp_path):
+    """`inetd -l` (OPTIONS="-l" in /etc/default/openbsd-inetd) checks hosts.allow itself."""
+    etc = tmp_path / "etc"
+    (etc / "default").mkdir(parents=True)
+    (etc / "default" / "openbsd-inetd").write_text('OPTIONS="-l"\n')
+    (etc / "inetd.conf").write_text("9999 stream tcp nowait nobody /bin/cat cat\n"
+                                    "echo stream tcp nowait root internal\n")
+    (etc / "hosts.allow").write_text("cat: 127.0.0.2\n")
+    (etc / "hosts.deny").write_text("ALL: ALL\n")
+    migration = plan_migration(tmp_path, check_ports=False)
+    plans = {p.id: p for p in migration.plans}
+    assert plans["9999"].daemon == "cat" and plans["9999"].allow == ("127.0.0.2/32",)
+    assert plans["echo"].daemon is None and plans["echo"].allow is None  # internal: not wrapped
+
+
+def test_xinetd_only_from_and_tcp_wrappers_both_apply(tmp_path):
+    migration, _ = plan_sample("rhel-xinetd", tmp_path)
+    check_mk = next(p for p in migration.plans if p.id == "check_mk")
+    # only_from 127.0.0.1 10.0.20.0/24, hosts.allow check_mk_agent: 10.0.20.  -> 10.0.20.0/24
+    assert check_mk.allow == ("10.0.20.0/24",)
+
+
+# -- preflight -----------------------------------------------------------------------------------
+
+
+def service(port: int, proto: str = "tcp", **kw) -> Service:
+    kind = SocketType.STREAM if proto == "tcp" else SocketType.DGRAM
+    return Service(name="svc", id=kw.pop("id", "svc"), source=Source("/etc/inetd.conf", 3),
+                   socket_type=kind, protocol=proto, listens=(Listen(Family.DUAL, port),),
+                   wait=proto == "udp", **kw)
+
+
+def test_preflight_finds_a_port_still_held_and_by_whom():
+    with socket.socket() as held, socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as udp:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        udp.bind(("::", 0))
+        tcp_port, udp_port = held.getsockname()[1], udp.getsockname()[1]
+        found = preflight.ports_in_use([service(tcp_port, id="a"), service(udp_port, "udp", id="b"),
+                                        service(tcp_port, "udp", id="c")])
+    assert [f.service for f in found] == ["a", "b"]
+    assert f"port {tcp_port}/tcp" in found[0].message
+    assert f"pid {os.getpid()}" in found[0].message
+
+
+def test_preflight_ip_filter_without_cgroup2_is_an_error(tmp_path):
+    mounts = tmp_path / "mounts"
+    mounts.write_text("proc /proc proc rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n")
+    guarded = service(7, only_from=("127.0.0.2/32",))
+    found = preflight.ip_filter_support([guarded], mounts=mounts)
+    assert len(found) == 1 and found[0].severity is Severity.ERROR
+    assert "silently ignore" in found[0].message
+    assert preflight.ip_filter_support([service(7)], mounts=mounts) == []  # nothing to enforce
+    mounts.write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
+    refused = preflight.ip_filter_support([guarded], mounts=mounts, probe=lambda: False)
+    assert refused[0].severity is Severity.ERROR and "BPF" in refused[0].message
+    ok = preflight.ip_filter_support([guarded], mounts=mounts, probe=lambda: True)
+    assert ok[0].severity is Severity.INFO
+
+
+def test_preflight_bpf_probe_runs_here():
+    """The real bpf(2) probe: as root on this kernel it loads (None only on an unknown arch)."""
+    if os.geteuid() != 0:
+        pytest.skip("loading a BPF program needs root")
+    assert preflight._bpf_cgroup_skb_loads() in (True, None)
+
+
+def test_preflight_missing_accounts_numeric_ids_are_fine(tmp_path):
+    (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (tmp_path / "group").write_text("root:x:0:\n")
+    found = preflight.missing_accounts([service(7, user="1001", group="staff"),
+                                        service(8, user="root", id="b", supplementary_groups=("dialout",))],
+                                       tmp_path)
+    assert [(f.service, f.message.split("'")[1]) for f in found] == [("svc", "staff"), ("b", "dialout")]
+
+
+# -- transcripts ----------------------------------------------------------------------------------
+
+
+def test_transcripts_and_verdicts_with_a_real_server():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        svc = service(port, internal="echo")
+        import threading
+
+        def echo_once():
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(conn.recv(100))
+        thread = threading.Thread(target=echo_once)
+        thread.start()
+        record = transcript(svc, Probe(b"hello\r\n", wait=0.5), source="127.0.0.2")
+        thread.join()
+    assert record["outcome"].startswith("answered") and record["received"] == "hello\r\n"
+    assert record["source"] == "127.0.0.2"
+    gone = transcript(svc, Probe(b"hello\r\n"))
+    assert gone["outcome"] == "connection refused"
+    assert compare(record, dict(record), "echo") == "same"
+    assert compare(record, gone, "echo") == "DIFFERS"
+    assert compare(gone, {**gone, "outcome": "connect timed out"}, None).startswith("same: not served")
+    day1 = {**record, "received": "Fri Nov 27 12:21:45 2026\r\n"}
+    day2 = {**record, "received": "Fri Nov 27 12:29:03 2026\r\n"}
+    assert compare(day1, day2, "daytime").startswith("same shape")
+    assert compare(day1, day2, None) == "DIFFERS"
+
+
+def test_record_transcripts_covers_every_enabled_service(tmp_path):
+    migration, exp = plan_sample("debian-inetd", tmp_path)
+    records = record_transcripts(migration, ["127.0.0.1"], {})
+    assert {r["service"] for r in records} == set(exp["services"])
