@@ -35,7 +35,8 @@ HANDLER_CODE = (
 )
 HANDLER_PATH = "/srv/bin/my python"
 AWKWARD = ("argv0 with space", "a b", '"q"', "it's", "back\\slash", "%n", "100%", "$HOME",
-           "${X}", ";", "", "ü", "\udcff", "tab\there", "new\nline", "\x01")
+           "${X}", ";", "", "ü", "\udcff", "tab\there", "new\nline", "\x01",
+           os.fsdecode(bytes(range(1, 256))))  # every byte an argument can hold
 
 
 def svc(name: str, port: int | None, *, kind: SocketType = SocketType.STREAM,
