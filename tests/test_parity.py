@@ -370,3 +370,202 @@ def test_same_results_as_openbsd_inetd(inetd_setup):
     # nowait.3: the third start in a minute trips it; then connections are dropped
     assert theirs["rate"] == ["served", "served", "dropped", "dropped", "dropped"]
     assert ours == theirs
+
+
+# -- against xinetd: UDP internals, env, only_from, instances, per_source, cps ------------------
+
+XINETD_CONF = """\
+defaults
+{{
+    log_type = FILE {work}/xinetd-services.log
+    log_on_success = HOST PID EXIT
+    log_on_failure = HOST
+}}
+{internals}
+service i2s-cat
+{{
+    socket_type = stream
+    protocol    = tcp
+    wait        = no
+    user        = root
+    bind        = 127.0.0.1
+    server      = /bin/cat
+}}
+service i2s-id
+{{
+    socket_type = stream
+    wait        = no
+    user        = nobody
+    bind        = 127.0.0.1
+    server      = /usr/bin/id
+}}
+service i2s-env
+{{
+    socket_type = stream
+    wait        = no
+    user        = root
+    bind        = 127.0.0.1
+    server      = /usr/bin/env
+    passenv     = PATH
+    env         = GREETING=hello LANG=C
+}}
+service i2s-limit
+{{
+    socket_type = stream
+    wait        = no
+    user        = root
+    bind        = 127.0.0.1
+    server      = /bin/cat
+    instances   = 1
+}}
+service i2s-src
+{{
+    socket_type = stream
+    wait        = no
+    user        = root
+    bind        = 127.0.0.1
+    server      = /bin/cat
+    per_source  = 1
+}}
+service i2s-deny
+{{
+    socket_type = stream
+    wait        = no
+    user        = root
+    bind        = 127.0.0.1
+    server      = /bin/cat
+    only_from   = 127.0.0.2
+}}
+service i2s-rate
+{{
+    socket_type = stream
+    wait        = no
+    user        = root
+    bind        = 127.0.0.1
+    server      = /bin/cat
+    cps         = 3 30
+}}
+"""
+
+_XINETD_INTERNAL = """
+service {name}
+{{
+    type        = INTERNAL
+    id          = {name}-{kind}
+    socket_type = {kind}
+    wait        = {wait}
+    user        = root
+    bind        = 127.0.0.1
+}}
+"""
+
+
+def xinetd_text(work: Path) -> str:
+    internals = "".join(_XINETD_INTERNAL.format(name=name, kind=kind, wait="no" if kind == "stream" else "yes")
+                        for name in ("echo", "discard", "chargen", "daytime", "time")
+                        for kind in ("stream", "dgram"))
+    return XINETD_CONF.format(work=work, internals=internals)
+
+
+def tcp_from(source: str, port: int, send: bytes, hold: bool = False):
+    """Connect from a chosen loopback address; with hold, return the open socket."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(3)
+    s.bind((source, 0))
+    try:
+        s.connect(("127.0.0.1", port))
+        s.sendall(send)
+        if hold:
+            s.recv(len(send))  # the server runs: the slot is taken
+            return s
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        return data
+    except ConnectionRefusedError:
+        return "refused"
+    except (ConnectionResetError, BrokenPipeError, socket.timeout):
+        return "reset"
+    except OSError as exc:
+        return f"error {exc.errno}"
+    finally:
+        if not hold:
+            s.close()
+
+
+def observe_limits(ports: Ports) -> dict:
+    seen = {}
+    held = tcp_from("127.0.0.1", ports["i2s-limit"], b"first\n", hold=True)
+    seen["instances: second while first runs"] = outcome(
+        tcp_from("127.0.0.3", ports["i2s-limit"], b"second\n"), b"second\n")
+    held.sendall(b"still\n")
+    seen["instances: first still served"] = held.recv(64) == b"still\n"
+    held.close()
+    time.sleep(0.3)  # the server exits, the superserver reaps it
+    seen["instances: after the first left"] = outcome(
+        tcp_from("127.0.0.3", ports["i2s-limit"], b"third\n"), b"third\n")
+
+    held = tcp_from("127.0.0.1", ports["i2s-src"], b"first\n", hold=True)
+    seen["per_source: same source"] = outcome(tcp_from("127.0.0.1", ports["i2s-src"], b"again\n"), b"again\n")
+    seen["per_source: other source"] = outcome(tcp_from("127.0.0.4", ports["i2s-src"], b"other\n"), b"other\n")
+    held.close()
+
+    seen["only_from: listed"] = outcome(tcp_from("127.0.0.2", ports["i2s-deny"], b"hi\n"), b"hi\n")
+    seen["only_from: not listed"] = outcome(tcp_from("127.0.0.1", ports["i2s-deny"], b"hi\n"), b"hi\n")
+
+    # cps 3 30: a burst of five in well under a second
+    seen["cps"] = [outcome(tcp_exchange(ports["i2s-rate"], f"c{i}\n".encode()), f"c{i}\n".encode())
+                   for i in range(5)]
+    return seen
+
+
+@pytest.fixture(scope="module")
+def xinetd_setup(inetd_setup):
+    work, ports, services, _conf, _payload = inetd_setup
+    conf = work / "xinetd.conf"
+    conf.write_text(xinetd_text(work))
+    return work, ports, services, conf
+
+
+def _xinetd_observations(kind: str, setup) -> dict:
+    work, ports, services, conf = setup
+    if kind == "xinetd":
+        argv = [XINETD, "-dontfork", "-f", str(conf), "-pidfile", str(work / "xinetd.pid")]
+    else:
+        argv = ours_argv(conf)
+    listening = [(ports[n], False) for n in ("echo", "i2s-cat", "i2s-rate", "i2s-deny", "i2s-env")] + \
+                [(ports["echo"], True), (ports["time"], True)]
+    daemon = Superserver(kind, argv, work, services).start(listening)
+    try:
+        seen = observe_internals(ports, udp=True)
+        seen["cat"] = tcp_exchange(ports["i2s-cat"], b"through /bin/cat\n" * 100)
+        seen["id"] = tcp_exchange(ports["i2s-id"])
+        env = tcp_exchange(ports["i2s-env"])
+        seen["env"] = sorted(line for line in env.decode().splitlines()
+                             if not line.startswith("REMOTE_HOST=")) if isinstance(env, bytes) else env
+        seen.update(observe_limits(ports))
+        seen["alive"] = daemon.proc.poll() is None
+        return seen
+    finally:
+        daemon.stop()
+
+
+@needs_root
+@pytest.mark.skipif(not os.path.exists(XINETD), reason="xinetd is not installed")
+def test_same_results_as_xinetd(xinetd_setup):
+    theirs = _xinetd_observations("xinetd", xinetd_setup)
+    ours = _xinetd_observations("inetd2systemd", xinetd_setup)
+    assert theirs["echo/udp"] == b"hello, udp echo"
+    assert theirs["discard/udp"] == "timeout"
+    assert theirs["chargen/udp"] and theirs["daytime/udp"] and theirs["time/udp"]
+    assert theirs["env"] == ["GREETING=hello", "LANG=C", f"PATH={os.environ['PATH']}"]
+    assert theirs["instances: second while first runs"] == "dropped"
+    assert theirs["instances: first still served"] is True
+    assert theirs["per_source: same source"] == "dropped"
+    assert theirs["per_source: other source"] == "served"
+    assert theirs["only_from: listed"] == "served"
+    assert theirs["only_from: not listed"] == "dropped"
+    # cps 3 30: three served, the fourth trips it, then the socket is closed
+    assert theirs["cps"] == ["served", "served", "served", "dropped", "refused"]
+    assert ours == theirs
