@@ -247,14 +247,16 @@ def test_a_handler_exception_ends_only_its_connection():
 
 # -- classic inetd and the suite's superserver --------------------------------------------
 
-def handlers_conf(tmp_path: Path) -> tuple[Path, dict[str, int]]:
-    """examples/handlers.inetd.conf on free ports, as root, with 1 s idle for wait services."""
-    ports = {"7007": free_port(), "7008": free_port(), "7009": free_port(socket.SOCK_DGRAM)}
+def handlers_conf(tmp_path: Path, ports: dict[str, int] | None = None,
+                  host: str = "127.0.0.1") -> tuple[Path, dict[str, int]]:
+    """examples/handlers.inetd.conf as root, with 1 s idle for wait services, on other
+    ports (free ones by default) bound to host (all addresses when empty)."""
+    ports = ports or {"7007": free_port(), "7008": free_port(), "7009": free_port(socket.SOCK_DGRAM)}
     lines = []
     for line in localize((EXAMPLES / "handlers.inetd.conf").read_text()).splitlines():
         fields = line.split()
         if fields and not line.startswith("#"):
-            fields[0] = f"127.0.0.1:{ports[fields[0]]}"
+            fields[0] = f"{host}:{ports[fields[0]]}" if host else str(ports[fields[0]])
             fields[4] = "root"
             if fields[3] == "wait":
                 fields[-1] = "1"
@@ -535,3 +537,21 @@ def test_fd_store_keeps_the_listening_socket_across_a_restart(systemd):
     systemd.systemctl("restart", "kept.service")
     assert systemd.show("kept.service", "StatusText") == f"stored socket inode {inode}"
     assert inside(systemd, "tcp", 7100, "")[0] == f"stored {inode}"
+
+
+@pytest.mark.container
+def test_handlers_inetd_conf_converted_by_the_suite_runs_under_systemd(systemd, tmp_path):
+    """The inetd.conf lines, through `inetd2systemd convert`, start the same handlers
+    (inetd style: StandardInput=socket, the datagram socket on fd 0 for `wait`)."""
+    conf, _ = handlers_conf(tmp_path, {"7007": 7207, "7008": 7208, "7009": 7209}, host="")
+    out = tmp_path / "units"
+    result = subprocess.run([PYTHON, "-m", "inetd2systemd", "convert", "-o", str(out), str(conf)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sockets = tuple(p.name for p in out.iterdir() if p.suffix == ".socket")
+    systemd.install_units(out, start=sockets)
+    assert inside(systemd, "tcp", 7207, "converted echo\n")[0] == "converted echo\n"
+    assert inside(systemd, "udp", 7207, "converted udp echo")[0] == "converted udp echo"
+    assert inside(systemd, "tcp", 7208, "Ann\n")[0] == "Who are you?\r\nHello, Ann!\r\n"
+    reply, port = inside(systemd, "udp", 7209, "?")
+    assert reply == f"you are 127.0.0.1 port {port}\n"
