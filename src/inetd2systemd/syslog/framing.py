@@ -4,7 +4,8 @@ Each frame is detected on its own, as rsyslog's imtcp does: a frame that starts 
 digit is octet-counted (`LEN SP MSG`, section 3.4.1), anything else runs to the next LF
 (non-transparent framing, 3.4.2). Spaces and stray LFs between frames are skipped. A
 count that is not a number or is larger than `max_frame` is not a count: the frame is
-read LF-terminated instead, so garbage cannot make the reader swallow megabytes.
+read LF-terminated instead, so garbage cannot make the reader swallow megabytes. NUL
+counts as LF (Python's SysLogHandler ends TCP frames with NUL).
 
 Memory per connection is bounded: an LF frame longer than `max_message` is cut into
 pieces of that size (each still delivered, nothing is dropped), and an octet-counted
@@ -38,6 +39,11 @@ class StreamFramer:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes]:
+        if b"\0" in data:
+            # NUL ends a frame too (Python's SysLogHandler and some appliances end TCP
+            # messages with it; rsyslog's AddtlFrameDelimiter). Same length, so the
+            # octet counts stay right.
+            data = data.replace(b"\0", b"\n")
         buf = self._buffer + data if self._buffer else data
         frames: list[bytes] = []
         pos, end = 0, len(buf)
