@@ -382,7 +382,9 @@ def _start(plan: _Plan, *, detach: bool) -> int:
     child = os.fork()
     if child != 0:
         os.close(write_fd)
-        return _wait_started(read_fd, child)
+        # Detached, the child is the intermediate that exits at once: reap it. Else it
+        # is the program itself, which we must not wait for.
+        return _wait_started(read_fd, child if detach else None)
     try:
         # Python objects of the caller whose fds we are about to close must not be
         # finalized (closing whatever reuses their numbers) before the exec.
