@@ -1,0 +1,277 @@
+"""`inetd2systemd serve` on its own: reload, bad input, failures it must survive, limits.
+
+Real processes throughout: the superserver runs as a user would start it (the console
+command), clients are real sockets, servers are real programs. The protections' own
+bookkeeping (limits.py) is also checked directly, with time driven by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from inetd2systemd.model import RateLimit
+from inetd2systemd.superserver import limits
+from test_parity import (PYTHON, Ports, Superserver, fd_inodes, needs_root, ours_argv, socket_inode,
+                         tcp_exchange)
+
+# -- the bookkeeping, with a hand-driven clock ------------------------------------------------
+
+
+def test_inetd_rate_trips_on_the_nth_start_in_a_minute_then_restarts_the_window():
+    rate = limits.SpawnRate(RateLimit(3, 60, 600))
+    assert [rate.admit(t) for t in (0, 1, 2)] == [True, True, False]
+    assert not rate.closes_socket
+    # a start after the window ran out opens a new one
+    rate = limits.SpawnRate(RateLimit(3, 60, 600))
+    assert [rate.admit(t) for t in (0, 1, 61, 62)] == [True, True, True, True]
+
+
+def test_xinetd_cps_trips_on_one_more_than_allowed_per_second_and_closes():
+    rate = limits.SpawnRate(RateLimit(3, 1, 30))
+    assert [rate.admit(t) for t in (0, 0.1, 0.2, 0.3)] == [True, True, True, False]
+    assert rate.closes_socket
+    rate = limits.SpawnRate(RateLimit(3, 1, 30))
+    assert all(rate.admit(t * 0.6) for t in range(20))  # under the rate: never trips
+
+
+def test_occupancy_counts_instances_and_sources():
+    occ = limits.Occupancy(instances=2, per_source=1)
+    assert occ.refusal("10.0.0.1") is None
+    occ.started("10.0.0.1")
+    assert occ.refusal("10.0.0.1") == limits.PER_SOURCE_LIMIT
+    assert occ.refusal("10.0.0.2") is None
+    occ.started("10.0.0.2")
+    assert occ.refusal("10.0.0.3") == limits.SERVICE_LIMIT
+    occ.ended("10.0.0.1")
+    assert occ.refusal("10.0.0.1") is None
+    occ.ended("10.0.0.2")
+    assert occ.running == 0 and not occ.by_source
+
+
+def test_access_times_windows_including_one_across_midnight():
+    windows = ((8 * 60, 17 * 60), (22 * 60, 2 * 60))
+    assert not limits.outside_access_times(windows, 9 * 60)
+    assert limits.outside_access_times(windows, 18 * 60)
+    assert not limits.outside_access_times(windows, 23 * 60)
+    assert not limits.outside_access_times(windows, 60)
+    assert not limits.outside_access_times((), 0)
+
+
+def test_load_gate_reads_the_load_at_most_once_a_second():
+    reads = []
+
+    def fake_loadavg():
+        reads.append(1)
+        return (5.0, 0.0, 0.0)
+
+    gate = limits.LoadGate(fake_loadavg)
+    assert gate.too_high(4.0, now=100.0)
+    assert gate.too_high(4.0, now=100.5) and len(reads) == 1
+    assert not gate.too_high(6.0, now=101.5) and len(reads) == 2
+
+
+# -- the running superserver ----------------------------------------------------------------
+
+CONF = """\
+127.0.0.1:i2s-cat   stream tcp4 nowait.100000 root /bin/cat cat
+127.0.0.1:{second}  stream tcp4 nowait.100000 root {second_server}
+127.0.0.1:discard   stream tcp4 nowait.100000 root internal
+127.0.0.1:i2s-crash stream tcp4 nowait root {work}/crash.sh crash
+127.0.0.1:i2s-hang  stream tcp4 nowait root /bin/sleep sleep 1000
+"""
+
+
+def conf_text(work: Path, second: str = "i2s-id") -> str:
+    server = "/usr/bin/id id" if second == "i2s-id" else "/bin/echo echo new"
+    return CONF.format(second=second, second_server=server, work=work)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root for a private /etc/services (mount namespace)")
+    ports = Ports()
+    services = tmp_path / "services"
+    services.write_text(ports.services_text())
+    crash = tmp_path / "crash.sh"
+    crash.write_text("#!/bin/sh\nkill -SEGV $$\n")  # inetd.conf has no quoting for sh -c
+    crash.chmod(0o755)
+    conf = tmp_path / "inetd.conf"
+    conf.write_text(conf_text(tmp_path))
+    return tmp_path, ports, services, conf
+
+
+def start(setup, *extra: str, wait_ports=("i2s-cat",)) -> Superserver:
+    work, ports, services, conf = setup
+    return Superserver("inetd2systemd", ours_argv(conf, *extra), work, services).start(
+        [(ports[name], False) for name in wait_ports])
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@needs_root
+def test_reload_under_steady_connections_keeps_sockets_and_refuses_nobody(setup):
+    work, ports, services, conf = setup
+    daemon = start(setup, wait_ports=("i2s-cat", "i2s-id"))
+    try:
+        inode = socket_inode(ports["i2s-cat"])
+        assert inode in fd_inodes(daemon.pid)
+        results: list = []
+        stop = threading.Event()
+
+        def client() -> None:
+            n = 0
+            while not stop.is_set():
+                payload = f"steady {n}\n".encode()
+                results.append(tcp_exchange(ports["i2s-cat"], payload) == payload)
+                n += 1
+
+        threads = [threading.Thread(target=client) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.3)
+            conf.write_text(conf_text(work, second="i2s-new"))  # i2s-id removed, i2s-new added
+            daemon.signal(signal.SIGHUP)
+            assert wait_until(lambda: socket_inode(ports["i2s-new"]) is not None)
+            for _ in range(3):  # more reloads of the same file while clients keep coming
+                time.sleep(0.2)
+                daemon.signal(signal.SIGHUP)
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert len(results) > 50
+        assert all(results), f"{results.count(False)} of {len(results)} connections failed"
+        assert socket_inode(ports["i2s-cat"]) == inode and inode in fd_inodes(daemon.pid)
+        assert tcp_exchange(ports["i2s-new"]) == b"new\n"
+        assert tcp_exchange(ports["i2s-id"]) == "refused"
+        assert "reloaded" in daemon.log()
+    finally:
+        daemon.stop()
+
+
+@needs_root
+def test_reload_with_a_broken_file_keeps_the_running_configuration(setup):
+    work, ports, services, conf = setup
+    daemon = start(setup)
+    try:
+        inode = socket_inode(ports["i2s-cat"])
+        conf.write_text(conf_text(work) + "127.0.0.1:i2s-new stream tcp4 sometimes root /bin/cat cat\n")
+        daemon.signal(signal.SIGHUP)
+        assert wait_until(lambda: "reload failed" in daemon.log())
+        assert f"{conf}:6:" in daemon.log()  # file:line of the bad entry
+        assert tcp_exchange(ports["i2s-cat"], b"still here\n") == b"still here\n"
+        assert tcp_exchange(ports["i2s-id"]).startswith(b"uid=0(root)")
+        assert socket_inode(ports["i2s-cat"]) == inode
+        assert daemon.proc.poll() is None
+    finally:
+        daemon.stop()
+
+
+def test_bad_configuration_at_start_names_file_and_line_and_starts_nothing(tmp_path, cli):
+    conf = tmp_path / "inetd.conf"
+    conf.write_text("# fine\n127.0.0.1:7 stream tcp4 sometimes root /bin/cat cat\n")
+    result = cli("serve", "-c", str(conf), "--foreground", "--pidfile", str(tmp_path / "pid"))
+    assert result.returncode == 2
+    assert f"{conf}:2:" in result.stderr
+    assert not (tmp_path / "pid").exists()
+
+
+def test_missing_configuration_is_bad_input(tmp_path, cli):
+    result = cli("serve", "-c", str(tmp_path / "nope.conf"), "--foreground")
+    assert result.returncode == 2 and "nope.conf" in result.stderr
+
+
+@needs_root
+def test_a_crashing_or_hanging_server_affects_only_its_own_connection(setup):
+    work, ports, services, conf = setup
+    daemon = start(setup, wait_ports=("i2s-cat", "i2s-crash", "i2s-hang"))
+    try:
+        assert tcp_exchange(ports["i2s-crash"], b"boom\n") in (b"", "reset")
+        hung = socket.create_connection(("127.0.0.1", ports["i2s-hang"]), timeout=3)
+        assert tcp_exchange(ports["i2s-cat"], b"unaffected\n") == b"unaffected\n"
+        assert wait_until(lambda: "signal=SIGSEGV" in daemon.log())
+        sleeper = [line for line in daemon.log().splitlines() if "START: i2s-hang" in line]
+        pid = int(sleeper[0].split("pid=")[1].split()[0])
+        assert os.path.exists(f"/proc/{pid}")
+    finally:
+        daemon.stop()
+        hung.close()
+    # xinetd(8): stopping terminates the running servers too
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
+                      open(f"/proc/{pid}/stat").read().split()[2] == "Z")
+
+
+@needs_root
+def test_running_out_of_descriptors_backs_off_instead_of_spinning(setup):
+    work, ports, services, conf = setup
+    # discard is served in-process, so every held connection costs the superserver an fd
+    daemon = start(setup, wait_ports=("discard",))
+    held = []
+    try:
+        subprocess.run(["prlimit", f"--pid={daemon.pid}", "--nofile=40:4096"], check=True)
+        for _ in range(60):
+            s = socket.socket()
+            s.settimeout(3)
+            s.connect(("127.0.0.1", ports["discard"]))  # the kernel completes it (backlog)
+            held.append(s)
+        assert wait_until(lambda: "Too many open files" in daemon.log())
+        before = _cpu_seconds(daemon.pid)
+        time.sleep(1.5)
+        spent = _cpu_seconds(daemon.pid) - before
+        assert spent < 0.5, f"the superserver burnt {spent:.2f}s of CPU in 1.5s"
+        for s in held:
+            s.close()
+        held.clear()
+        subprocess.run(["prlimit", f"--pid={daemon.pid}", "--nofile=1024:4096"], check=True)
+        # after the back-off, service resumes
+        assert wait_until(lambda: tcp_exchange(ports["i2s-cat"], b"back\n") == b"back\n")
+        assert wait_until(lambda: tcp_exchange(ports["discard"], b"x" * 10) == b"", timeout=5)
+    finally:
+        for s in held:
+            s.close()
+        daemon.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@needs_root
+def test_detaches_with_a_pidfile_and_stops_on_sigterm(setup):
+    work, ports, services, conf = setup
+    pidfile = work / "serve.pid"
+    # A daemon started the classic way: the command returns once the sockets are open.
+    started = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount --bind "$0" /etc/services && exec "$@"', str(services),
+         PYTHON, "-m", "inetd2systemd", "serve", "-c", str(conf), "--pidfile", str(pidfile)],
+        capture_output=True, text=True, timeout=30)
+    assert started.returncode == 0, started.stderr
+    pid = int(pidfile.read_text())
+    try:
+        assert os.getsid(pid) == pid or os.getsid(pid) != os.getsid(0)  # its own session
+        assert tcp_exchange(ports["i2s-cat"], b"daemon\n") == b"daemon\n"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    assert wait_until(lambda: not pidfile.exists())
+    assert wait_until(lambda: socket_inode(ports["i2s-cat"]) is None)
