@@ -228,7 +228,7 @@ class InternalService:
         self.listening = (not self.datagram and
                           bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)))
         self.accepting = False
-        self.chargen_position = random.randrange(_CYCLE_LEN)
+        self.chargen_position = 0  # datagrams start one line further each time
 
     @property
     def connections(self) -> int:
@@ -300,6 +300,11 @@ class InternalService:
         if name in ("daytime", "time"):
             try:
                 conn.send(daytime_bytes(style=self.style) if name == "daytime" else time_bytes())
+                # Closing with unread input makes the kernel send a reset, which can
+                # destroy the answer before the client reads it: swallow what came.
+                conn.setblocking(False)
+                while conn.recv(RECV_SIZE):
+                    pass
             except OSError:
                 pass
             conn.close()
@@ -309,8 +314,7 @@ class InternalService:
         self.open.add(c)
         if peer is not None and self.per_source is not None:
             self.sources[peer] = self.sources.get(peer, 0) + 1
-        if name == "chargen":
-            c.position = self.chargen_position
+        if name == "chargen":  # every connection starts at the ring's start, as inetd's
             c.watch(_READ | _WRITE)
             return
         # echo and discard: the first bytes have often arrived with the handshake,
