@@ -502,6 +502,9 @@ def test_context_manager_parent_exits_only_when_the_daemon_is_ready(tmp_path, da
     assert stat["ppid"] == os.getpid() and stat["session"] != pid and stat["tty_nr"] == 0
     assert set(proc_fds(pid)) >= {0, 1, 2} and proc_fds(pid)[0] == "/dev/null"
     assert lock_is_held(pidfile)
+    os.kill(pid, signal.SIGTERM)  # a clean stop leaves no pidfile behind
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert not pidfile.exists()
 
 
 def test_context_manager_failure_before_ready_is_reported(tmp_path):
@@ -535,3 +538,53 @@ def test_under_systemd_without_notify_socket_it_execs_in_place(tmp_path):
     finally:
         proc.kill()
         proc.communicate()
+
+
+# -- the pidfile under contention ------------------------------------------------------------------
+@pytest.mark.parametrize("existing", ["none", "stale"])
+def test_concurrent_starts_exactly_one_wins(tmp_path, existing):
+    """Many starters released at once on the same pidfile (absent, or stale): exactly one
+    gets it, every other one is told who runs, and the file names the winner."""
+    from inetd2systemd import pidfile as pidfiles
+
+    path = tmp_path / "race.pid"
+    if existing == "stale":
+        path.write_text(f"{_dead_pid()}\n")
+    gate_r, gate_w = os.pipe()
+    result_r, result_w = os.pipe()
+    children = []
+    for _ in range(8):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(gate_w)
+                os.read(gate_r, 1)  # every starter waits here until the gate opens
+                try:
+                    held = pidfiles.acquire(str(path))
+                    os.write(result_w, f"W{os.getpid()}\n".encode())
+                    time.sleep(0.5)  # hold it while the others try
+                    held.release()
+                except pidfiles.AlreadyRunning as exc:
+                    os.write(result_w, f"L{exc.pid}\n".encode())
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    os.close(gate_r)
+    os.close(result_w)
+    time.sleep(0.1)
+    os.close(gate_w)  # open the gate: EOF for all at once
+    data = b""
+    while chunk := os.read(result_r, 4096):
+        data += chunk
+    os.close(result_r)
+    for pid in children:
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    lines = data.decode().split()
+    winners = [int(line[1:]) for line in lines if line[0] == "W"]
+    losers = [line[1:] for line in lines if line[0] == "L"]
+    assert len(lines) == 8 and len(winners) == 1, lines
+    assert losers == [str(winners[0])] * 7, "a refused starter named the wrong process"
+    assert not path.exists(), "the winner's release removes its pidfile"
+    assert not list(tmp_path.glob(".*.tmp"))

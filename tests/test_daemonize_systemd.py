@@ -142,3 +142,28 @@ def test_detached_shim_logs_to_syslog_with_the_program_identity(systemd):
     failed = systemd.wait_for(errors)
     assert failed and "cannot execute /nonexistent/dz-missing" in failed[0]["MESSAGE"]
     assert failed[0]["SYSLOG_FACILITY"] == "3"
+
+
+SELF_DAEMONIZING = """
+import time
+from inetd2systemd.daemon import Daemon, DaemonOptions
+with Daemon(DaemonOptions(pidfile="/run/dz-self.pid"), wait_ready=True) as daemon:
+    time.sleep(0.3)  # a slow start-up: the unit must stay "activating" until ready()
+    daemon.ready("serving")
+    while True:
+        time.sleep(60)
+"""
+
+
+def test_self_daemonizing_python_program_under_systemd_does_not_fork(systemd):
+    systemd.write("/run/dz/selfd.py", SELF_DAEMONIZING)
+    install(systemd, "dz-self.service",
+            f"Type=notify\nExecStart={sys.executable} /run/dz/selfd.py")
+    systemd.systemctl("start", "dz-self.service")
+    assert systemd.show("dz-self.service", "ActiveState") == "active"
+    assert systemd.show("dz-self.service", "StatusText") == "serving"
+    main = systemd.show("dz-self.service", "MainPID")
+    assert systemd.show("dz-self.service", "ExecMainPID") == main  # no fork at all
+    assert systemd.run("cat", "/run/dz-self.pid").stdout == f"{main}\n"
+    systemd.systemctl("stop", "dz-self.service")
+    assert systemd.show("dz-self.service", "Result") == "success"

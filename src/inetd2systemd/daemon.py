@@ -467,7 +467,14 @@ def _reset_signals(*, python: bool) -> None:
     if python:  # the interpreter's own expectations, as at its start-up
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        # daemon(7): exit cleanly on SIGTERM, i.e. through the `with` block's exit,
+        # which removes the pidfile. A program with its own loop installs its own.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _become_daemon(plan: _Plan, reporter: _Reporter, *, python: bool) -> pidfiles.PidFile | None:

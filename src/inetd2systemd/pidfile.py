@@ -20,6 +20,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -107,7 +108,7 @@ def acquire(path: str, pid: int | None = None, *, mode: int = 0o644,
     pid = os.getpid() if pid is None else pid
     path = os.path.abspath(path)
     directory, base = os.path.split(path)
-    for _ in range(_ATTEMPTS):
+    for attempt in range(_ATTEMPTS):
         tmp_fd, tmp_path = _locked_temp(directory, base, pid, mode)
         try:
             try:
@@ -117,8 +118,16 @@ def acquire(path: str, pid: int | None = None, *, mode: int = 0o644,
                 pass
             except OSError as exc:
                 raise PidFileError(exc.errno, f"cannot create pidfile: {exc.strerror}", path) from None
-            if _take_over(path, tmp_path, is_ours):
-                return PidFile(path, tmp_fd, pid)
+            try:
+                if _take_over(path, tmp_path, is_ours):
+                    return PidFile(path, tmp_fd, pid)
+            except AlreadyRunning as exc:
+                # Locked, yet naming a dead PID: a competitor is taking over a stale
+                # file right now. Ask again shortly, to name the real winner.
+                if exc.pid and not _alive(exc.pid) and attempt < _ATTEMPTS - 1:
+                    time.sleep(0.01)
+                else:
+                    raise
         except BaseException:
             os.close(tmp_fd)
             raise
