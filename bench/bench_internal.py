@@ -9,7 +9,9 @@ killed at the end:
 - ours: `inetd2systemd internal echo` under `systemd-socket-activate` (the LISTEN_FDS
   protocol, Accept=no, exactly what the generated unit does, without PID 1);
 - xinetd: internal echo, its rate limit (cps 50 10) lifted;
-- a bare Python accept loop (accept, recv, send, close): the no-fork upper bound.
+- a bare blocking Python accept loop (accept, recv, send, close): the no-fork upper
+  bound of peer-speed.md, which hangs up after one read; and the same loop reading
+  until the client closes, as an echo server must (one client at a time).
 
 Prints the median connections/s of each and the ratios. Not part of the test suite.
 """
@@ -85,8 +87,10 @@ def measure(port: int, seconds: float, clients: int) -> float:
     return total / (time.monotonic() - start)
 
 
-def bare_loop(port: int) -> None:
-    """The reference: a plain blocking accept loop echoing in-process."""
+def bare_loop(port: int, wait_for_close: bool = False) -> None:
+    """The reference: a plain blocking accept loop echoing in-process. It answers one
+    read and hangs up (the figure in shared/reference/peer-speed.md), which a real echo
+    must not do; with wait_for_close it reads on until the client closes, as echo must."""
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", port))
@@ -94,9 +98,14 @@ def bare_loop(port: int) -> None:
     while True:
         conn, _ = srv.accept()
         data = conn.recv(65536)
-        if data:
+        while data:
             conn.sendall(data)
+            data = conn.recv(65536) if wait_for_close else b""
         conn.close()
+
+
+def bare_loop_until_close(port: int) -> None:
+    bare_loop(port, wait_for_close=True)
 
 
 class Peer:
@@ -150,7 +159,9 @@ def main() -> int:
                           ["xinetd", "-dontfork", "-f", str(tmp / "xinetd.conf"),
                            "-pidfile", str(tmp / "xinetd.pid")], port))
     port = free_port()
-    peers.append(Peer("bare Python accept loop", None, port, func=bare_loop))
+    peers.append(Peer("bare loop, one read then close", None, port, func=bare_loop))
+    port = free_port()
+    peers.append(Peer("bare loop, reads until close", None, port, func=bare_loop_until_close))
 
     results: dict[str, list[float]] = {}
     try:
@@ -175,7 +186,7 @@ def main() -> int:
           f"{args.rounds} x {args.seconds:g} s, median connections/s:")
     for name, values in results.items():
         med = statistics.median(values)
-        print(f"  {name:<32} {med:>9,.0f} /s   ours/this = {ours / med:5.2f}")
+        print(f"  {name:<34} {med:>9,.0f} /s   ours/this = {ours / med:5.2f}")
     return 0
 
 
