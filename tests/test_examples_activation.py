@@ -555,3 +555,96 @@ def test_handlers_inetd_conf_converted_by_the_suite_runs_under_systemd(systemd, 
     assert inside(systemd, "tcp", 7208, "Ann\n")[0] == "Who are you?\r\nHello, Ann!\r\n"
     reply, port = inside(systemd, "udp", 7209, "?")
     assert reply == f"you are 127.0.0.1 port {port}\n"
+
+
+NAMES = textwrap.dedent("""
+    import json
+    from inetd2systemd import listen_fds_with_names, serve
+    got = listen_fds_with_names()
+    described = json.dumps([[name, s.family.name, s.type.name, s.getsockname()[1]]
+                            for name, s in got.pairs])
+    def handler(conn, peer):
+        conn.sendall(described.encode())
+    serve(handler, sockets=got.sockets, idle_timeout=0.5)
+""")
+
+
+@pytest.mark.container
+@pytest.mark.parametrize("accept", ["no", "yes"])
+def test_socket_names_from_systemd(systemd, accept):
+    """FileDescriptorName= of two socket units for one service; Accept=yes: "connection"."""
+    name = f"named{accept}"
+    service = f"{name}@.service" if accept == "yes" else f"{name}.service"
+    base = 7300 if accept == "no" else 7310
+    systemd.write(f"/run/i2s/{name}.py", NAMES)
+    systemd.write(f"/etc/systemd/system/{service}",
+                  f"[Service]\nExecStart={PYTHON} /run/i2s/{name}.py\n")
+    systemd.write(f"/etc/systemd/system/{name}.socket", textwrap.dedent(f"""
+        [Socket]
+        ListenStream=127.0.0.1:{base}
+        ListenStream=127.0.0.1:{base + 1}
+        FileDescriptorName=web
+        Accept={accept}
+    """))
+    if accept == "no":
+        systemd.write(f"/etc/systemd/system/{name}-admin.socket", textwrap.dedent(f"""
+            [Socket]
+            ListenStream=127.0.0.1:{base + 2}
+            FileDescriptorName=admin
+            Service={service}
+        """))
+    systemd.systemctl("daemon-reload")
+    systemd.systemctl("start", f"{name}.socket", *([f"{name}-admin.socket"] if accept == "no" else []))
+    described = json.loads(inside(systemd, "tcp", base + 1, "")[0])
+    if accept == "yes":
+        assert described == [["connection", "AF_INET", "SOCK_STREAM", base + 1]]
+    else:  # the order across socket units is undefined (sd_listen_fds(3)), within one it is kept
+        assert sorted(map(tuple, described)) == [
+            ("admin", "AF_INET", "SOCK_STREAM", base + 2),
+            ("web", "AF_INET", "SOCK_STREAM", base),
+            ("web", "AF_INET", "SOCK_STREAM", base + 1),
+        ]
+        web = [d[3] for d in described if d[0] == "web"]
+        assert web == [base, base + 1]
+
+
+RELOADING = textwrap.dedent("""
+    import os, signal, time
+    from inetd2systemd import Notifier
+    n = Notifier()
+    reload_asked = False
+    def on_hup(signum, frame):
+        global reload_asked
+        reload_asked = True
+    signal.signal(signal.SIGHUP, on_hup)
+    n.ready("generation 1")
+    generation = 1
+    while True:
+        time.sleep(0.05)
+        if reload_asked:
+            n.reloading("reloading")
+            while not os.path.exists("/run/i2s-reloaded"):
+                time.sleep(0.05)
+            generation += 1
+            reload_asked = False
+            n.ready(f"generation {generation}")
+""")
+
+
+@pytest.mark.container
+def test_reloading_then_ready_is_a_reload_to_systemd(systemd):
+    notify_unit(systemd, "reloader", RELOADING, "ExecReload=/bin/kill -HUP $MAINPID")
+    systemd.systemctl("start", "reloader.service")
+    pid = systemd.show("reloader.service", "MainPID")
+    systemd.systemctl("reload", "--no-block", "reloader.service")
+    assert systemd.wait_for(lambda: systemd.show("reloader.service", "StatusText") == "reloading",
+                            timeout=TIMEOUT)
+    # ExecReload= (kill) is long done: RELOADING=1 is what holds the state until READY=1
+    assert systemd.wait_for(lambda: systemd.show("reloader.service", "ControlPID") == "0",
+                            timeout=TIMEOUT)
+    assert systemd.show("reloader.service", "ActiveState") == "reloading"
+    systemd.run("touch", "/run/i2s-reloaded")
+    assert systemd.wait_for(lambda: systemd.show("reloader.service", "ActiveState") == "active",
+                            timeout=TIMEOUT)
+    assert systemd.show("reloader.service", "StatusText") == "generation 2"
+    assert systemd.show("reloader.service", "MainPID") == pid  # reloaded, not restarted
