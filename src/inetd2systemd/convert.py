@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             if args.install:
                 p = install(units, root=args.root, force=args.force, start=start)
             else:
-                p = write_units(units, target, force=args.force, prune=True)
+                p = write_units(units, target, force=args.force, prune=True, durable=False)
         except InstallError as exc:
             print(f"inetd2systemd convert: {exc}", file=sys.stderr)
             return EXIT_FAILED

@@ -82,11 +82,17 @@ def merge(configurations: Iterable[Configuration]) -> Configuration:
     kept: list[Service] = []
     findings: list[Finding] = []
     ids: set[str] = set()
+    # (protocol, socket type, port or unix path) -> services bound there: a clash can
+    # only be among services sharing a key, which keeps merging linear.
+    bound: dict[tuple, list[Service]] = {}
     for configuration in configurations:
         findings.extend(configuration.findings)
         for service in configuration.services:
-            clash = next((other for other in kept if not other.disabled and not service.disabled
-                          and same_address(service, other)), None)
+            keys = {_bind_key(service, listen) for listen in service.listens}
+            clash = None
+            if not service.disabled:
+                clash = next((other for key in keys for other in bound.get(key, ())
+                              if same_address(service, other)), None)
             if clash is not None:
                 findings.append(Finding(service.source, Severity.ERROR,
                                         f"listens where {clash.id} ({clash.source}) already does "
@@ -101,7 +107,15 @@ def merge(configurations: Iterable[Configuration]) -> Configuration:
                 service = replace(service, id=new_id)
             ids.add(service.id)
             kept.append(service)
+            if not service.disabled:
+                for key in keys:
+                    bound.setdefault(key, []).append(service)
     return Configuration(tuple(kept), tuple(findings))
+
+
+def _bind_key(service: Service, listen: Listen) -> tuple:
+    where = listen.host if listen.family is Family.UNIX else listen.port
+    return service.protocol, service.socket_type, where
 
 
 def _free_id(id_: str, taken: set[str]) -> str:

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import ipaddress
 import os.path
+import re
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import ConfigError
 from ..model import Configuration, Family, Finding, Listen, RateLimit, Service, Severity, \
@@ -64,9 +66,11 @@ _SOCKET_TYPES = {t.value: t for t in SocketType}
 _FIELDS = "service socket-type protocol wait[.max] user[.group] server-program [arguments]"
 
 
-@dataclass(frozen=True)
-class Word:
-    """One field of an entry and where it starts (1-based line and column)."""
+class Word(NamedTuple):
+    """One field of an entry and where it starts (1-based line and column).
+
+    A NamedTuple, not a frozen dataclass: a large file has tens of thousands of words
+    and a tuple is several times cheaper to make."""
 
     text: str
     line: int
@@ -89,6 +93,11 @@ def _family_table(flavor: str) -> dict[str, tuple[str, Family]]:
     return table
 
 
+# Constant per flavour: protocol token -> (base protocol, family).
+_FAMILIES = {flavor: _family_table(flavor) for flavor in _IP_PROTOCOLS}
+_WORD = re.compile(r"[^ \t\r\n\f\v]+")
+
+
 # -- lexing ---------------------------------------------------------------------------
 
 def split_words(text: str, line: int, column: int, file: str, *, quoting: bool) -> list[Word]:
@@ -97,6 +106,8 @@ def split_words(text: str, line: int, column: int, file: str, *, quoting: bool) 
     With `quoting` (inetutils' argcv), a word may be wrapped in "..." or '...': inside
     double quotes a backslash escapes the next character, single quotes are literal.
     """
+    if not quoting or ('"' not in text and "'" not in text):
+        return [Word(m.group(), line, column + m.start()) for m in _WORD.finditer(text)]
     words: list[Word] = []
     i, n = 0, len(text)
     while i < n:
@@ -188,7 +199,7 @@ def parse_protocol(word: Word, flavor: str, file: str
             rcvbuf = size
         else:
             sndbuf = size
-    families = _family_table(flavor)
+    families = _FAMILIES[flavor]
     if token in families:
         base, family = families[token]
         return base, family, rcvbuf, sndbuf
@@ -294,14 +305,14 @@ def _lookup(name: str, family: Family, word: Word, file: str) -> list:
 
 @dataclass(frozen=True)
 class _Parsed:
-    service: Service
+    fields: dict  # Service's fields but the id: the id needs the whole file
     token: str  # the protocol as written (without options), for ids
     findings: tuple[Finding, ...]
 
 
 def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | None,
                 default_host: str) -> _Parsed:
-    """One entry with all its fields -> a Service (id not yet made unique)."""
+    """One entry -> the fields of its Service, all but the id (unique only per file)."""
     words = entry.words
     first = words[0]
     if len(words) < 6:
@@ -351,8 +362,8 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
         findings.append(Finding(where, Severity.WARNING,
                                 f"{len(argv)} arguments: openbsd-inetd passes only the first "
                                 f"{OPENBSD_MAXARGV}; the units pass them all"))
-    service = Service(
-        name=name, id=name, source=where, socket_type=socket_type, protocol=protocol,
+    fields = dict(
+        name=name, source=where, socket_type=socket_type, protocol=protocol,
         listens=listens, wait=wait, recv_buffer=rcvbuf, send_buffer=sndbuf,
         server=server, argv=argv, internal=internal, user=user, group=group,
         rate=rate, tcp_wrapped=wrapped is not None, libwrap_name=wrapped,
@@ -366,7 +377,7 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
     for problem in problems:
         findings.append(Finding(where, Severity.ERROR, problem))
     token = proto_word.text.split(",", 1)[0]
-    return _Parsed(service, token, tuple(findings))
+    return _Parsed(fields, token, tuple(findings))
 
 
 def _port(name: str, protocol: str, services: ServicesTable | None, word: Word,
@@ -441,10 +452,10 @@ def parse_inetd(text: str, file: str = "<inetd.conf>", *, flavor: str = "openbsd
                                     "--include-disabled converts it"))
             continue
         parsed.append(parse_entry(entry, file, flavor, services, default_host))
-    ids = unique_ids([(p.service.name, p.token) for p in parsed])
+    ids = unique_ids([(p.fields["name"], p.token) for p in parsed])
     result: list[Service] = []
     for p, id_ in zip(parsed, ids):
-        result.append(replace(p.service, id=id_))
+        result.append(Service(id=id_, **p.fields))
         findings += [Finding(f.source, f.severity, f.message, id_) for f in p.findings]
     findings.sort(key=lambda f: f.source.line)
     return Configuration(tuple(result), tuple(findings))
