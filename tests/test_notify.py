@@ -191,3 +191,10 @@ def test_notify_follows_a_changed_notify_socket(manager, tmp_path, monkeypatch):
         assert receive(other)[0] == ["STATUS=moved"]
     assert receive(manager)[0] == ["READY=1"]
     assert notify_module._default.address == other_path
+
+
+def test_notify_can_unset_the_socket_for_children(manager):
+    assert notify("READY=1", unset_environment=True) is True
+    assert receive(manager)[0] == ["READY=1"]
+    assert "NOTIFY_SOCKET" not in os.environ
+    assert notify("STATUS=later") is False

@@ -13,8 +13,9 @@ against it runs unchanged in every mode. `serve()` then runs a handler function 
 whatever came: an accept loop, the one connection, or a datagram receive loop.
 
 This module is imported by per-connection handlers on every connection: it imports
-only what the interpreter has already loaded (os, socket, stat); threads, selectors
-and signals are imported by serve() alone.
+only os, stat, sys, time (loaded at start-up anyway) and socket (which the handler
+needs regardless); threads, selectors, signals and the notifier are imported by
+serve()'s loop alone (tests/test_import_cost.py).
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ def _is_open(fd: int) -> bool:
 
 
 def _stdin_name(sock: socket.socket) -> str:
-    if sock.type == socket.SOCK_STREAM and not _listening(sock):
+    if _is_connection_type(sock) and not _listening(sock):
         return CONNECTION_NAME
     return STDIN_NAME
 

@@ -218,14 +218,18 @@ def _check_fdname(name: str) -> None:
 _default: Notifier | None = None
 
 
-def notify(*states: str, fds: Iterable[int | socket.socket] = ()) -> bool:
-    """sd_notify(0, "\\n".join(states)): e.g. notify("READY=1", "STATUS=serving").
+def notify(*states: str, fds: Iterable[int | socket.socket] = (),
+           unset_environment: bool = False) -> bool:
+    """sd_notify(unset_environment, "\\n".join(states)): e.g. notify("READY=1", "STATUS=x").
 
     A no-op returning False when NOTIFY_SOCKET is not set. NOTIFY_SOCKET is read at
-    each call, as sd_notify does, so a process that unset it stops notifying.
+    each call, as sd_notify does, so a process that unset it stops notifying; with
+    unset_environment it is removed after this message (children will not inherit it).
     """
     global _default
     address = os.environ.get("NOTIFY_SOCKET")
+    if unset_environment:
+        os.environ.pop("NOTIFY_SOCKET", None)
     if not address:
         return False
     if _default is None or _default.address != address:
