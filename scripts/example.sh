@@ -12,4 +12,10 @@ status=0
 echo "--- units written to out/units:"; ls out/units
 systemd-analyze verify --man=no out/units/*.socket out/units/*.service
 echo "--- systemd-analyze verify: all units pass"
+# convert exits 1 when the report above has warnings or errors (things not carried over
+# exactly): that is what the example shows, not a failure of the example. 2 and 3 are.
+if [ "$status" = 1 ]; then
+  echo "--- converted; the report above lists what was not carried over exactly"
+  status=0
+fi
 exit "$status"
