@@ -265,3 +265,22 @@ def test_example_units_pass_verify_with_servers_checked(tmp_path):
     names = set(tree(target))
     assert {"tftp.socket", "tftp.service", "git.socket", "git@.service", "echo-tcp.socket",
             "echo-udp.socket", "systat.socket", "qotd.socket"} <= names
+
+
+def test_prefix_and_engine_reach_the_writer(conf):
+    path = conf(CLEAN)
+    prefixed = json.loads(convert(path, "--prefix", "legacy-", "--json").stdout)
+    assert all(u["name"].startswith("legacy-") for u in prefixed["units"])
+    assert "legacy-qotd.socket" in prefixed["services"][2]["units"]
+    shared = json.loads(convert(path, "--engine", "superserver", "--json").stdout)
+    services = [u for u in shared["units"] if u["name"].endswith(".service")]
+    assert len(services) == 1 and '"serve"' in services[0]["text"]  # one superserver process
+    assert path in services[0]["text"]  # reading the same configuration
+
+
+def test_inetutils_flavour_from_the_command_line(conf):
+    out = convert(conf(CLEAN), "--flavor", "inetutils", "--json")
+    listens = [s["listen"] for s in json.loads(out.stdout)["services"]]
+    assert listens == [["0.0.0.0:7"], ["0.0.0.0:7"], ["0.0.0.0:17"]]  # tcp: IPv4 only there
+    out = convert(conf(CLEAN), "--json")
+    assert json.loads(out.stdout)["services"][0]["listen"] == ["[::]:7"]  # openbsd: both

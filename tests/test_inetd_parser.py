@@ -511,3 +511,15 @@ def test_same_address_rules():
     assert not same_address(v4_host, v6_host)
     assert same_address(v4_host, v4_any) and same_address(v6_host, v6_any)
     assert not same_address(v4_any, v6_any)  # two sockets, as openbsd-inetd's tcp opens
+
+
+def test_inetutils_inetd_d_directory_with_format_inetd(tmp_path):
+    d = tmp_path / "inetd.d"
+    d.mkdir()
+    (d / "a").write_text("ftp stream tcp nowait root /bin/cat cat\n")
+    (d / "b").write_text("telnet stream tcp nowait root /bin/cat cat\n")
+    (d / "b~").write_text("finger stream tcp nowait root /bin/cat cat\n")  # editor backup
+    c = load([d], format="inetd", flavor="inetutils", services=SERVICES)
+    assert [(s.id, s.source.file) for s in c.services] == [("ftp", str(d / "a")),
+                                                          ("telnet", str(d / "b"))]
+    assert c.services[0].listens == (Listen(Family.IPV4, 21),)

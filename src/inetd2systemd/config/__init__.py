@@ -2,7 +2,7 @@
 
 `load(paths)` is the one entry point the commands use: it reads each path with the
 reader its content calls for (an inetd.conf, an xinetd.conf, or a directory read as an
-xinetd.d tree) and merges the results into one Configuration whose service ids are
+xinetd.d tree; with format="inetd" a directory is an inetutils /etc/inetd.d) and merges the results into one Configuration whose service ids are
 unique across files. Services that would listen on the same address are reported and
 the later one is left out, because only one of them could ever bind.
 """
@@ -55,6 +55,11 @@ def read_one(path: str | Path, *, format: str | None = None, flavor: str = "open
     kind = format or detect_format(path)
     if kind == "inetd":
         from .inetd import read_inetd
+        if path.is_dir():  # GNU inetutils' /etc/inetd.d: every file is an inetd.conf
+            return merge(read_inetd(p, flavor=flavor, services=services,
+                                    include_disabled=include_disabled)
+                         for p in sorted(path.iterdir())
+                         if p.is_file() and not p.name.startswith(".") and not p.name.endswith("~"))
         return read_inetd(path, flavor=flavor, services=services,
                           include_disabled=include_disabled)
     try:
