@@ -55,6 +55,12 @@ class Credentials:
     def current(cls) -> "Credentials":
         return cls(os.geteuid(), os.getegid(), tuple(sorted(set(os.getgroups()))))
 
+    def same_privileges(self, other: "Credentials") -> bool:
+        """Equal as far as the kernel checks access: the primary group need not be
+        repeated among the supplementary ones (root started with none vs initgroups)."""
+        return (self.uid, self.gid) == (other.uid, other.gid) and \
+            set(self.groups) - {self.gid} == set(other.groups) - {other.gid}
+
 
 def resolve_credentials(service: Service) -> Credentials | None:
     """The user, group and supplementary groups the service runs as; None: as we are."""
@@ -122,7 +128,8 @@ class Launcher:
         self.argv = list(service.argv) or [os.path.basename(service.server)]
         self.env = child_environment(service, base_env)
         credentials = resolve_credentials(service)
-        if credentials is not None and (credentials == Credentials.current() or os.geteuid() != 0):
+        if credentials is not None and (credentials.same_privileges(Credentials.current())
+                                        or os.geteuid() != 0):
             # Already who the child must be: keep the fast path. Not root: we could not
             # switch anyway, and xinetd too runs the server as itself then.
             credentials = None
