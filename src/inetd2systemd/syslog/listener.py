@@ -78,7 +78,10 @@ class Connection:
 
 def describe_peer(address: object) -> str:
     if isinstance(address, tuple):
-        return str(address[0])
+        host = str(address[0])
+        # An IPv4 client of a dual-stack socket (systemd's ListenDatagram=514) is
+        # written as the IPv4 address it is.
+        return host[7:] if host.startswith("::ffff:") and "." in host else host
     if isinstance(address, bytes):
         address = address.decode(errors="replace")
     return address or ""
