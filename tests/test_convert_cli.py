@@ -284,3 +284,13 @@ def test_inetutils_flavour_from_the_command_line(conf):
     assert listens == [["0.0.0.0:7"], ["0.0.0.0:7"], ["0.0.0.0:17"]]  # tcp: IPv4 only there
     out = convert(conf(CLEAN), "--json")
     assert json.loads(out.stdout)["services"][0]["listen"] == ["[::]:7"]  # openbsd: both
+
+
+def test_install_without_a_running_systemd_writes_nothing(conf):
+    if Path("/run/systemd/system").is_dir():
+        pytest.skip("systemd runs here: this would install into the real system")
+    listing = lambda: sorted(p.name for p in Path("/etc/systemd/system").iterdir())  # noqa: E731
+    before = listing()
+    out = convert(conf(CLEAN), "--install")
+    assert out.returncode == 3 and "systemd is not running" in out.stderr
+    assert listing() == before

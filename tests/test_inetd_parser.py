@@ -523,3 +523,18 @@ def test_inetutils_inetd_d_directory_with_format_inetd(tmp_path):
     assert [(s.id, s.source.file) for s in c.services] == [("ftp", str(d / "a")),
                                                           ("telnet", str(d / "b"))]
     assert c.services[0].listens == (Listen(Family.IPV4, 21),)
+
+
+def test_host_prefix_with_the_service_on_a_continuation_line():
+    c = parse("127.0.0.1:\n\tftp stream tcp nowait root /bin/cat cat\n"
+              "telnet stream tcp nowait root /bin/cat cat\n")
+    # the host applies to that entry only, it does not become the default
+    assert [s.listens for s in c.services] == [(Listen(Family.IPV4, 21, "127.0.0.1"),),
+                                               (Listen(Family.DUAL, 23),)]
+
+
+def test_inetutils_tcpmux_services_are_reported():
+    c = parse("tcpmux/+status stream tcp nowait root /bin/cat cat\n", flavor="inetutils")
+    assert c.services[0].listens == ()
+    assert [f.severity for f in c.findings] == [Severity.ERROR]
+    assert "TCPMUX" in c.findings[0].message

@@ -344,6 +344,8 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
             raise ConfigError(f"unix socket path {path!r} must be absolute", file, first.line,
                               first.column)
         name, listens = path, (Listen(Family.UNIX, host=path),)
+    elif flavor == "inetutils" and name.startswith("tcpmux/"):
+        problems.append(f"TCPMUX service {name!r}: systemd has no TCPMUX (RFC 1078) dispatcher")
     elif protocol.startswith("rpc/"):
         name = name.split("/", 1)[0]
         problems.append(f"RPC service ({protocol}): systemd cannot register with the "
@@ -446,6 +448,12 @@ def parse_inetd(text: str, file: str = "<inetd.conf>", *, flavor: str = "openbsd
                     host = host[1:-1]
                 default_host = host or "*"
             continue
+        if first.text.endswith(":") and len(entry.words) > 1 and flavor != "xinetd-compat":
+            # `host:` with the service on a continuation line: inetd takes the next
+            # word as the service, for this entry only.
+            second = entry.words[1]
+            joined = Word(first.text + second.text, second.line, second.column - len(first.text))
+            entry = Entry((joined,) + entry.words[2:], entry.disabled)
         if entry.disabled and not include_disabled:
             findings.append(Finding(Source(file, first.line), Severity.INFO,
                                     f"{first.text}: disabled entry ({DISABLED_PREFIX}) left out; "

@@ -215,8 +215,14 @@ def install(units: Sequence, *, root: str | Path = "/", force: bool = False,
     A socket whose file changed is restarted: a daemon-reload alone keeps the old
     listening socket (converter-reference.md section 3).
     """
+    live = Path(root).resolve() == Path("/")
+    if live and not systemd_running():
+        # Checked before writing: files the running system cannot load are of no use,
+        # and the target must stay as it was when the command fails.
+        raise InstallError("systemd is not running on this machine (no /run/systemd/system): "
+                           "nothing installed; use --output-dir, or --root for an image")
     p = write_units(units, unit_directory(root), force=force)
-    if Path(root).resolve() != Path("/"):
+    if not live:
         return p  # an image or a mounted root: its own systemd reads the files at boot
     systemctl("daemon-reload")
     if start:
@@ -228,6 +234,11 @@ def install(units: Sequence, *, root: str | Path = "/", force: bool = False,
         if fresh:
             systemctl("start", *fresh)
     return p
+
+
+def systemd_running() -> bool:
+    """sd_booted(3): whether systemd is the init system here."""
+    return Path("/run/systemd/system").is_dir()
 
 
 def installed_systemd_version(default: int = 252) -> int:
