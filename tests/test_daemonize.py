@@ -588,3 +588,41 @@ def test_concurrent_starts_exactly_one_wins(tmp_path, existing):
     assert losers == [str(winners[0])] * 7, "a refused starter named the wrong process"
     assert not path.exists(), "the winner's release removes its pidfile"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_symlink_at_the_pidfile_path_is_refused_and_its_target_untouched(tmp_path):
+    target = tmp_path / "precious"
+    target.write_text("do not overwrite\n")
+    pidfile = tmp_path / "link.pid"
+    pidfile.symlink_to(target)
+    out = shim("--pidfile", str(pidfile), "--", SLEEP, "300")
+    assert out.returncode == 3
+    assert "symbolic link" in out.stderr
+    assert target.read_text() == "do not overwrite\n" and pidfile.is_symlink()
+
+
+def test_final_process_dying_before_exec_is_not_reported_as_started(tmp_path):
+    # The final process blocks opening --stdout (a FIFO nobody reads) and is killed
+    # there: it never reached exec and never said why. That must not read as success.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([*SHIM, "--stdout", str(fifo), "--", SLEEP, "300"],
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        blocked = None
+        deadline = time.monotonic() + 10
+        while blocked is None and time.monotonic() < deadline:
+            for pid in _children():  # the final process, reparented to us
+                if pid != proc.pid and str(fifo).encode() in _cmdline(pid) \
+                        and proc_stat(pid)["session"] != pid:  # not the session leader
+                    blocked = pid
+            time.sleep(0.02)
+        assert blocked is not None, "the final process never showed up"
+        os.kill(blocked, signal.SIGKILL)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 3
+        assert "the daemon exited before it started" in err
+    finally:
+        proc.kill()
+        proc.wait()
