@@ -38,7 +38,7 @@ from . import limits
 from .log import Log
 from .sockets import EndpointKey, apply_options, endpoint_key, listen_of_socket, open_listener, \
     unsupported_reason
-from .spawn import Launcher, base_environment
+from .spawn import Launcher, SpawnPool, base_environment
 
 # Accept at most this many connections per wake-up of one socket: amortises select()
 # under load, yet one flooded service cannot starve the others or the signal pipe.
@@ -124,6 +124,11 @@ class Arbiter:
         self._stopping = False
         self._wake_r = self._wake_w = -1
         self._load_gate = limits.LoadGate()
+        self._pool: SpawnPool | None = None
+        # Exit statuses of children reaped before their spawn was collected: a worker
+        # thread's posix_spawn returns after the exec, and a fast server may be gone
+        # by the time the loop learns its pid.
+        self._early_exits: dict[int, int] = {}
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -163,6 +168,7 @@ class Arbiter:
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        self._pool = SpawnPool(self._wake_w)
         for signum in _HANDLED_SIGNALS:
             signal.signal(signum, _note_signal)
         self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wakeup)
@@ -175,8 +181,10 @@ class Arbiter:
         # A full pipe drops bytes; SIGCHLD is therefore also implied by any wake-up
         # while children run, and handled idempotently (waitpid WNOHANG).
         for signum in data:
-            if signum not in self._signals:
+            if signum and signum not in self._signals:  # 0: a spawn worker finished
                 self._signals.append(signum)
+        if self._pool is not None and self._pool.done:
+            self._collect_spawns()
         if self.children and signal.SIGCHLD not in self._signals:
             self._signals.append(signal.SIGCHLD)
 
@@ -204,16 +212,38 @@ class Arbiter:
                 return
             child = self.children.pop(pid, None)
             if child is None:
+                self._early_exits[pid] = status
                 continue
-            unit = child.unit
-            unit.occupancy.ended(child.source)
-            self.log.info(f"EXIT: {unit.service.id} pid={pid} {_describe_status(status)} "
-                          f"duration={time.monotonic() - child.started:.3f}s")
-            endpoint = child.endpoint
-            if endpoint is not None and endpoint.busy_pid == pid:
-                endpoint.busy_pid = None
-                if self.endpoints.get(endpoint.key) is endpoint and unit.paused_until is None:
-                    self._watch(endpoint)
+            self._ended(pid, child, status)
+
+    def _ended(self, pid: int, child: Child, status: int) -> None:
+        unit = child.unit
+        unit.occupancy.ended(child.source)
+        self.log.info(f"EXIT: {unit.service.id} pid={pid} {_describe_status(status)} "
+                      f"duration={time.monotonic() - child.started:.3f}s")
+        endpoint = child.endpoint
+        if endpoint is not None and endpoint.busy_pid == pid:
+            endpoint.busy_pid = None
+            if self.endpoints.get(endpoint.key) is endpoint and unit.paused_until is None:
+                self._watch(endpoint)
+
+    def _collect_spawns(self) -> None:
+        """Servers the spawn workers started: now they are children like any other."""
+        done = self._pool.done
+        while done:
+            child, pid, error = done.popleft()
+            service_id = child.unit.service.id
+            if error is not None:
+                child.unit.occupancy.ended(child.source)
+                self.log.error(f"FAIL: {service_id} cannot start {child.unit.service.server}: "
+                               f"{error.strerror}")
+                continue
+            self.log.info(f"START: {service_id} pid={pid} from={child.source}")
+            status = self._early_exits.pop(pid, None)
+            if status is None:
+                self.children[pid] = child
+            else:
+                self._ended(pid, child, status)
 
     # -- reading the configuration -------------------------------------------------------------
 
@@ -388,6 +418,7 @@ class Arbiter:
         children = self.children
         log = self.log
         service_id = unit.service.id
+        pool = self._pool
 
         def on_ready(_mask) -> None:
             for _ in range(ACCEPT_BATCH):
@@ -404,15 +435,21 @@ class Arbiter:
                     if unit.paused_until is not None:
                         return
                     continue
+                # Counted now, not when the worker is done: the next accept() must
+                # already see this server in instances / per_source.
+                unit.occupancy.started(source)
+                if pool is not None and not launcher.forks:
+                    pool.submit(launcher, fd, source, Child(unit, None, source))
+                    continue
                 try:
                     pid = launcher.spawn(fd, source)
                 except OSError as exc:
+                    unit.occupancy.ended(source)
                     log.error(f"FAIL: {service_id} cannot start {launcher.path}: {exc.strerror}")
                     continue
                 finally:
                     os.close(fd)
                 children[pid] = Child(unit, None, source)
-                unit.occupancy.started(source)
                 log.info(f"START: {service_id} pid={pid} from={source}")
 
         return on_ready
@@ -653,6 +690,9 @@ class Arbiter:
         for unit in self.units.values():
             if unit.internal is not None:
                 unit.internal.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._collect_spawns()
         # xinetd(8): SIGTERM "terminates all running servers before terminating xinetd".
         for pid in list(self.children):
             try:
