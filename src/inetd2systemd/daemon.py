@@ -292,6 +292,9 @@ def _lookup_group(name: str) -> int:
 class _Reporter:
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        # Detached there is no terminal left: the shim's own messages go to syslog.
+        # Under a manager stderr is the journal already; syslog would say it twice.
+        self.syslog = False
 
     def _send(self, line: str) -> None:
         if self.fd >= 0:
@@ -311,7 +314,8 @@ class _Reporter:
         self._send(f"E{status} {message}")
         if self.fd < 0:  # no one waits on a pipe: stderr is all there is (the journal)
             _print_error(message)
-        syslog.syslog(syslog.LOG_ERR, message)
+        if self.syslog:
+            syslog.syslog(syslog.LOG_ERR, message)
         if exit_now:
             os._exit(status)
 
@@ -408,7 +412,6 @@ def _exec_in_place(plan: _Plan) -> NoReturn:
     try:
         _become_daemon(plan, _Reporter(-1), python=False)
     except _StepFailed as exc:
-        syslog.syslog(syslog.LOG_ERR, exc.message)
         raise DaemonError(exc.message, exc.status) from None
     raise AssertionError("unreachable: _become_daemon execs or fails")
 
@@ -481,6 +484,7 @@ def _become_daemon(plan: _Plan, reporter: _Reporter, *, python: bool) -> pidfile
     """The final process: steps 9-14, then exec (or return, for the Python API)."""
     opts = plan.options
     syslog.openlog(plan.ident, syslog.LOG_PID, syslog.LOG_DAEMON)
+    reporter.syslog = plan.mode == "detach"
     if plan.mode == "foreground":
         _reset_signals(python=python)
     os.umask(opts.umask)
@@ -521,8 +525,9 @@ def _finish(plan: _Plan, reporter: _Reporter, lock: pidfiles.PidFile | None, *,
     for fd in opts.keep_fds:
         if fd > 2:
             os.set_inheritable(fd, True)
-    syslog.syslog(syslog.LOG_INFO, f"starting {' '.join(plan.argv)} as a daemon, "
-                  f"pid {os.getpid()}")
+    if reporter.syslog:
+        syslog.syslog(syslog.LOG_INFO, f"starting {' '.join(plan.argv)} as a daemon, "
+                      f"pid {os.getpid()}")
     reporter.started()  # superseded by an "E" line should exec fail
     try:
         os.execvpe(plan.argv[0], plan.argv, env)
