@@ -145,9 +145,10 @@ def test_detached_shim_logs_to_syslog_with_the_program_identity(systemd):
 
 
 SELF_DAEMONIZING = """
-import time
+import os, time
 from inetd2systemd.daemon import Daemon, DaemonOptions
 with Daemon(DaemonOptions(pidfile="/run/dz-self.pid"), wait_ready=True) as daemon:
+    os.environ.pop("NOTIFY_SOCKET")  # as a program does for its children's sake
     time.sleep(0.3)  # a slow start-up: the unit must stay "activating" until ready()
     daemon.ready("serving")
     while True:

@@ -142,10 +142,15 @@ class Daemon:
         self.pidfile: pidfiles.PidFile | None = None
         self._status_fd = -1
         self._plan: _Plan | None = None
+        # Read now: the program may unset NOTIFY_SOCKET (so that its children do not
+        # notify) before it calls ready().
+        self._notify_address: str | None = None
 
     def __enter__(self) -> Daemon:
         plan = _Plan.make(self.options, None)
         self._plan = plan
+        if plan.mode == "foreground":
+            self._notify_address = os.environ.get("NOTIFY_SOCKET")
         if plan.mode == "detach":
             read_fd, write_fd = os.pipe()
             sys.stdout.flush()
@@ -180,10 +185,10 @@ class Daemon:
             _Reporter(self._status_fd).started()
             os.close(self._status_fd)
             self._status_fd = -1
-        elif self._plan is not None and self._plan.mode == "foreground":
+        elif self._notify_address:
             from .runtime.notify import Notifier
 
-            with Notifier() as notifier:
+            with Notifier(self._notify_address) as notifier:
                 notifier.ready(status)
 
     def log(self, message: str, priority: int = syslog.LOG_INFO) -> None:
