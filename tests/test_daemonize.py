@@ -217,6 +217,16 @@ def test_pidfile_names_the_daemon_and_stays_locked(detached):
                for line in locks.splitlines()), locks
 
 
+def test_holder_names_the_live_daemon_only(detached, tmp_path):
+    from inetd2systemd.pidfile import holder
+
+    assert holder(str(detached["pidfile"])) == detached["pid"]
+    stale = tmp_path / "stale.pid"
+    stale.write_text(f"{detached['pid']}\n")  # same PID, but nobody holds the lock
+    assert holder(str(stale)) is None
+    assert holder(str(tmp_path / "absent.pid")) is None
+
+
 def test_second_start_is_refused_and_changes_nothing(detached):
     pidfile = detached["pidfile"]
     before = pidfile.stat()
