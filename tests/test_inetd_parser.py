@@ -7,15 +7,21 @@ file:line:column and wording of each error.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import string
+import subprocess
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from conftest import DATA
+
 from inetd2systemd.config import load, looks_like_xinetd, same_address
 from inetd2systemd.config.inetd import parse_inetd, read_inetd, unique_ids
-from inetd2systemd.config.services import parse_services
+from inetd2systemd.config.services import load_services, parse_services
 from inetd2systemd.errors import ConfigError
 from inetd2systemd.model import Family, Listen, RateLimit, Severity, SocketType
 
@@ -252,6 +258,13 @@ def test_openbsd_joins_lines_starting_with_blanks():
     assert [s.name for s in c.services] == ["ftp", "telnet"]
     assert c.services[0].argv == ("in.ftpd", "-l", "-a")
     assert c.services[0].source.line == 1
+
+
+def test_a_blank_line_ends_an_entry():
+    c = parse("ftp stream tcp nowait root /bin/echo echo a\n\n"
+              "\ttelnet stream tcp nowait root /bin/cat cat\n")
+    assert c.services[0].argv == ("echo", "a")
+    assert [(s.name, s.source.line) for s in c.services] == [("ftp", 1), ("telnet", 3)]
 
 
 def test_a_comment_ends_an_entry():
@@ -538,3 +551,75 @@ def test_inetutils_tcpmux_services_are_reported():
     assert c.services[0].listens == ()
     assert [f.severity for f in c.findings] == [Severity.ERROR]
     assert "TCPMUX" in c.findings[0].message
+
+
+# -- the same reading as the real openbsd-inetd -----------------------------------------
+
+OPENBSD_INETD = Path("/opt/inetd2systemd-peers/openbsd-inetd/usr/sbin/inetd")
+ADD = re.compile(r"^ADD: (?P<key>\S+) proto=(?P<proto>[^,]+), wait\.max=(?P<wait>\d)\.(?P<max>\d+) "
+                 r"user:group=(?P<user>[^:]+):(?P<group>\S+) builtin=(?P<builtin>\S+) "
+                 r"server=(?P<server>\S+)$")
+
+
+def _inetd_entries(path: Path) -> list[tuple]:
+    """What openbsd-inetd itself accepts from a file: `inetd -d` prints an ADD line per
+    socket. Run in a network namespace of its own so it binds nothing on the host."""
+    proc = subprocess.Popen(["unshare", "-n", str(OPENBSD_INETD), "-d", "-i", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=1.5)
+    except subprocess.TimeoutExpired:  # it stays up serving: what it printed is complete
+        proc.kill()
+        out, _ = proc.communicate()
+    rows = []
+    previous = None
+    for line in out.splitlines():
+        m = ADD.match(line)
+        if not m:
+            continue
+        if previous and previous["proto"] in ("tcp", "udp") and m["proto"] == previous["proto"] + "6" \
+                and ":" not in m["key"] and m["key"] == previous["key"]:
+            previous = None
+            continue  # the IPv6 half of a plain tcp/udp line: one dual service for us
+        previous = m
+        host, _, name = m["key"].rpartition(":") if not m["key"].startswith("/") else ("", "",
+                                                                                     m["key"])
+        proto = m["proto"]
+        base = proto[:3]
+        if proto in ("tcp46", "udp46") or (proto in ("tcp", "udp") and not host):
+            family = "dual"  # tcp opens v4 and v6 sockets; tcp46 one mapped socket
+        elif proto.endswith("6") or ":" in host:
+            family = "ipv6"
+        elif proto == "unix":
+            family, base = "unix", "unix"
+        else:
+            family = "ipv4"
+        internal = m["server"] == "internal"
+        rows.append((name, host or None, base, family, None if internal else m["wait"] == "1",
+                     int(m["max"]), m["user"], None if m["group"] == "(default)" else m["group"],
+                     m["server"]))
+    return sorted(set(rows), key=repr)
+
+
+def _our_entries(path: Path) -> list[tuple]:
+    configuration = read_inetd(path, services=load_services())
+    rows = []
+    for s in configuration.services:
+        server = "internal" if s.internal else "/usr/sbin/tcpd" if s.tcp_wrapped else s.server
+        for listen in s.listens:
+            family = listen.family.value
+            rows.append((s.name, listen.host if listen.family is not Family.UNIX else None,
+                         s.protocol, family, None if s.internal else s.wait, s.rate.count,
+                         s.user, s.group, server))
+    return sorted(set(rows), key=repr)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("name", ["parity.conf", "debian.conf"])
+def test_same_reading_as_openbsd_inetd(name):
+    if not OPENBSD_INETD.exists() or shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root, unshare and openbsd-inetd (scripts/setup.sh unpacks it)")
+    path = DATA / "inetd" / name
+    theirs = _inetd_entries(path)
+    assert len(theirs) > 8  # inetd really read the file
+    assert _our_entries(path) == theirs

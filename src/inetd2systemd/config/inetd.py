@@ -152,9 +152,9 @@ def entries(text: str, file: str, flavor: str = "openbsd") -> list[Entry]:
             continuable = False  # update-inetd never wraps its lines
             continue
         if raw.startswith("#") or not raw.strip():
-            # A blank line between an entry and its continuation is skipped by inetd's
-            # skip() too; a comment ends the entry.
-            continuable = continuable and not raw.startswith("#")
+            # A comment or a blank line ends the entry: inetd's skip() only continues
+            # when the very next line starts with a blank (seen with openbsd-inetd -d).
+            continuable = False
             continue
         words = split_words(raw, lineno, 1, file, quoting=quoting)
         if flavor == "openbsd" and raw[0] in " \t" and continuable:
