@@ -30,7 +30,7 @@ PYTHON = sys.executable
 
 NAMES = ("echo", "discard", "chargen", "daytime", "time", "i2s-cat", "i2s-id", "i2s-tftp",
          "i2s-rate", "i2s-env", "i2s-limit", "i2s-src", "i2s-deny", "i2s-crash", "i2s-hang",
-         "i2s-new")
+         "i2s-new", "i2s-fds", "i2s-lfd", "i2s-load")
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mount namespaces, user switch")
 
@@ -445,6 +445,15 @@ service i2s-rate
     server      = /bin/cat
     cps         = 3 30
 }}
+service i2s-load
+{{
+    socket_type = stream
+    wait        = no
+    user        = root
+    bind        = 127.0.0.1
+    server      = /bin/cat
+    max_load    = 0.001
+}}
 """
 
 _XINETD_INTERNAL = """
@@ -513,6 +522,10 @@ def observe_limits(ports: Ports) -> dict:
 
     seen["only_from: listed"] = outcome(tcp_from("127.0.0.2", ports["i2s-deny"], b"hi\n"), b"hi\n")
     seen["only_from: not listed"] = outcome(tcp_from("127.0.0.1", ports["i2s-deny"], b"hi\n"), b"hi\n")
+
+    # max_load 0.001: refused while the 1-minute load average is at or above it (both
+    # read the same /proc/loadavg, so they agree whatever the machine is doing)
+    seen["max_load"] = outcome(tcp_exchange(ports["i2s-load"], b"load\n"), b"load\n")
 
     # cps 3 30: a burst of five in well under a second
     seen["cps"] = [outcome(tcp_exchange(ports["i2s-rate"], f"c{i}\n".encode()), f"c{i}\n".encode())

@@ -87,12 +87,21 @@ CONF = """\
 127.0.0.1:discard   stream tcp4 nowait.100000 root internal
 127.0.0.1:i2s-crash stream tcp4 nowait root {work}/crash.sh crash
 127.0.0.1:i2s-hang  stream tcp4 nowait root /bin/sleep sleep 1000
+127.0.0.1:i2s-fds   stream tcp4 nowait root /bin/ls ls -1 /proc/self/fd
+127.0.0.1:i2s-lfd   stream tcp4 nowait root {python} {python} {work}/lfd.py
+"""
+
+LISTEN_FDS_CHILD = """\
+from inetd2systemd import listen_fds
+socks = listen_fds()
+peer = socks[0].getpeername()[0]
+socks[0].sendall(f"{len(socks)} socket(s), connected to {peer}\\n".encode())
 """
 
 
 def conf_text(work: Path, second: str = "i2s-id") -> str:
     server = "/usr/bin/id id" if second == "i2s-id" else "/bin/echo echo new"
-    return CONF.format(second=second, second_server=server, work=work)
+    return CONF.format(second=second, second_server=server, work=work, python=PYTHON)
 
 
 @pytest.fixture
@@ -105,6 +114,7 @@ def setup(tmp_path):
     crash = tmp_path / "crash.sh"
     crash.write_text("#!/bin/sh\nkill -SEGV $$\n")  # inetd.conf has no quoting for sh -c
     crash.chmod(0o755)
+    (tmp_path / "lfd.py").write_text(LISTEN_FDS_CHILD)
     conf = tmp_path / "inetd.conf"
     conf.write_text(conf_text(tmp_path))
     return tmp_path, ports, services, conf
@@ -177,7 +187,8 @@ def test_reload_with_a_broken_file_keeps_the_running_configuration(setup):
         conf.write_text(conf_text(work) + "127.0.0.1:i2s-new stream tcp4 sometimes root /bin/cat cat\n")
         daemon.signal(signal.SIGHUP)
         assert wait_until(lambda: "reload failed" in daemon.log())
-        assert f"{conf}:6:" in daemon.log()  # file:line of the bad entry
+        bad_line = len(conf_text(work).splitlines()) + 1
+        assert f"{conf}:{bad_line}:" in daemon.log()  # file:line of the bad entry
         assert tcp_exchange(ports["i2s-cat"], b"still here\n") == b"still here\n"
         assert tcp_exchange(ports["i2s-id"]).startswith(b"uid=0(root)")
         assert socket_inode(ports["i2s-cat"]) == inode
@@ -198,6 +209,18 @@ def test_bad_configuration_at_start_names_file_and_line_and_starts_nothing(tmp_p
 def test_missing_configuration_is_bad_input(tmp_path, cli):
     result = cli("serve", "-c", str(tmp_path / "nope.conf"), "--foreground")
     assert result.returncode == 2 and "nope.conf" in result.stderr
+
+
+@needs_root
+def test_children_get_only_their_socket_and_find_it_with_listen_fds(setup):
+    work, ports, services, conf = setup
+    daemon = start(setup, wait_ports=("i2s-fds", "i2s-lfd"))
+    try:
+        # ls itself opens /proc/self/fd as 3: nothing of the superserver's leaks in
+        assert tcp_exchange(ports["i2s-fds"]) == b"0\n1\n2\n3\n"
+        assert tcp_exchange(ports["i2s-lfd"]) == b"1 socket(s), connected to 127.0.0.1\n"
+    finally:
+        daemon.stop()
 
 
 @needs_root
