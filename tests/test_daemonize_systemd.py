@@ -32,7 +32,7 @@ def comm(systemd, pid: str) -> str:
 
 def test_type_notify_unit_is_active_and_main_pid_is_the_program(systemd):
     install(systemd, "dz-notify.service",
-            "Type=notify\n"
+            "Type=notify\nWatchdogSec=1h\n"
             f"ExecStart={SHIM} --pidfile /run/dz-notify.pid -- "
             "/bin/sh -c 'echo hello-from-the-program; exec sleep infinity'")
     systemd.systemctl("start", "dz-notify.service")  # returns once READY=1 arrived
@@ -41,6 +41,10 @@ def test_type_notify_unit_is_active_and_main_pid_is_the_program(systemd):
     main = systemd.show("dz-notify.service", "MainPID")
     assert main != "0" and comm(systemd, main) == "sleep"
     assert systemd.run("cat", "/run/dz-notify.pid").stdout == f"{main}\n"
+    environ = dict(item.partition("=")[::2] for item in systemd.run(
+        "cat", f"/proc/{main}/environ").stdout.split("\0") if item)
+    # The manager's variables reach the program, the watchdog duty with MainPID.
+    assert environ["WATCHDOG_PID"] == main and environ["NOTIFY_SOCKET"]
     # The shim was the first main process and handed over (MAINPID=): it is gone.
     tasks = systemd.run("cat", "/sys/fs/cgroup/system.slice/dz-notify.service/cgroup.procs")
     assert tasks.stdout.split() == [main]

@@ -514,6 +514,8 @@ def _finish(plan: _Plan, reporter: _Reporter, lock: pidfiles.PidFile | None, *,
     env = dict(plan.env)
     if plan.listen_fds:
         env["LISTEN_PID"] = str(os.getpid())
+    if "WATCHDOG_PID" in env:  # the watchdog duty follows MainPID to the program
+        env["WATCHDOG_PID"] = str(os.getpid())
     if python:
         os.environ.clear()
         os.environ.update(env)
