@@ -92,11 +92,20 @@ def hostname_of(message: Message) -> bytes:
 def traditional_line(message: Message) -> bytes:
     """`TIMESTAMP HOSTNAME TAG: MSG\\n`, with line breaks in MSG escaped as #012 the way
     rsyslog escapes control characters, so one message is always one line."""
-    msg = message.msg
+    # One unpacking and one format per message: this runs for every line written.
+    _, _, ts, host, app, procid, _, _, msg, _, _, _, _, _ = message
+    stamp = _stamp_cache.get(ts[:19]) if ts else None
+    if stamp is None:
+        stamp = traditional_timestamp(message)
+    if not host:
+        host = hostname_of(message)
     if b"\n" in msg:
         msg = msg.replace(b"\n", b"#012")
-    return b"%s %s %s%s\n" % (traditional_timestamp(message), hostname_of(message),
-                              tag_of(message), msg)
+    if app:
+        if procid:
+            return b"%s %s %s[%s]: %s\n" % (stamp, host, app, procid, msg)
+        return b"%s %s %s: %s\n" % (stamp, host, app, msg)
+    return b"%s %s %s\n" % (stamp, host, msg)
 
 
 def forward_frame(message: Message) -> bytes:

@@ -1,0 +1,277 @@
+"""Syslog ingest, this listener against rsyslogd, in the same run.
+
+Sequence-numbered ~260-byte RFC 5424 messages go over TCP (octet counting, one
+connection), the unix datagram socket and UDP to both daemons, each writing a file with
+the traditional format. The rate reported is end to end: from the first byte sent until
+the file stopped growing, and only when every sequence number is in the file exactly
+once (zero loss); UDP is offered at fixed rates and the best zero-loss rate is reported.
+With --journal, the same is done inside a booted systemd container with the journal as
+the sink (this listener with --journal against rsyslog's omjournal).
+
+    .venv/bin/python bench/bench_syslog.py [-n 200000] [--runs 3] [--journal] [--quick]
+
+The sender is pinned to CPU 0 and the receivers to CPU 1 (2-core machine); journald, in
+journal mode, takes what is left. Figures vary +-15% between runs on a shared machine:
+compare the ratios, which are measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+RSYSLOGD = "/usr/sbin/rsyslogd"
+SEQ = re.compile(rb"seq=(\d{8})")
+SENDER_CPU, RECEIVER_CPU = {0}, {1}
+
+
+def message(i: int) -> bytes:
+    head = b"<134>1 2026-11-27T12:00:00.%06d+00:00 benchhost bench 4242 - - seq=%08d " % (i % 1000000, i)
+    return head + b"x" * (260 - len(head))
+
+
+def free_port() -> int:
+    for _ in range(50):
+        with socket.socket() as t:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no port")
+
+
+def _pin(cpus):
+    def apply():
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError:
+            pass
+    return apply
+
+
+class Receiver:
+    name = ""
+
+    def __init__(self, work: Path, port: int, sock: Path) -> None:
+        self.work, self.port, self.sock = work, port, sock
+        self.out = work / "out.log"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                if self.sock.exists():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Ours(Receiver):
+    name = "inetd2systemd"
+
+    def __init__(self, work: Path, port: int, sock: Path) -> None:
+        super().__init__(work, port, sock)
+        conf = work / "syslog.conf"
+        conf.write_text(f"*.*\t-{self.out}\n")
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "inetd2systemd", "syslogd", "--config", str(conf),
+             "--listen", f"tcp:127.0.0.1:{port}", "--listen", f"udp:127.0.0.1:{port}",
+             "--listen", f"unix:{sock}"], stderr=subprocess.DEVNULL, preexec_fn=_pin(RECEIVER_CPU))
+        self.wait_ready()
+
+
+class Rsyslog(Receiver):
+    name = "rsyslogd"
+
+    def __init__(self, work: Path, port: int, sock: Path) -> None:
+        super().__init__(work, port, sock)
+        (work / "spool").mkdir()
+        conf = work / "rsyslog.conf"
+        conf.write_text(f"""global(workDirectory="{work}/spool")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="{sock}" CreatePath="on")
+module(load="imudp")
+input(type="imudp" address="127.0.0.1" port="{port}" rcvbufSize="8m")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{port}")
+$ActionFileDefaultTemplate RSYSLOG_TraditionalFileFormat
+*.*\t-{self.out}
+""")
+        self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(conf), "-i", str(work / "pid")],
+                                     stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     preexec_fn=_pin(RECEIVER_CPU))
+        self.wait_ready()
+
+
+def send(transport: str, receiver: Receiver, first: int, n: int, rate: float | None) -> float:
+    """Send n messages numbered from first; returns the start time."""
+    _pin(SENDER_CPU)()
+    start = time.monotonic()
+    if transport == "tcp":
+        with socket.create_connection(("127.0.0.1", receiver.port)) as s:
+            batch = []
+            for i in range(first, first + n):
+                m = message(i)
+                batch.append(b"%d %s" % (len(m), m))
+                if len(batch) == 2000:
+                    s.sendall(b"".join(batch))
+                    batch.clear()
+            s.sendall(b"".join(batch))
+        return start
+    if transport == "unix":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.connect(str(receiver.sock))
+        send_one = s.send
+        for i in range(first, first + n):
+            send_one(message(i))  # blocks when the receiver's queue is full
+        s.close()
+        return start
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect(("127.0.0.1", receiver.port))
+    send_one = s.send
+    step = 500
+    for k, i in enumerate(range(first, first + n, step)):
+        for j in range(i, min(i + step, first + n)):
+            send_one(message(j))
+        if rate:
+            ahead = start + (k + 1) * step / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+    s.close()
+    return start
+
+
+def wait_quiet(path: Path, quiet: float = 0.5, limit: float = 120.0) -> float:
+    """Wait until the file stops growing; the time it last grew."""
+    last_size, last_change = -1, time.monotonic()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        size = path.stat().st_size if path.exists() else 0
+        now = time.monotonic()
+        if size != last_size:
+            last_size, last_change = size, now
+        elif now - last_change > quiet:
+            break
+        time.sleep(0.01)
+    return last_change
+
+
+def check(path: Path, first: int, n: int) -> tuple[int, int]:
+    """(missing, duplicated) sequence numbers in [first, first+n)."""
+    seen = [0] * n
+    with path.open("rb") as f:
+        for line in f:
+            m = SEQ.search(line)
+            if m:
+                k = int(m[1]) - first
+                if 0 <= k < n:
+                    seen[k] += 1
+    return seen.count(0), sum(c - 1 for c in seen if c > 1)
+
+
+def one_run(kind, transport: str, n: int, rate: float | None, counter: list[int]) -> dict:
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{kind.name}-"))
+    try:
+        receiver = kind(work, free_port(), work / "log.sock")
+        first = counter[0]
+        counter[0] += n
+        cpu0 = receiver.cpu_seconds()
+        start = send(transport, receiver, first, n, rate)
+        end = wait_quiet(receiver.out)
+        cpu = receiver.cpu_seconds() - cpu0
+        receiver.stop()
+        missing, dups = check(receiver.out, first, n)
+        return dict(rate=n / (end - start) if end > start else 0.0, missing=missing, dups=dups,
+                    cpu_per_m=cpu * 1e6 / n)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_file(n: int, runs: int, udp_rates: list[float | None]) -> None:
+    counter = [0]
+    print(f"\n== file sink, {n} messages of 260 bytes per run, median of {runs} (A/B alternating) ==")
+    print(f"{'transport':<14}{'receiver':<16}{'msg/s e2e':>12}{'loss':>8}{'dups':>6}{'CPU-s/1M':>10}")
+    for transport in ("tcp", "unix"):
+        results = {Ours: [], Rsyslog: []}
+        for _ in range(runs):
+            for kind in (Ours, Rsyslog):
+                results[kind].append(one_run(kind, transport, n, None, counter))
+        medians = {}
+        for kind, rs in results.items():
+            rate = statistics.median(r["rate"] for r in rs)
+            lost = max(r["missing"] for r in rs)
+            dups = max(r["dups"] for r in rs)
+            cpu = statistics.median(r["cpu_per_m"] for r in rs)
+            medians[kind] = rate if lost == 0 and dups == 0 else 0.0
+            print(f"{transport:<14}{kind.name:<16}{rate:>12,.0f}{lost:>8}{dups:>6}{cpu:>10.2f}")
+        if medians[Rsyslog]:
+            print(f"{transport:<14}{'ratio':<16}{medians[Ours] / medians[Rsyslog]:>12.2f}")
+    print(f"-- udp: best offered rate with zero loss ({n} messages per step) --")
+    best = {Ours: 0.0, Rsyslog: 0.0}
+    for rate in udp_rates:
+        for kind in (Ours, Rsyslog):
+            r = one_run(kind, "udp", n, rate, counter)
+            label = "max" if rate is None else f"{rate:,.0f}/s"
+            print(f"{'udp ' + label:<14}{kind.name:<16}{r['rate']:>12,.0f}{r['missing']:>8}{r['dups']:>6}"
+                  f"{r['cpu_per_m']:>10.2f}")
+            if r["missing"] == 0 and r["dups"] == 0:
+                best[kind] = max(best[kind], r["rate"])
+    ratio = best[Ours] / best[Rsyslog] if best[Rsyslog] else float("nan")
+    print(f"{'udp zero-loss':<14}{'best':<16}ours {best[Ours]:,.0f}  rsyslog {best[Rsyslog]:,.0f}  ratio {ratio:.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--journal", action="store_true", help="also the journal sink, in a container")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.n, args.runs = 2000, 1
+    if not os.path.exists(RSYSLOGD):
+        print("rsyslogd is needed (scripts/setup.sh)", file=sys.stderr)
+        return 2
+    udp_rates = [20_000.0] if args.quick else [50_000.0, 100_000.0, 200_000.0, None]
+    bench_file(args.n, args.runs, udp_rates)
+    if args.journal:
+        from bench_syslog_journal import bench_journal  # noqa: E402
+
+        bench_journal(min(args.n, 100_000), 1 if args.quick else args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
