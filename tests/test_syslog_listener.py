@@ -282,3 +282,46 @@ def test_cannot_listen_is_a_clear_failure(tmp_path):
                               "syslogd", "--config", "/dev/null", "--listen", f"tcp:127.0.0.1:{port}"],
                              capture_output=True, text=True, timeout=30)
     assert res.returncode == 3 and "cannot listen" in res.stderr
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.lists(st.binary(min_size=1, max_size=3000), min_size=1, max_size=5))
+def test_hostile_input_on_a_live_listener_never_stops_it(setup, garbage):
+    """Random bytes over UDP, TCP and the unix socket; afterwards it still serves."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as x, \
+            socket.create_connection(("127.0.0.1", setup["port"])) as t:
+        for chunk in garbage:
+            u.sendto(chunk, ("127.0.0.1", setup["port"]))
+            x.sendto(chunk, str(setup["sock"]))
+            t.sendall(chunk)
+    tag = uuid.uuid4().hex[:10]
+    send_tcp(setup["port"], [b"<14>Nov 27 12:00:00 h alive: %s" % tag.encode()])
+    assert _line_with(setup["dir"] / "all.log", tag), setup["listener"].stderr()[-2000:]
+    assert setup["listener"].proc.poll() is None
+
+
+def test_fifo_action(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    port = free_ports()
+    listener = Listener(tmp_path, f"*.*\t|{fifo}\n", [f"udp:127.0.0.1:{port}"])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"<14>Nov 27 12:00:00 h fifo: through the pipe", ("127.0.0.1", port))
+        data = wait_for(lambda: _read_some(reader))
+        assert data == b"Nov 27 12:00:00 h fifo: through the pipe\n"
+    finally:
+        listener.stop()
+        os.close(reader)
+
+
+def _read_some(fd: int) -> bytes | None:
+    try:
+        return os.read(fd, 65536) or None
+    except BlockingIOError:
+        return None
