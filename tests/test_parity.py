@@ -30,7 +30,7 @@ PYTHON = sys.executable
 
 NAMES = ("echo", "discard", "chargen", "daytime", "time", "i2s-cat", "i2s-id", "i2s-tftp",
          "i2s-rate", "i2s-env", "i2s-limit", "i2s-src", "i2s-deny", "i2s-crash", "i2s-hang",
-         "i2s-new", "i2s-fds", "i2s-lfd", "i2s-load")
+         "i2s-new", "i2s-fds", "i2s-lfd", "i2s-load", "i2s-banner")
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mount namespaces, user switch")
 
@@ -100,8 +100,10 @@ def fd_inodes(pid: int) -> set[int]:
 class Superserver:
     """One daemon (ours or a peer) in a private mount namespace; killed on stop()."""
 
-    def __init__(self, kind: str, argv: list[str], workdir: Path, services: Path) -> None:
+    def __init__(self, kind: str, argv: list[str], workdir: Path, services: Path,
+                 hosts_deny: Path | None = None) -> None:
         self.kind = kind
+        self.hosts_deny = hosts_deny
         self.argv = argv
         self.workdir = workdir
         self.services = services
@@ -116,12 +118,16 @@ class Superserver:
                 raise AssertionError(f"ports still busy before starting {self.kind}")
             time.sleep(0.05)
         log = open(self.log_path, "ab")
-        # unshare without --fork execs: the Popen pid is the daemon's pid.
+        # unshare without --fork execs: the Popen pid is the daemon's pid. The test's
+        # hosts.deny (if any) replaces the machine's inside that namespace only.
+        env = dict(os.environ, HOSTS_DENY=str(self.hosts_deny or ""))
         self.proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-             'mount --bind "$0" /etc/services && exec "$@"', str(self.services), *self.argv],
+             'mount --bind "$0" /etc/services && '
+             '{ [ -z "$HOSTS_DENY" ] || mount --bind "$HOSTS_DENY" /etc/hosts.deny; } && exec "$@"',
+             str(self.services), *self.argv],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.workdir,
-            start_new_session=True)
+            start_new_session=True, env=env)
         log.close()
         deadline = time.monotonic() + timeout
         while not all(_listening(p, udp) for p, udp in wait_for):
@@ -445,6 +451,18 @@ service i2s-rate
     server      = /bin/cat
     cps         = 3 30
 }}
+service i2s-banner
+{{
+    socket_type    = stream
+    wait           = no
+    user           = root
+    bind           = 127.0.0.1
+    server         = /bin/cat
+    only_from      = 127.0.0.2
+    banner         = {work}/banner.txt
+    banner_success = {work}/welcome.txt
+    banner_fail    = {work}/go-away.txt
+}}
 service i2s-load
 {{
     socket_type = stream
@@ -483,7 +501,8 @@ def tcp_from(source: str, port: int, send: bytes, hold: bool = False):
     s.bind((source, 0))
     try:
         s.connect(("127.0.0.1", port))
-        s.sendall(send)
+        if send:
+            s.sendall(send)
         if hold:
             s.recv(len(send))  # the server runs: the slot is taken
             return s
@@ -522,6 +541,12 @@ def observe_limits(ports: Ports) -> dict:
 
     seen["only_from: listed"] = outcome(tcp_from("127.0.0.2", ports["i2s-deny"], b"hi\n"), b"hi\n")
     seen["only_from: not listed"] = outcome(tcp_from("127.0.0.1", ports["i2s-deny"], b"hi\n"), b"hi\n")
+    # hosts.deny (libwrap, linked into Debian's xinetd) says "cat: 127.0.0.6"
+    seen["libwrap: denied"] = outcome(tcp_from("127.0.0.6", ports["i2s-cat"], b"hi\n"), b"hi\n")
+    seen["libwrap: others"] = outcome(tcp_from("127.0.0.7", ports["i2s-cat"], b"hi\n"), b"hi\n")
+    seen["banners: granted"] = tcp_from("127.0.0.2", ports["i2s-banner"], b"payload\n")
+    # nothing sent: a refused client's unread data would turn the close into a reset
+    seen["banners: refused"] = tcp_from("127.0.0.1", ports["i2s-banner"], b"")
 
     # max_load 0.001: refused while the 1-minute load average is at or above it (both
     # read the same /proc/loadavg, so they agree whatever the machine is doing)
@@ -538,6 +563,10 @@ def xinetd_setup(inetd_setup):
     work, ports, services, _conf, _payload = inetd_setup
     conf = work / "xinetd.conf"
     conf.write_text(xinetd_text(work))
+    (work / "banner.txt").write_text("i2s test host\r\n")
+    (work / "welcome.txt").write_text("welcome\r\n")
+    (work / "go-away.txt").write_text("go away\r\n")
+    (work / "hosts.deny").write_text("cat: 127.0.0.6\n")
     return work, ports, services, conf
 
 
@@ -549,7 +578,7 @@ def _xinetd_observations(kind: str, setup) -> dict:
         argv = ours_argv(conf)
     listening = [(ports[n], False) for n in ("echo", "i2s-cat", "i2s-rate", "i2s-deny", "i2s-env")] + \
                 [(ports["echo"], True), (ports["time"], True)]
-    daemon = Superserver(kind, argv, work, services).start(listening)
+    daemon = Superserver(kind, argv, work, services, work / "hosts.deny").start(listening)
     try:
         seen = observe_internals(ports, udp=True)
         seen["cat"] = tcp_exchange(ports["i2s-cat"], b"through /bin/cat\n" * 100)
@@ -579,6 +608,9 @@ def test_same_results_as_xinetd(xinetd_setup):
     assert theirs["per_source: other source"] == "served"
     assert theirs["only_from: listed"] == "served"
     assert theirs["only_from: not listed"] == "dropped"
+    assert theirs["libwrap: denied"] == "dropped" and theirs["libwrap: others"] == "served"
+    assert theirs["banners: granted"] == b"i2s test host\r\nwelcome\r\npayload\n"
+    assert theirs["banners: refused"] == b"i2s test host\r\ngo away\r\n"
     # cps 3 30: three served, the fourth trips it, then the socket is closed
     assert theirs["cps"] == ["served", "served", "served", "dropped", "refused"]
     assert ours == theirs

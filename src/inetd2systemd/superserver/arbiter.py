@@ -58,7 +58,8 @@ class Unit:
     """One configured service while it runs: its launcher, limits and sockets."""
 
     __slots__ = ("service", "launcher", "internal", "rate", "occupancy", "acl", "checks",
-                 "endpoints", "paused_until", "refusing_until", "accepts", "hands_over")
+                 "endpoints", "paused_until", "refusing_until", "accepts", "hands_over",
+                 "wrap_name", "banners")
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -67,6 +68,8 @@ class Unit:
         self.rate = limits.SpawnRate(service.rate) if service.rate else None
         self.occupancy = limits.Occupancy(service.instances, service.per_source)
         self.acl = None
+        self.wrap_name: str | None = None  # libwrap daemon name, when hosts.* apply
+        self.banners: tuple[bytes | None, bytes | None, bytes | None] | None = None
         self.checks = limits.has_accept_checks(service)
         self.endpoints: list[Endpoint] = []
         self.paused_until: float | None = None  # sockets closed until then (xinetd cps)
@@ -108,8 +111,10 @@ class Child:
 class Arbiter:
     def __init__(self, load: Loader, log: Log, *,
                  inherited: Mapping[str, Sequence[socket.socket]] | None = None,
-                 notifier=None, environ: Mapping[str, str] | None = None) -> None:
+                 notifier=None, environ: Mapping[str, str] | None = None,
+                 etc: str = "/etc") -> None:
         self._load = load
+        self._etc = etc
         self.log = log
         self._inherited = {name: list(socks) for name, socks in (inherited or {}).items()}
         self._notifier = notifier
@@ -125,6 +130,7 @@ class Arbiter:
         self._wake_r = self._wake_w = -1
         self._load_gate = limits.LoadGate()
         self._pool: SpawnPool | None = None
+        self._wrappers = None  # hosts.allow / hosts.deny, read with each configuration
         # Exit statuses of children reaped before their spawn was collected: a worker
         # thread's posix_spawn returns after the exec, and a fast server may be gone
         # by the time the loop learns its pid.
@@ -286,6 +292,7 @@ class Arbiter:
 
     def _apply(self, configuration: Configuration) -> None:
         """Make the running set match the configuration, keeping unchanged sockets."""
+        self._wrappers = self._read_wrappers()
         old_units, old_endpoints = self.units, self.endpoints
         units: dict[str, Unit] = {}
         endpoints: dict[EndpointKey, Endpoint] = {}
@@ -332,6 +339,21 @@ class Arbiter:
             unit.acl = AccessList(service.only_from, service.no_access)
         else:
             unit.acl = None
+        # Debian's xinetd is linked with libwrap: hosts.allow/deny are consulted under
+        # the service's libwrap name. A service whose argv runs tcpd is checked by tcpd.
+        wrapped = service.tcp_wrapped and service.libwrap_name and self._wrappers \
+            and os.path.basename(service.server or "") != "tcpd"
+        unit.wrap_name = service.libwrap_name if wrapped else None
+        unit.banners = _read_banners(service)
+        unit.checks = limits.has_accept_checks(service) or bool(unit.wrap_name) or bool(unit.banners)
+
+    def _read_wrappers(self):
+        from ..config.tcpwrappers import read_tcpwrappers
+        try:
+            return read_tcpwrappers(self._etc)
+        except (ConfigError, OSError) as exc:
+            self.log.error(f"hosts.allow/hosts.deny not applied: {exc}")
+            return None
 
     def _endpoints_for(self, unit: Unit, old: dict[EndpointKey, Endpoint],
                        new: dict[EndpointKey, Endpoint]) -> list[Endpoint]:
@@ -430,11 +452,19 @@ class Arbiter:
                     self._accept_failed(endpoint, exc)
                     return
                 source = address[0] if isinstance(address, tuple) else None
-                if (unit.checks or unit.rate is not None) and not self._admit(unit, source):
-                    os.close(fd)
-                    if unit.paused_until is not None:
-                        return
-                    continue
+                if unit.checks or unit.rate is not None:
+                    banners = unit.banners
+                    if banners and banners[0]:
+                        _send_banner(fd, banners[0])
+                    if not self._admit(unit, source):
+                        if banners and banners[2]:
+                            _send_banner(fd, banners[2])
+                        os.close(fd)
+                        if unit.paused_until is not None:
+                            return
+                        continue
+                    if banners and banners[1]:
+                        _send_banner(fd, banners[1])
                 # Counted now, not when the worker is done: the next accept() must
                 # already see this server in instances / per_source.
                 unit.occupancy.started(source)
@@ -494,6 +524,9 @@ class Arbiter:
                 if reason is None and unit.acl is not None and source is not None \
                         and not unit.acl.allows(source):
                     reason = limits.ADDRESS
+                if reason is None and unit.wrap_name and source is not None \
+                        and not self._wrappers.allows(unit.wrap_name, source):
+                    reason = limits.LIBWRAP
             if reason is not None:
                 self.log.warning(f"FAIL: {service.id} {reason} from={source}")
                 return False
@@ -629,11 +662,18 @@ class Arbiter:
                 if unit.checks or unit.rate is not None:
                     if handler.track:
                         unit.occupancy.running, unit.occupancy.by_source = handler.running()
+                    banners = unit.banners
+                    if banners and banners[0]:
+                        _send_banner(conn.fileno(), banners[0])
                     if not self._admit(unit, source):
+                        if banners and banners[2]:
+                            _send_banner(conn.fileno(), banners[2])
                         conn.close()
                         if unit.paused_until is not None:
                             return
                         continue
+                    if banners and banners[1]:
+                        _send_banner(conn.fileno(), banners[1])
                 log.info(f"START: {service_id} internal from={source}")
                 handler.start_stream(conn, source)
 
@@ -716,6 +756,32 @@ class Arbiter:
                 os.close(fd)
         self.selector.close()
         self.log.notice("stopped")
+
+
+def _read_banners(service: Service) -> tuple[bytes | None, bytes | None, bytes | None] | None:
+    """xinetd banner / banner_success / banner_fail, read once per (re)load."""
+    if not (service.banner or service.banner_success or service.banner_fail):
+        return None
+    contents = []
+    for path in (service.banner, service.banner_success, service.banner_fail):
+        if not path:
+            contents.append(None)
+            continue
+        try:
+            with open(path, "rb") as f:
+                contents.append(f.read(65536))
+        except OSError as exc:
+            raise ConfigError(f"banner {path}: {exc.strerror}", service.source.file,
+                              service.source.line) from None
+    return (contents[0], contents[1], contents[2])
+
+
+def _send_banner(fd: int, data: bytes) -> None:
+    """Best effort, as xinetd's Swrite: a client that went away gets nothing."""
+    try:
+        os.write(fd, data)
+    except OSError:
+        pass
 
 
 def _hands_over(service: Service) -> bool:

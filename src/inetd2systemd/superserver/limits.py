@@ -24,6 +24,7 @@ PER_SOURCE_LIMIT = "per_source_limit"
 LOAD = "load"
 RATE = "connections per second"
 TIME = "time"
+LIBWRAP = "libwrap"
 
 
 class SpawnRate:
