@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from inetd2systemd.daemon import Daemon, DaemonError, DaemonOptions, daemonize
+from inetd2systemd.daemon import DaemonError, DaemonOptions, daemonize
 
 PR_SET_CHILD_SUBREAPER = 36
 SHIM = [sys.executable, "-m", "inetd2systemd", "daemonize"]
@@ -114,8 +114,18 @@ def proc_fds(pid: int) -> dict[int, str]:
     return {int(fd): os.readlink(base / fd) for fd in os.listdir(base)}
 
 
+def _settled_read(path: str) -> bytes:
+    # Right after exec the new image's argument and environment areas are set up a
+    # moment after the old fds were closed (which is when the shim returns): an
+    # empty read there means "not yet", never "empty".
+    deadline = time.monotonic() + 5
+    while not (data := Path(path).read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return data
+
+
 def proc_environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    raw = _settled_read(f"/proc/{pid}/environ").split(b"\0")
     return dict(item.decode().partition("=")[::2] for item in raw if item)
 
 
@@ -170,7 +180,7 @@ def test_started_daemon_is_the_program_and_the_shim_says_so(detached):
     assert detached["out"].stdout == detached["out"].stderr == ""
     pid = detached["pid"]
     assert proc_exe(pid) == os.path.realpath(SLEEP)  # exec'd: the PID is the program's
-    assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"%s\x00300\x00" % SLEEP.encode()
+    assert _settled_read(f"/proc/{pid}/cmdline") == b"%s\x00300\x00" % SLEEP.encode()
 
 
 def test_daemon_is_reparented_and_leads_nothing(detached):
@@ -213,7 +223,7 @@ def test_pidfile_names_the_daemon_and_stays_locked(detached):
     assert not list(pidfile.parent.glob(".*.tmp")), "temporary files left behind"
     locks = Path("/proc/locks").read_text()
     inode = pidfile.stat().st_ino
-    assert any(f"FLOCK" in line and f" {detached['pid']} " in line and f":{inode} " in line
+    assert any("FLOCK" in line and f" {detached['pid']} " in line and f":{inode} " in line
                for line in locks.splitlines()), locks
 
 
@@ -246,7 +256,7 @@ def _children() -> list[int]:
 
 def _cmdline(pid: int) -> bytes:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for a zombie
     except OSError:
         return b""
 
