@@ -196,14 +196,16 @@ class Daemon:
         syslog.syslog(priority, message)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        # The pidfile goes first: when the invoking process hears of a failure, the
+        # failed daemon has already left nothing behind.
+        if self.pidfile is not None:
+            self.pidfile.release()
+            self.pidfile = None
         if exc is not None and self._status_fd >= 0:
             _Reporter(self._status_fd).fail(f"{exc_type.__name__}: {exc}", EXIT_FAILED,
                                             exit_now=False)
             os.close(self._status_fd)
             self._status_fd = -1
-        if self.pidfile is not None:
-            self.pidfile.release()
-            self.pidfile = None
 
 
 # -- the plan: everything that can be checked before forking ------------------------------
