@@ -497,7 +497,7 @@ def xinetd_text(work: Path) -> str:
 def tcp_from(source: str, port: int, send: bytes, hold: bool = False):
     """Connect from a chosen loopback address; with hold, return the open socket."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(3)
+    s.settimeout(10 if hold else 5)  # generous: a loaded machine starts /bin/cat slowly
     s.bind((source, 0))
     try:
         s.connect(("127.0.0.1", port))
@@ -525,6 +525,7 @@ def tcp_from(source: str, port: int, send: bytes, hold: bool = False):
 def observe_limits(ports: Ports) -> dict:
     seen = {}
     held = tcp_from("127.0.0.1", ports["i2s-limit"], b"first\n", hold=True)
+    assert isinstance(held, socket.socket), f"first connection to i2s-limit: {held}"
     seen["instances: second while first runs"] = outcome(
         tcp_from("127.0.0.3", ports["i2s-limit"], b"second\n"), b"second\n")
     held.sendall(b"still\n")
@@ -535,6 +536,7 @@ def observe_limits(ports: Ports) -> dict:
         tcp_from("127.0.0.3", ports["i2s-limit"], b"third\n"), b"third\n")
 
     held = tcp_from("127.0.0.1", ports["i2s-src"], b"first\n", hold=True)
+    assert isinstance(held, socket.socket), f"first connection to i2s-src: {held}"
     seen["per_source: same source"] = outcome(tcp_from("127.0.0.1", ports["i2s-src"], b"again\n"), b"again\n")
     seen["per_source: other source"] = outcome(tcp_from("127.0.0.4", ports["i2s-src"], b"other\n"), b"other\n")
     held.close()

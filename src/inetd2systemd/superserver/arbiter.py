@@ -153,6 +153,7 @@ class Arbiter:
             self._notifier.ready(f"serving {len(self.units)} services")
         self.log.notice(f"started: {len(self.units)} services on {len(self.endpoints)} sockets")
         select = self.selector.select
+        flush = self.log.flush
         while not self._stopping:
             timeout = self._next_timeout()
             # Callbacks take the event mask: runtime.internal registers its connections
@@ -163,7 +164,9 @@ class Arbiter:
                 self._handle_signals()
             if self._timers:
                 self._run_timers()
+            flush()
         self._shutdown()
+        flush()
         return 0
 
     def request_stop(self) -> None:

@@ -117,6 +117,7 @@ def _serve(load, log, ready=None) -> int:
         arbiter.start()
     except ConfigError as exc:
         log.error(str(exc))
+        log.flush()
         print(f"inetd2systemd serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if ready is not None:

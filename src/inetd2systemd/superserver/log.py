@@ -22,7 +22,12 @@ class Log:
     def __init__(self, *, foreground: bool, stream: TextIO | None = None,
                  ident: str = IDENT) -> None:
         self._syslog = not foreground
-        self._stream = stream if stream is not None else sys.stderr
+        if stream is None:
+            # Python's own stderr is line-buffered (one write(2) per line); ours is
+            # flushed by the loop once per turn instead.
+            stream = open(sys.stderr.fileno(), "w", buffering=1 << 16, encoding="utf-8",
+                          errors="backslashreplace", closefd=False)
+        self._stream = stream
         self._prefix = f"{ident}[{os.getpid()}]: "
         if self._syslog:
             syslog.openlog(ident, syslog.LOG_PID | syslog.LOG_NDELAY, syslog.LOG_DAEMON)
@@ -33,9 +38,16 @@ class Log:
             return
         try:
             self._stream.write(f"<{priority}>{self._prefix}{message}\n")
-            self._stream.flush()
         except (OSError, ValueError):
             pass  # a closed terminal must not take the superserver down
+
+    def flush(self) -> None:
+        """Called once per loop turn: one write(2) for all of a burst's lines, not one each."""
+        if not self._syslog:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass
 
     def reopened(self) -> None:
         """After daemonizing the pid changed: the prefix names the running process."""
