@@ -199,7 +199,7 @@ def test_missing_server_program_is_reported_and_left_out(conf):
     assert "ftp" not in [s["id"] for s in data["services"]]
     assert f"{path}:4: error [ftp]: server program /usr/sbin/no-such-ftpd does not exist" \
         in out.stderr
-    kept = convert(path, "--json", "--no-server-check")
+    kept = convert(path, "--json", "--no-host-check")
     assert "ftp" in [s["id"] for s in json.loads(kept.stdout)["services"]]
 
 
@@ -294,3 +294,13 @@ def test_install_without_a_running_systemd_writes_nothing(conf):
     out = convert(conf(CLEAN), "--install")
     assert out.returncode == 3 and "systemd is not running" in out.stderr
     assert listing() == before
+
+
+def test_unknown_user_or_group_is_reported_and_left_out(conf):
+    path = conf(CLEAN + "ftp stream tcp nowait nosuchuser /usr/bin/echo echo\n"
+                        "telnet stream tcp nowait nobody.nosuchgroup /usr/bin/echo echo\n")
+    out = convert(path, "--json")
+    assert out.returncode == 1
+    assert [s["id"] for s in json.loads(out.stdout)["services"]] == ["echo-tcp", "echo-udp", "qotd"]
+    assert f"{path}:4: error [ftp]: user 'nosuchuser' does not exist" in out.stderr
+    assert f"{path}:5: error [telnet]: group 'nosuchgroup' does not exist" in out.stderr

@@ -29,7 +29,7 @@ CLIENT = """
 import socket, sys
 kind, port, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
 if kind == "tcp":
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         s.sendall(payload)
         s.shutdown(socket.SHUT_WR)
         data = b""
@@ -37,7 +37,7 @@ if kind == "tcp":
             data += chunk
 else:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(10)
+        s.settimeout(30)
         s.sendto(payload, ("127.0.0.1", port))
         data = s.recv(4096)
 sys.stdout.write(data.decode())
@@ -50,7 +50,9 @@ def install(systemd, path: str, *extra: str):
 
 
 def ask(systemd, kind: str, port: int, payload: str = "") -> str:
-    return systemd.python(CLIENT, kind, str(port), payload, timeout=30).stdout
+    out = systemd.python(CLIENT, kind, str(port), payload, check=False, timeout=60)
+    assert out.returncode == 0, f"client on {kind} port {port}: {out.stderr}"
+    return out.stdout
 
 
 def test_install_then_connect(systemd):
@@ -102,3 +104,18 @@ def test_changed_configuration_is_applied_on_reinstall(systemd):
     # the socket was restarted, so the new listen address is in force, not just reloaded
     assert systemd.show("2323.socket", "Listen") == "127.0.0.1:2323 (Stream)"
     assert ask(systemd, "tcp", 2323) == "second\n"
+
+
+def test_port_still_taken_by_the_old_superserver_is_explained(systemd):
+    # what happens when inetd was not stopped first: something else holds the port
+    systemd.run("systemd-run", "--unit=old-inetd", str(VENV / "bin" / "python"), "-c",
+                "import socket, time; s = socket.create_server(('0.0.0.0', 2424)); time.sleep(600)")
+    systemd.wait_for(lambda: systemd.show("old-inetd.service", "ActiveState") == "active")
+    systemd.wait_for(lambda: ":2424" in systemd.run("ss", "-ltn", check=False).stdout)
+    systemd.write("/etc/busy.conf", "2424 stream tcp4 nowait nobody /usr/bin/echo echo new\n")
+    out = install(systemd, "/etc/busy.conf")
+    assert out.returncode == 3
+    assert "2424.socket" in out.stderr and "inetd or xinetd still holds the port" in out.stderr
+    systemd.systemctl("stop", "old-inetd.service")
+    systemd.systemctl("start", "2424.socket")
+    assert ask(systemd, "tcp", 2424) == "new\n"

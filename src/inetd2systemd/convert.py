@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,9 +67,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     reading.add_argument("--include-disabled", action="store_true",
                          help="also convert Debian's #<off># entries and disable=yes services "
                               "(written, not enabled)")
-    reading.add_argument("--no-server-check", action="store_true",
-                         help="do not check that each server program exists (converting for "
-                              "another machine)")
+    reading.add_argument("--no-host-check", "--no-server-check", action="store_true",
+                         dest="no_host_check",
+                         help="do not check that each server program, user and group exists "
+                              "here (or under --root): converting for another machine")
     writing = parser.add_argument_group("writing")
     writing.add_argument("--prefix", default="", help="prepend to every unit name")
     writing.add_argument("--systemd-version", type=int, metavar="N",
@@ -88,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     services = load_services(args.services)
     configuration = load(args.paths, format=args.format, flavor=args.flavor, services=services,
                          include_disabled=args.include_disabled)
-    if not args.no_server_check:
-        configuration = check_servers(configuration, args.root if args.install else "/")
+    if not args.no_host_check:
+        configuration = check_host(configuration, args.root if args.install else "/")
     version = args.systemd_version or installed_systemd_version()
     options = WriterOptions(prefix=args.prefix, systemd_version=version, engine=args.engine,
                             stderr_to_journal=args.stderr_to_journal,
@@ -150,25 +152,67 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def check_servers(configuration: Configuration, root: str = "/") -> Configuration:
-    """Leave out services whose program does not exist (under root), with an ERROR each.
+def check_host(configuration: Configuration, root: str = "/") -> Configuration:
+    """Leave out services whose program, user or group does not exist (under root), with
+    an ERROR each.
 
-    A unit for a missing program would only fail when a client connects (and
-    systemd-analyze verify refuses it): better said now, by file and line.
+    Such a unit would only fail when a client connects (status 203/EXEC or 217/USER,
+    and systemd-analyze verify refuses a missing program): better said now, by file and
+    line, than found by the first client.
     """
+    user_exists = _account_check(root, "passwd")
+    group_exists = _account_check(root, "group")
     kept: list[Service] = []
     findings = list(configuration.findings)
     for service in configuration.services:
+        problem = None
         if service.server is not None:
             path = Path(root) / service.server.lstrip("/")
             if not (path.is_file() and os.access(path, os.X_OK)):
-                findings.append(Finding(service.source, Severity.ERROR,
-                                        f"server program {service.server} does not exist or is not "
-                                        "executable: left out (--no-server-check keeps it)",
-                                        service.id))
-                continue
+                problem = f"server program {service.server} does not exist or is not executable"
+        if problem is None and service.user and not service.user.isdigit() \
+                and not user_exists(service.user):
+            problem = f"user {service.user!r} does not exist"
+        if problem is None and service.group and not service.group.isdigit() \
+                and not group_exists(service.group):
+            problem = f"group {service.group!r} does not exist"
+        if problem is not None:
+            where = "" if Path(root).resolve() == Path("/") else f" under {root}"
+            findings.append(Finding(service.source, Severity.ERROR,
+                                    f"{problem}{where}: left out (--no-host-check keeps it)",
+                                    service.id))
+            continue
         kept.append(service)
     return replace(configuration, services=tuple(kept), findings=tuple(findings))
+
+
+def _account_check(root: str, database: str) -> Callable[[str], bool]:
+    """name -> whether the account exists in ROOT/etc/passwd (or group); on this
+    machine NSS is asked too (LDAP, sssd, systemd-userdb accounts exist as well). With
+    no such file under a root, nothing can be checked and every name passes."""
+    live = Path(root).resolve() == Path("/")
+    try:
+        text = (Path(root) / "etc" / database).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = None
+    if text is None and not live:
+        return lambda name: True
+    names = {line.split(":", 1)[0] for line in (text or "").splitlines() if line[:1] != "#"}
+    if not live:
+        return names.__contains__
+    import grp
+    import pwd
+    lookup = pwd.getpwnam if database == "passwd" else grp.getgrnam
+
+    def exists(name: str) -> bool:
+        if name in names:
+            return True
+        try:
+            lookup(name)
+        except KeyError:
+            return False
+        return True
+    return exists
 
 
 def merge_findings(parsed: tuple[Finding, ...], written: tuple[Finding, ...]) -> list[Finding]:

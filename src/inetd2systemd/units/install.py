@@ -229,10 +229,15 @@ def install(units: Sequence, *, root: str | Path = "/", force: bool = False,
         systemctl("enable", *start)
         changed = [name for name in start if name in p.changed]
         fresh = [name for name in start if name not in p.changed]
-        if changed:
-            systemctl("restart", *changed)
-        if fresh:
-            systemctl("start", *fresh)
+        try:
+            if changed:
+                systemctl("restart", *changed)
+            if fresh:
+                systemctl("start", *fresh)
+        except InstallError as exc:
+            raise InstallError(f"{exc}\nthe units are installed and enabled; a socket that cannot "
+                               "bind usually means inetd or xinetd still holds the port: stop "
+                               "it, then 'systemctl start' the sockets") from None
     return p
 
 
