@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 
+from ..errors import ConfigError
 from .message import Message
 from .rules import Action, RuleSet
 from .tables import MONTHS
@@ -384,8 +385,11 @@ class JournalSink(Sink):
 
     def __init__(self, action: Action) -> None:
         super().__init__(action)
-        from systemd import journal  # optional dependency, only needed for this sink
-
+        try:
+            from systemd import journal  # the optional [journal] extra, only for this sink
+        except ImportError:
+            raise ConfigError("the journal needs systemd-python: "
+                              "pip install 'inetd2systemd[journal]'") from None
         self._sendv = journal.sendv
 
     def emit(self, message: Message) -> None:
