@@ -241,3 +241,26 @@ def test_verdicts_match_the_real_xinetd(real_xinetd, case):
         real = _echoes(real_xinetd[case], source)
         assert acl.allows(source) == real, (CASES[case], source)
         assert admitted(allow, source) == real, (CASES[case], source, allow)
+
+
+# -- the compiler against the definition, on random lists ------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_v4 = st.builds(lambda a, p: str(ipaddress.ip_network((a, p), strict=False)),
+                st.integers(0, 2**32 - 1), st.integers(0, 32))
+_probe = st.integers(0, 2**32 - 1).map(lambda n: str(ipaddress.IPv4Address(n)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_v4, max_size=5), st.lists(_v4, max_size=5), st.lists(_probe, min_size=1,
+                                                                       max_size=20))
+def test_allow_set_is_exactly_only_from_minus_no_access(only, deny, probes):
+    allow, _ = compile_allow(tuple(only), tuple(deny))
+    # the probes, plus the edges of every listed network, where off-by-ones would show
+    edges = [str(n[i]) for n in map(ipaddress.ip_network, only + deny) for i in (0, -1)]
+    for ip in probes + edges:
+        address = ipaddress.ip_address(ip)
+        expected = any(address in ipaddress.ip_network(n) for n in only) and \
+            not any(address in ipaddress.ip_network(n) for n in deny)
+        assert admitted(allow, ip) == expected, (only, deny, ip, allow)

@@ -45,6 +45,7 @@ import ipaddress
 import os
 import re
 import socket
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -133,7 +134,6 @@ class Assignment:
     value_column: int  # of the first value (or where it would be)
 
 
-_WORD = re.compile(r"\S+")
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
@@ -148,28 +148,32 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
 
 def parse_assignment(line: str, number: int, file: str) -> Assignment:
     """Lex one attribute line (parsesup.c parse_line)."""
-    words = [(m.group(), m.start() + 1) for m in _WORD.finditer(line)]
-    name, column = words[0]
-    for op in ("+=", "-=", "="):
-        if op in name:
-            if name.startswith(op):
-                break
-            raise ConfigError(f"attribute {name.split(op)[0].rstrip('+-')!r} needs a space "
-                              "before its operator", file, number, column)
+    words = line.split()
+    name = words[0]
+    column = line.find(name) + 1
+    if "=" in name:
+        if name.startswith(("=", "+=", "-=")):
+            raise ConfigError("an attribute name is missing before the operator", file,
+                              number, column)
+        raise ConfigError(f"attribute {name.split('=')[0].rstrip('+-')!r} needs a space "
+                          "before its operator", file, number, column)
     if len(words) < 2:
         raise ConfigError(f"attribute {name!r}: missing '=' (or '+=', '-=') and its value",
                           file, number, column + len(name))
-    op_word, op_column = words[1]
-    for op in ("+=", "-=", "="):
-        if op_word.startswith(op):
-            break
-    else:
+    op_word = words[1]
+    op_column = line.find(op_word, column - 1 + len(name)) + 1
+    op = "+=" if op_word.startswith("+=") else "-=" if op_word.startswith("-=") else \
+        "=" if op_word.startswith("=") else None
+    if op is None:
         raise ConfigError(f"attribute {name!r}: expected '=', '+=' or '-=' after it, got "
                           f"{op_word!r}", file, number, op_column)
-    values = [w for w, _ in words[2:]]
-    value_column = words[2][1] if len(words) > 2 else op_column + len(op)
+    values = words[2:]
     if op_word != op:  # `name =value`: the value is glued to the operator
         values.insert(0, op_word[len(op):])
+        value_column = op_column + len(op)
+    elif values:
+        value_column = line.find(values[0], op_column - 1 + len(op)) + 1
+    else:
         value_column = op_column + len(op)
     return Assignment(name, op, tuple(values), number, column, value_column)
 
@@ -223,7 +227,8 @@ class _State:
     defaults: _Raw = field(default_factory=lambda: _Raw("defaults", Source("<defaults>", 0)))
     raws: list[_Raw] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
-    stack: list[str] = field(default_factory=list)  # files being read, for include loops
+    stack: list[str] = field(default_factory=list)  # files being read, for the message
+    reading: set = field(default_factory=set)  # their (device, inode): include loops
 
     def note(self, source: Source, severity: Severity, message: str,
              service: str | None = None) -> None:
@@ -240,7 +245,8 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
                           f"unknown attribute {a.name!r}", file, a.line, a.column)
     source = Source(file, a.line)
     values = list(a.values)
-    a = replace(a, name=SYNONYMS.get(a.name, a.name))
+    if a.name in SYNONYMS:
+        a = replace(a, name=SYNONYMS[a.name])
     if count > 0 and len(values) != count:
         if not values:
             raise ConfigError(f"attribute {a.name!r} needs a value", file, a.line,
@@ -394,21 +400,30 @@ def _read_text(path: str, where: Source | None) -> str:
         raise ConfigError(f"cannot read {path}: {reason}", where.file, where.line) from None
 
 
-def _include_file(path: str, where: Source, state: _State) -> None:
-    real = os.path.realpath(path)
-    if real in state.stack:
-        raise ConfigError(f"include loop: {path} is already being read "
-                          f"({' -> '.join(state.stack + [real])})", where.file, where.line)
-    if not os.path.isfile(path):
+def _include_file(path: str, where: Source, state: _State, in_dir: bool = False) -> None:
+    try:
+        status = os.stat(path)
+    except OSError as exc:
         # xinetd logs "Unable to open included configuration file" and goes on
-        state.note(where, Severity.WARNING, f"included file {path} cannot be read: skipped, "
-                   "as xinetd does")
+        state.note(Source(path, 0) if in_dir else where, Severity.WARNING,
+                   f"included file {path} cannot be read ({exc.strerror}): skipped, as "
+                   "xinetd does")
         return
-    state.stack.append(real)
+    if not stat.S_ISREG(status.st_mode):
+        state.note(Source(path, 0) if in_dir else where, Severity.INFO,
+                   "skipped: not a regular file, as xinetd does")
+        return
+    identity = (status.st_dev, status.st_ino)
+    if identity in state.reading:
+        raise ConfigError(f"include loop: {path} is already being read "
+                          f"({' -> '.join(state.stack + [path])})", where.file, where.line)
+    state.stack.append(path)
+    state.reading.add(identity)
     try:
         parse_into(_read_text(path, where), path, state)
     finally:
         state.stack.pop()
+        state.reading.discard(identity)
 
 
 def included_names(directory: str) -> tuple[list[str], list[str]]:
@@ -424,8 +439,12 @@ def included_names(directory: str) -> tuple[list[str], list[str]]:
 
 
 def _include_dir(path: str, where: Source, state: _State) -> None:
-    real = os.path.realpath(path)
-    if real in state.stack:
+    try:
+        status = os.stat(path)
+    except OSError:
+        status = None
+    real = (status.st_dev, status.st_ino) if status else path
+    if real in state.reading:
         raise ConfigError(f"include loop: directory {path} is already being read",
                           where.file, where.line)
     try:
@@ -438,17 +457,14 @@ def _include_dir(path: str, where: Source, state: _State) -> None:
         state.note(Source(os.path.join(path, name), 0), Severity.INFO,
                    "skipped: xinetd ignores files in an includedir whose name contains '.' or "
                    "ends with '~'")
-    state.stack.append(real)
+    state.stack.append(path)
+    state.reading.add(real)
     try:
         for name in read:
-            full = os.path.join(path, name)
-            if not os.path.isfile(full):
-                state.note(Source(full, 0), Severity.INFO,
-                           "skipped: not a regular file, as xinetd does")
-                continue
-            _include_file(full, where, state)
+            _include_file(os.path.join(path, name), where, state, in_dir=True)
     finally:
         state.stack.pop()
+        state.reading.discard(real)
 
 
 # -- building services ---------------------------------------------------------------------
@@ -810,24 +826,24 @@ def _finish(state: _State) -> Configuration:
     return Configuration(*_resolve_duplicates(services, findings))
 
 
-def _same_socket(a: Service, b: Service) -> bool:
-    """confparse.c check_entry: same port, protocol and bound address (family included)."""
-    if not a.listens or not b.listens:
-        return False
-    x, y = a.listens[0], b.listens[0]
-    return (x.port == y.port and a.protocol == b.protocol and x.host == y.host
-            and (x.family is Family.IPV4) == (y.family is Family.IPV4))
+def _socket_key(service: Service) -> tuple | None:
+    """confparse.c check_entry: port, protocol and bound address (family included)."""
+    if not service.listens:
+        return None
+    listen = service.listens[0]
+    return (listen.port, service.protocol, listen.host, listen.family is Family.IPV4)
 
 
 def _resolve_duplicates(services: list[Service], findings: list[Finding]
                         ) -> tuple[tuple[Service, ...], tuple[Finding, ...]]:
     kept: list[Service] = []
     ids: set[str] = set()
+    running: dict[tuple, Service] = {}  # socket -> the enabled service holding it
+    parked: dict[tuple, Service] = {}  # (socket, id) -> a disabled one
     for service in services:
-        clash = next((k for k in kept if not k.disabled and not service.disabled
-                      and _same_socket(k, service)), None)
-        twin = next((k for k in kept if k.disabled and service.disabled and k.id == service.id
-                     and _same_socket(k, service)), None)
+        key = _socket_key(service)
+        clash = running.get(key) if key is not None and not service.disabled else None
+        twin = parked.get((key, service.id)) if key is not None and service.disabled else None
         if twin is not None:
             # Debian ships echo-dgram twice (echo and echo-udp), both off: one unit is enough
             findings.append(Finding(service.source, Severity.INFO,
@@ -841,6 +857,7 @@ def _resolve_duplicates(services: list[Service], findings: list[Finding]
                                     f"{service.protocol}: xinetd disables this later entry, "
                                     "so it is left out", service.id))
             continue
+        original_id = service.id
         if service.id in ids:
             n = 2
             while f"{service.id}-{n}" in ids:
@@ -853,6 +870,11 @@ def _resolve_duplicates(services: list[Service], findings: list[Finding]
             service = replace(service, id=new)
         ids.add(service.id)
         kept.append(service)
+        if key is not None:
+            if service.disabled:
+                parked.setdefault((key, original_id), service)
+            else:
+                running[key] = service
     return tuple(kept), tuple(findings)
 
 
@@ -872,7 +894,12 @@ def parse_xinetd(text: str, file: str = "<xinetd.conf>", *,
     mounted elsewhere).
     """
     state = _state(services, include_disabled, root)
-    state.stack.append(os.path.realpath(file))
+    state.stack.append(file)
+    try:
+        status = os.stat(file)
+        state.reading.add((status.st_dev, status.st_ino))
+    except OSError:
+        pass  # text that is not (yet) a file: nothing can include it
     parse_into(text, file, state)
     return _finish(state)
 
