@@ -16,7 +16,9 @@ import stat
 import ssl
 import sys
 
-from ..cli import EXIT_BAD_INPUT, EXIT_FAILED
+from collections.abc import Callable
+
+from ..cli import EXIT_FAILED
 from ..errors import ConfigError
 from .framing import MAX_FRAME, MAX_MESSAGE
 from .listener import Input, Listener
@@ -59,7 +61,7 @@ def journald_running() -> bool:
     return os.path.exists(JOURNAL_SOCKET)
 
 
-def choose_rules(args: argparse.Namespace) -> tuple[str, callable]:
+def choose_rules(args: argparse.Namespace) -> tuple[str, Callable[[], RuleSet]]:
     """(description, loader) where the loader reads the rules afresh (for SIGHUP)."""
     if args.journal:
         return "the journal", journal_ruleset
@@ -243,5 +245,3 @@ def _address(sock: socket.socket) -> str:
         return f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
     return name.decode() if isinstance(name, bytes) else str(name)
 
-
-__all__ = ["configure", "run", "EXIT_BAD_INPUT"]

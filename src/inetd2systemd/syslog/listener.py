@@ -388,9 +388,12 @@ class Listener:
     def status_text(self) -> str:
         c = self.counters
         per = ", ".join(f"{k} {v}" for k, v in sorted(c.received.items())) or "none yet"
-        return (f"received {c.total()} ({per}); written {self.router.written}; "
+        text = (f"received {c.total()} ({per}); written {self.router.written}; "
                 f"dropped by sinks {self.router.dropped}; "
                 f"dropped by the kernel {c.kernel_drops}; open connections {len(self.connections)}")
+        if c.truncated:
+            text += f"; truncated datagrams {c.truncated}"
+        return text
 
     def _notify(self, what: str, text: str | None = None) -> None:
         if self.notifier is None:

@@ -111,7 +111,7 @@ def parse_syslog_conf(text: str, file: str, *, _depth: int = 0) -> RuleSet:
             continue
         head = stripped.split(None, 1)[0]
         if head == "include" or head == "$IncludeConfig":
-            pattern = stripped.split(None, 1)[1].strip() if " " in stripped or "\t" in stripped else ""
+            pattern = stripped[len(head):].strip()
             if not pattern:
                 raise ConfigError("include needs a path", file, lineno)
             if _depth > 8:
