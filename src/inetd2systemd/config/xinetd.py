@@ -48,6 +48,7 @@ import socket
 import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import acl
 from ..errors import ConfigError
@@ -95,6 +96,8 @@ ATTRIBUTES: dict[str, _Spec] = {
     "umask": _Spec(1, 1), "libwrap": _Spec(1, None), "enabled": _Spec(None, MODIFIABLE),
     "disabled": _Spec(None, MODIFIABLE), "mdns": _Spec(1, None),
 }
+_SERVICE_COUNTS = {n: s.service for n, s in ATTRIBUTES.items() if s.service is not None}
+_DEFAULT_COUNTS = {n: s.defaults for n, s in ATTRIBUTES.items() if s.defaults is not None}
 # Attributes that need at least one value even though their count is open.
 NEEDS_VALUE = ("server_args", "type", "flags", "log_type")
 
@@ -122,9 +125,8 @@ assert set(RLIMITS.values()) <= set(RLIMIT_NAMES)
 
 # -- lexing ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Assignment:
-    """One `name op values` line."""
+class Assignment(NamedTuple):
+    """One `name op values` line (a NamedTuple: there is one per line of a large tree)."""
 
     name: str
     op: str  # "=", "+=", "-="
@@ -194,7 +196,7 @@ def looks_like_xinetd(text: str) -> bool:
 
 # -- reading files -------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class _Value:
     values: list[str]
     source: Source
@@ -236,9 +238,9 @@ class _State:
 
 
 def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _State) -> None:
-    spec = ATTRIBUTES.get(a.name)
-    count = None if spec is None else (spec.defaults if in_defaults else spec.service)
+    count = (_DEFAULT_COUNTS if in_defaults else _SERVICE_COUNTS).get(a.name)
     if count is None:
+        spec = ATTRIBUTES.get(a.name)
         where = "in the defaults entry" if in_defaults else "in a service entry"
         known = spec is not None
         raise ConfigError(f"attribute {a.name!r} is not allowed {where}" if known else
@@ -246,7 +248,7 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
     source = Source(file, a.line)
     values = list(a.values)
     if a.name in SYNONYMS:
-        a = replace(a, name=SYNONYMS[a.name])
+        a = a._replace(name=SYNONYMS[a.name])
     if count > 0 and len(values) != count:
         if not values:
             raise ConfigError(f"attribute {a.name!r} needs a value", file, a.line,
@@ -321,8 +323,7 @@ def _read_body(lines: list[tuple[int, str]], index: int, header: str, file: str,
         number, line = lines[index]
         if line.strip() == "}":
             return assignments, index + 1
-        words = line.split()
-        if words[0] in ("service", "defaults") and len(words) <= 2 and \
+        if line.lstrip().startswith(("service", "defaults")) and len(line.split()) <= 2 and \
                 index + 1 < len(lines) and lines[index + 1][1].strip() == "{":
             break  # the next entry starts: this one lost its '}'
         assignments.append(parse_assignment(line, number, file))
