@@ -320,7 +320,8 @@ def test_transcripts_and_verdicts_with_a_real_server():
     assert gone["outcome"] == "connection refused"
     assert compare(record, dict(record), "echo") == "same"
     assert compare(record, gone, "echo") == "DIFFERS"
-    assert compare(gone, {**gone, "outcome": "connect timed out"}, None).startswith("same: not served")
+    assert compare(gone, {**gone, "outcome": "connect timed out"}, None).startswith("same: nothing")
+    assert compare({**gone, "outcome": "silent"}, {**gone, "outcome": "silent"}, "discard") == "same"
     day1 = {**record, "received": "Fri Nov 27 12:21:45 2026\r\n"}
     day2 = {**record, "received": "Fri Nov 27 12:29:03 2026\r\n"}
     assert compare(day1, day2, "daytime").startswith("same shape")

@@ -526,7 +526,7 @@ def probe_target(service: Service) -> tuple[str, int] | None:
 
 
 def transcript(service: Service, probe: Probe, source: str | None = None,
-               timeout: float = 3.0) -> dict:
+               timeout: float = 3.0, first_byte: float = 8.0) -> dict:
     """Connect (or send one datagram), send, read: what a client sees."""
     target = probe_target(service)
     record = {"service": service.id, "source": source or "", "target": "", "outcome": "",
@@ -566,11 +566,14 @@ def transcript(service: Service, probe: Probe, source: str | None = None,
                 except OSError:
                     pass
             outcome = "silent"
-            sock.settimeout(probe.wait)
-            deadline = time.monotonic() + timeout
+            # The first byte may take a server start (a unit per connection under a busy
+            # manager): wait the full timeout for it, then only `probe.wait` between chunks.
+            sock.settimeout(first_byte)
+            deadline = time.monotonic() + first_byte + timeout
             while len(data) < probe.read and time.monotonic() < deadline:
                 try:
                     chunk = sock.recv(probe.read - len(data))
+                    sock.settimeout(probe.wait)
                 except socket.timeout:
                     break
                 except ConnectionResetError:
@@ -607,13 +610,15 @@ def compare(before: dict | None, after: dict | None, internal: str | None) -> st
     """A verdict for one (service, source) pair of transcripts."""
     if before is None or after is None:
         return "missing"
-    served = lambda r: r["outcome"].startswith("answered") or r["outcome"] == "silent"  # noqa: E731
+    # Only an answer tells a served client from a refused one: tcpd holds a refused
+    # connection open for 5 s (libwrap's clean_exit) and a discard server is silent too.
+    served = lambda r: r["outcome"].startswith("answered")  # noqa: E731
     if served(before) != served(after):
         return "DIFFERS"
     if not served(before):
-        same = before["outcome"] == after["outcome"]
-        return "same: not served" + ("" if same else
-                                     f" ({before['outcome']} before, {after['outcome']} after)")
+        if before["outcome"] == after["outcome"]:
+            return "same"
+        return f"same: nothing received ({before['outcome']} before, {after['outcome']} after)"
     if before["received"] == after["received"]:
         return "same"
     if internal in TIME_DEPENDENT and len(before["received"]) == len(after["received"]):

@@ -460,8 +460,9 @@ def _option_findings(rule: Rule, service: str | None) -> list[Finding]:
 
 
 # -- address sets ---------------------------------------------------------------------
-# Collapsed tuples of ip_network; the CIDR subtraction is acl.py's, shared with xinetd's
-# only_from/no_access compiler.
+# Collapsed tuples of ip_network. The CIDR subtraction is acl.py's (its public
+# compile_allow: only_from minus no_access), fed explicit a.b.c.d/len forms so that
+# xinetd's wildcard rules for trailing .0 octets never apply.
 
 
 def _union(*sets) -> tuple:
@@ -471,7 +472,16 @@ def _union(*sets) -> tuple:
 
 
 def _subtract(a, b) -> tuple:
-    return _union(acl._subtract(list(a), list(b)))
+    if not a:
+        return NOTHING
+    if not b:
+        return _union(a)
+    allowed = acl.compile_allow(tuple(_cidr(n) for n in a), tuple(_cidr(n) for n in b)).allow
+    return _union([ipaddress.ip_network(x) for x in allowed or ()])
+
+
+def _cidr(net) -> str:
+    return f"{net.network_address}/{net.prefixlen}"
 
 
 def _intersect(a, b) -> tuple:

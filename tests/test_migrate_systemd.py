@@ -1,0 +1,285 @@
+"""A whole-host migration under a real systemd (container), start to finish.
+
+The container plays the legacy Debian host of contrib/xinetd-import/samples/debian-inetd:
+its /etc gets the sample's inetd.conf, services, hosts.allow and hosts.deny, and the
+real openbsd-inetd (Debian's binary, with tcpd and libwrap) serves them. Then, inside
+the container as an administrator would:
+
+    inetd2systemd import / -o OUT          (preflight sees inetd holding the ports)
+    inetd2systemd import / -o OUT --check before --source 127.0.0.2 --source 127.0.0.3
+    OUT/install.sh                         (inetd stopped, sockets started)
+    ... 127.0.0.2 reaches git, 127.0.0.3 does not, exactly as hosts.allow/deny say
+    inetd2systemd import / -o OUT --check after ...   (side-by-side transcripts)
+    OUT/rollback.sh                        (everything back as it was)
+
+A second test does the same for the RHEL sample with the real xinetd (libwrap built in).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from systemd_container import SystemdContainer, unavailable_reason
+
+from inetd2systemd.preflight import cgroup2_mount
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "contrib" / "xinetd-import" / "samples"
+VENV_BIN = ROOT / ".venv" / "bin"
+OPENBSD_INETD = Path("/opt/inetd2systemd-peers/openbsd-inetd/usr/sbin/inetd")
+XINETD = Path("/usr/sbin/xinetd")
+
+
+
+def _rmtree_cgroup(path: Path) -> None:
+    for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            child.rmdir()
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
+@contextlib.contextmanager
+def own_cgroup():
+    """Run what is started inside in a cgroup of its own, then come back.
+
+    systemd-nspawn puts the container under `payload/` of the cgroup it is started
+    from; two containers started from the same cgroup (two test runs at once on one
+    machine) share one `payload/system.slice` and remove each other's unit cgroups,
+    which breaks Accept=yes sockets with IPAddressAllow= ("sd-accept: Failed to join
+    unit cgroup"). A cgroup per container keeps them apart.
+    """
+    mount = cgroup2_mount()
+    lines = [line for line in Path("/proc/self/cgroup").read_text().splitlines()
+             if line.startswith("0::")]
+    if mount is None or not lines:
+        yield None
+        return
+    base = Path(mount) / lines[0][3:].lstrip("/")
+    new = base / f"i2s-test-{os.getpid()}-{int(time.monotonic() * 1000) % 10**6}"
+    try:
+        new.mkdir()
+        (new / "cgroup.procs").write_text(str(os.getpid()))
+    except OSError:
+        yield None
+        return
+    try:
+        yield new
+    finally:
+        (base / "cgroup.procs").write_text(str(os.getpid()))
+
+
+@pytest.fixture(scope="module")
+def host():
+    """A booted systemd like the `systemd` fixture's, in a cgroup of its own."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"container: {reason}")
+    container = SystemdContainer("i2s-import")
+    with own_cgroup() as cgroup:
+        container.start()
+    try:
+        yield container
+    finally:
+        container.stop()
+        if cgroup is not None:
+            _rmtree_cgroup(cgroup)
+
+
+CLIENT = textwrap.dedent("""
+    import socket, sys
+    source, port = sys.argv[1], int(sys.argv[2])
+    send = sys.argv[3].encode().decode("unicode_escape").encode("latin-1")
+    s = socket.socket()
+    s.settimeout(3)
+    s.bind((source, 0))
+    try:
+        s.connect(("127.0.0.1", port))
+    except socket.timeout:
+        print("TIMEOUT"); sys.exit(0)
+    except ConnectionRefusedError:
+        print("REFUSED"); sys.exit(0)
+    s.sendall(send)
+    s.settimeout(8)  # the first byte may wait for a unit to start under a busy manager
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+            s.settimeout(1.0)
+    except socket.timeout:
+        pass
+    except ConnectionResetError:  # tcpd refuses: 5 s of silence, then a reset
+        print("RESET"); sys.exit(0)
+    print("DATA " + data.decode("latin-1").encode("unicode_escape").decode())
+""")
+GIT_REQUEST = r"002dgit-upload-pack /proj.git\0host=localhost\0"  # escaped for argv
+
+
+def client(container, source: str, port: int, send: str = "") -> str:
+    return container.python(CLIENT, source, str(port), send).stdout.strip()
+
+
+def state(container) -> dict:
+    """What rollback must restore: unit files (with contents), and the legacy unit's state."""
+    files = container.run("sh", "-c", "cd /etc/systemd/system && find . \\( -type f -o -type l \\) "
+                          "-exec md5sum {} + 2>/dev/null | sort", check=False).stdout
+    units = container.run("sh", "-c", "systemctl list-units --all --no-legend --plain "
+                          "'*.socket' | awk '{print $1, $3, $4}' | sort").stdout
+    legacy = {u: (container.systemctl("is-enabled", u, check=False).stdout.strip(),
+                  container.systemctl("is-active", u, check=False).stdout.strip())
+              for u in ("openbsd-inetd.service", "xinetd.service")}
+    return {"files": files, "sockets": units, "legacy": legacy}
+
+
+def copy_tree_etc(container, sample: str, names) -> None:
+    for name in names:
+        path = SAMPLES / sample / "etc" / name
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                container.write(f"/etc/{name}/{child.name}", child.read_text())
+        else:
+            container.write(f"/etc/{name}", path.read_text())
+
+
+def run_import(container, *args: str):
+    return container.run(str(VENV_BIN / "inetd2systemd"), "import", "/", "-o", "/root/out", *args,
+                         check=False, timeout=180)
+
+
+def rollback_and_compare(container, before: dict) -> None:
+    out = container.run("/root/out/rollback.sh", check=False)
+    assert out.returncode == 0, out.stderr + out.stdout
+    after = state(container)
+    assert after == before
+
+
+@pytest.mark.skipif(not OPENBSD_INETD.exists(), reason="openbsd-inetd is not unpacked "
+                    "(scripts/setup.sh does it)")
+def test_debian_host_migration_allow_deny_equivalence_rollback(host):
+    c = host
+    # -- the legacy host: openbsd-inetd with tcpd and the sample's rules --------------------
+    copy_tree_etc(c, "debian-inetd", ["inetd.conf", "services", "hosts.allow", "hosts.deny",
+                                      "default"])
+    c.run("mkdir", "-p", str(OPENBSD_INETD.parent), "/srv/tftp")
+    c.run("sh", "-c", f"cat > {OPENBSD_INETD} && chmod 755 {OPENBSD_INETD}",
+          input=OPENBSD_INETD.read_bytes())
+    unit = (OPENBSD_INETD.parents[2] / "lib/systemd/system/openbsd-inetd.service").read_text()
+    # Debian's own unit, with the binary's path and without waiting for
+    # network-online.target (the container has no network manager to reach it)
+    unit = "\n".join(line for line in unit.splitlines() if "network-online" not in line)
+    c.write("/etc/systemd/system/openbsd-inetd.service",
+            unit.replace("ExecStart=/usr/sbin/inetd", f"ExecStart={OPENBSD_INETD}") + "\n")
+    c.run("sh", "-c", "git init -q /tmp/work && git -C /tmp/work -c user.name=t -c "
+          "user.email=t@example.org commit -q --allow-empty -m init && "
+          "git clone -q --bare /tmp/work /srv/git/proj.git && chown -R nobody /srv/git "
+          "&& echo hello from tftp > /srv/tftp/hello.txt")
+    c.systemctl("daemon-reload")
+    c.systemctl("enable", "--now", "openbsd-inetd.service")
+    assert c.wait_for(lambda: client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n")
+    # tcpd itself enforces the rules: granted from .2, refused (closed at once) from .3
+    legacy_git = client(c, "127.0.0.2", 9418, GIT_REQUEST)
+    assert legacy_git.startswith("DATA 0") and "HEAD\\x00" in legacy_git  # ref advertisement
+    assert client(c, "127.0.0.3", 9418, GIT_REQUEST) in ("RESET", "DATA")
+
+    # -- import, preflight, transcripts before ------------------------------------------------
+    out = run_import(c)
+    assert out.returncode == 0, out.stderr
+    summary = dict(w.split("=", 1) for w in out.stdout.strip().splitlines()[-1].split()[1:])
+    assert summary["failed"] == "0" and int(summary["preflight_warnings"]) >= 4
+    report = c.run("cat", "/root/out/report.md").stdout
+    assert "port 9418/tcp is in use" in report and "inetd (pid" in report  # preflight
+    assert "enforceable on this host" in report  # the container's systemd has cgroup BPF
+    probes = str(SAMPLES / "debian-inetd" / "probes.json")
+    sources = ["--source", "127.0.0.2", "--source", "127.0.0.3", "--probes", probes]
+    out = run_import(c, "--check", "before", *sources)
+    assert out.returncode == 0, out.stderr
+
+    # -- the switch ------------------------------------------------------------------------------
+    before = state(c)
+    out = c.run("/root/out/install.sh", check=False)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "finger.socket left stopped: missing /usr/sbin/in.fingerd" in out.stderr
+    assert c.systemctl("is-active", "openbsd-inetd.service", check=False).stdout.strip() == "inactive"
+    assert c.systemctl("is-enabled", "openbsd-inetd.service", check=False).stdout.strip() == "disabled"
+    for sock in ("echo.socket", "time.socket", "git.socket", "tftp.socket"):
+        assert c.show(sock, "ActiveState") == "active", sock
+    assert c.show("finger.socket", "ActiveState") == "inactive"
+
+    # -- exactly as hosts.allow / hosts.deny say ----------------------------------------------
+    assert c.show("git.socket", "IPAddressAllow")  # systemd took the rules
+    allowed = client(c, "127.0.0.2", 9418, GIT_REQUEST)
+    assert allowed == legacy_git  # the same bytes as under inetd + tcpd
+    assert client(c, "127.0.0.3", 9418, GIT_REQUEST) == "TIMEOUT"  # dropped by the BPF filter
+    assert client(c, "127.0.0.1", 9418, GIT_REQUEST) == "TIMEOUT"  # not in hosts.allow either
+    # echo is internal: openbsd-inetd never wrapped it, so it stays open to both
+    assert client(c, "127.0.0.3", 7, "ping\n") == "DATA ping\\n"
+
+    # -- equivalence, side by side ---------------------------------------------------------------
+    out = run_import(c, "--check", "after", *sources)
+    report = c.run("cat", "/root/out/report.md").stdout
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line.split("|")[5].strip()
+            for line in report.splitlines()
+            if line.startswith("| ") and line.count("|") == 6 and "verdict" not in line}
+    table = report[report.index("## Equivalence check"):] + c.run(
+        "journalctl", "--no-pager", "-n", "60", "-o", "short-precise").stdout
+    for sid in ("echo", "git"):
+        assert rows[(sid, "127.0.0.2")] == "same", table
+    assert rows[("time", "127.0.0.2")].startswith("same")
+    assert rows[("tftp", "127.0.0.2")] == "same", table
+    # tcpd held the refused connection silently; BPF drops the SYN: nothing received either way
+    assert rows[("git", "127.0.0.3")].startswith("same: nothing received"), table
+    assert rows[("tftp", "127.0.0.3")] == "same", table  # no reply, before and after
+    # finger's `twist` answered 127.0.0.2 before; it is not carried (the report said so)
+    assert rows[("finger", "127.0.0.2")] == "DIFFERS"
+    assert out.returncode == 1 and "differs=" in out.stdout
+    html = c.run("cat", "/root/out/report.html").stdout
+    assert "Equivalence check" in html and "<table>" in html
+
+    # -- rollback ------------------------------------------------------------------------------------
+    rollback_and_compare(c, before)
+    assert c.wait_for(lambda: client(c, "127.0.0.2", 9418, GIT_REQUEST) == legacy_git)
+    assert client(c, "127.0.0.3", 9418, GIT_REQUEST) in ("RESET", "DATA")  # tcpd refuses again
+    c.systemctl("disable", "--now", "openbsd-inetd.service")
+
+
+def test_rhel_host_migration_with_real_xinetd(host):
+    c = host
+    copy_tree_etc(c, "rhel-xinetd", ["xinetd.conf", "xinetd.d", "services", "hosts.allow",
+                                     "hosts.deny"])
+    c.write("/etc/systemd/system/xinetd.service", textwrap.dedent(f"""\
+        [Unit]
+        Description=xinetd (the legacy host's superserver)
+        [Service]
+        ExecStart={XINETD} -dontfork -stayalive -pidfile /run/xinetd.pid
+        [Install]
+        WantedBy=multi-user.target
+        """))
+    c.systemctl("daemon-reload")
+    c.systemctl("enable", "--now", "xinetd.service")
+    # xinetd's libwrap names the internal echo service "echo": .2 granted, .3 closed
+    assert c.wait_for(lambda: client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n", timeout=15)
+    assert client(c, "127.0.0.3", 7, "ping\n") in ("RESET", "DATA")
+
+    out = run_import(c, "--force")
+    assert out.returncode == 0, out.stderr
+    before = state(c)
+    out = c.run("/root/out/install.sh", check=False)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert c.systemctl("is-active", "xinetd.service", check=False).stdout.strip() == "inactive"
+    assert client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n"
+    assert client(c, "127.0.0.3", 7, "ping\n") == "TIMEOUT"
+    # daytime: 127.0.0.0/255.0.0.0 EXCEPT 127.0.0.3
+    assert client(c, "127.0.0.1", 13).startswith("DATA ")
+    assert client(c, "127.0.0.1", 13) != "DATA"
+    assert client(c, "127.0.0.3", 13) == "TIMEOUT"
+    rollback_and_compare(c, before)
+    assert c.wait_for(lambda: client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n", timeout=15)
+    c.systemctl("disable", "--now", "xinetd.service")
