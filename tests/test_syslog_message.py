@@ -189,3 +189,24 @@ def test_hostile_streams_never_crash_the_framer_and_lose_no_bytes(chunks):
     assert sum(len(o) for o in out) <= len(sent)
     for frame in out:
         assert frame in sent
+
+
+from inetd2systemd.syslog.message import rfc5424_by_regex  # noqa: E402
+
+_field = st.one_of(st.just(b"-"), st.binary(min_size=1, max_size=12).filter(lambda b: b" " not in b))
+_value = st.binary(max_size=10).map(lambda b: b.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"]", b"\\]"))
+_sd = st.one_of(st.just(b"-"), st.lists(
+    st.tuples(st.sampled_from([b"a@1", b"origin", b"x@32473"]),
+              st.lists(st.tuples(st.sampled_from([b"k", b"ip", b"n.m"]), _value), max_size=3)),
+    min_size=1, max_size=3).map(lambda els: b"".join(
+        b"[" + i + b"".join(b' %s="%s"' % p for p in ps) + b"]" for i, ps in els)),
+    st.binary(max_size=30))
+
+
+@settings(max_examples=500, deadline=None)
+@given(pri=st.integers(0, 999), fields=st.lists(_field, min_size=5, max_size=5), sd=_sd,
+       msg=st.one_of(st.none(), st.binary(max_size=40)))
+def test_the_fast_rfc5424_reader_agrees_with_the_reference_regex(pri, fields, sd, msg):
+    text = b"<%d>1 " % pri + b" ".join(fields) + b" " + sd + (b"" if msg is None else b" " + msg)
+    text = text.rstrip(b"\r\n\0").lstrip(b" ")
+    assert parse(text) == rfc5424_by_regex(text, text)
