@@ -322,7 +322,7 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
     where = Source(file, first.line)
     findings: list[Finding] = []
     host, name = split_host(first, flavor)
-    socket_word, proto_word, wait_word, user_word, server_word = words[1:6]
+    socket_word, proto_word, wait_word, user_word = words[1:5]
 
     socket_type = _SOCKET_TYPES.get(socket_word.text)
     if socket_type is None:
@@ -388,7 +388,7 @@ def _port(name: str, protocol: str, services: ServicesTable | None, word: Word,
     if name.isdigit():
         port = int(name)
     else:
-        table = services if services is not None else load_services()
+        table = services if services is not None else ServicesTable()
         found = table.port(name, protocol)
         if found is None:
             raise ConfigError(f"unknown service name {name!r} for {protocol}: expected a name "
@@ -436,6 +436,8 @@ def parse_inetd(text: str, file: str = "<inetd.conf>", *, flavor: str = "openbsd
     """Read inetd.conf text into a Configuration (services in file order, with findings)."""
     if flavor not in FLAVORS:
         raise ConfigError(f"unknown inetd flavour {flavor!r}: expected one of {', '.join(FLAVORS)}")
+    if services is None:
+        services = load_services()  # /etc/services, read once for the whole file
     parsed: list[_Parsed] = []
     findings: list[Finding] = []
     default_host = "*"
