@@ -651,3 +651,34 @@ def test_reloading_then_ready_is_a_reload_to_systemd(systemd):
                             timeout=TIMEOUT)
     assert systemd.show("reloader.service", "StatusText") == "generation 2"
     assert systemd.show("reloader.service", "MainPID") == pid  # reloaded, not restarted
+
+
+CHATTY = textwrap.dedent("""
+    import sys
+    from inetd2systemd import serve
+    def handler(conn, peer):
+        print("stdout line for the log", flush=True)
+        conn.sendall(b"reply only")
+    serve(handler)
+""")
+
+
+@pytest.mark.container
+def test_inetd_style_print_goes_to_the_journal_not_the_peer(systemd):
+    """StandardInput=socket (stdout follows it), StandardError=journal: once listen_fds()
+    took the socket, print() lands in the journal and the peer gets only the reply."""
+    systemd.write("/run/i2s/chatty.py", CHATTY)
+    systemd.write("/etc/systemd/system/chatty.socket",
+                  "[Socket]\nListenStream=127.0.0.1:7400\nAccept=yes\n")
+    systemd.write("/etc/systemd/system/chatty@.service", textwrap.dedent(f"""
+        [Service]
+        ExecStart={PYTHON} /run/i2s/chatty.py
+        StandardInput=socket
+        StandardError=journal
+        SyslogIdentifier=chatty
+    """))
+    systemd.systemctl("daemon-reload")
+    systemd.systemctl("start", "chatty.socket")
+    assert inside(systemd, "tcp", 7400, "")[0] == "reply only"
+    assert systemd.wait_for(lambda: "stdout line for the log" in systemd.run(
+        "journalctl", "-t", "chatty", "--no-pager", "-o", "cat").stdout, timeout=TIMEOUT)
