@@ -325,3 +325,32 @@ def _read_some(fd: int) -> bytes | None:
         return os.read(fd, 65536) or None
     except BlockingIOError:
         return None
+
+
+def test_tcp_forwarding_octet_counted_and_a_dead_peer_never_stalls(tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    dead = free_ports()  # nobody listens there
+    port = free_ports()
+    listener = Listener(tmp_path, f"*.*\t@@(o)127.0.0.1:{server.getsockname()[1]}\n"
+                                  f"*.*\t@@127.0.0.1:{dead}\n*.*\t-{tmp_path}/out.log\n",
+                        [f"udp:127.0.0.1:{port}"])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(50):
+                s.sendto(b"<14>Nov 27 12:00:00 h fwd: n%02d" % i, ("127.0.0.1", port))
+        # The unreachable peer costs nothing: the file still gets every message at once.
+        assert wait_for(lambda: len(read_lines(tmp_path / "out.log")) == 50)
+        server.settimeout(10)
+        conn, _ = server.accept()
+        conn.settimeout(10)
+        data = b""
+        while data.count(b"fwd:") < 50:
+            data += conn.recv(65536)
+        frame = b"<14>Nov 27 12:00:00 h fwd: n00"
+        assert data.startswith(b"%d %s" % (len(frame), frame))
+        conn.close()
+    finally:
+        listener.stop()
+        server.close()
