@@ -370,16 +370,16 @@ class Arbiter:
                                f"{new[key].unit.service.id}")
                 continue
             endpoint = old.get(key)
+            sock = inherited.pop(listen, None)  # the same socket as the old endpoint's, if any
             if endpoint is not None:
                 endpoint.unit = unit
                 try:
                     apply_options(endpoint.sock, service)
                 except OSError as exc:
                     self.log.warning(f"{service.source}: {service.id}: socket options: {exc.strerror}")
-            elif unit.paused_until is not None and not inherited:
+            elif unit.paused_until is not None and sock is None:
                 continue  # closed by its rate limit; the timer reopens it
             else:
-                sock = inherited.pop(listen, None)
                 try:
                     endpoint = Endpoint(key, sock, unit, inherited=True) if sock is not None else \
                         Endpoint(key, open_listener(service, listen), unit)
@@ -392,10 +392,15 @@ class Arbiter:
             endpoint.sock.setblocking(unit.hands_over)
             result.append(endpoint)
         for sock in inherited.values():
-            self.log.warning(f"{service.id}: socket {listen_of_socket(sock)} passed for it matches "
-                             "no configured address; serving it anyway")
-            result.append(Endpoint(("inherited", sock.fileno()), sock, unit, inherited=True))
+            key = ("inherited", sock.fileno())
+            endpoint = old.get(key)
+            if endpoint is None:
+                self.log.warning(f"{service.id}: socket {listen_of_socket(sock)} passed for it "
+                                 "matches no configured address; serving it anyway")
+                endpoint = Endpoint(key, sock, unit, inherited=True)
+            endpoint.unit = unit
             sock.setblocking(unit.hands_over)
+            result.append(endpoint)
         return result
 
     def _inherited_for(self, service: Service) -> dict:
@@ -403,7 +408,9 @@ class Arbiter:
         if not self._inherited:
             return {}
         from ..units.writer import fd_name  # the writer names them; one function for both
-        socks = self._inherited.pop(fd_name(service), None)
+        # Kept, not consumed: a reload that drops and re-adds a service finds them again
+        # (they belong to systemd and can never be re-bound by us).
+        socks = self._inherited.get(fd_name(service))
         if not socks:
             return {}
         return {listen_of_socket(sock): sock for sock in socks}
