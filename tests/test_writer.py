@@ -325,7 +325,7 @@ def test_banner_max_load_and_access_times_become_a_wrapper_and_conditions():
     assert start.startswith('-@"/bin/bash" "bash" "-c"') and '"/etc/banner" "/etc/ok"' in start
     conditions = get(tmpl, "Service", "ExecCondition")
     assert len(conditions) == 2
-    assert "/proc/loadavg" in conditions[0] and "2.5" in conditions[0]
+    assert "/proc/loadavg" in conditions[0] and "-lt 250" in conditions[0]
     assert "480" in conditions[1] and "1020" in conditions[1] and "%%H %%M" in conditions[1]
     assert not [f for f in findings if f.severity is not Severity.INFO]
 

@@ -59,7 +59,6 @@ SOCKET_PROXYD = "/lib/systemd/systemd-socket-proxyd"
 SYSTEMCTL = "/usr/bin/systemctl"
 SLEEP = "/usr/bin/sleep"
 SHELL = "/bin/sh"
-AWK = "/usr/bin/awk"
 BASH = "/bin/bash"
 
 SUPERSERVER_STEM = "inetd2systemd-superserver"
@@ -264,13 +263,13 @@ def _plan(service: Service) -> _Plan:
                       "lets the children it forks finish while the socket is re-armed")
     s = service
     if s.tcp_wrapped:
+        run = "" if s.server is None else " the real program is run directly, and"
         plan.note(Severity.WARNING,
-                  f"was run through tcpd/libwrap (daemon name {s.libwrap_name or s.name!r}): "
-                  "the real program is run directly, and the host rules in "
-                  "/etc/hosts.allow and /etc/hosts.deny are NOT applied by systemd; "
-                  "translate them into only_from-style IPAddressAllow= or keep tcpd in "
-                  "the command line")
-    if s.supplementary_groups == ():
+                  f"access was checked against /etc/hosts.allow and /etc/hosts.deny "
+                  f"(tcpd/libwrap, daemon name {s.libwrap_name or s.name!r}):{run} systemd "
+                  "does not read those files; if they hold rules for it, carry them over as "
+                  "IPAddressAllow= (`inetd2systemd import` translates them)")
+    if s.supplementary_groups == () and s.server is not None:
         plan.note(Severity.WARNING,
                   "no supplementary groups (xinetd groups = no) cannot be expressed: "
                   "systemd always gives the user's own supplementary groups")
@@ -484,9 +483,13 @@ def _gate_lines(s: Service) -> list[str]:
     """ExecCondition= checks xinetd makes before each connection (Accept=yes only)."""
     lines: list[str] = []
     if s.max_load is not None:
-        script = f"{{ exit !($1 < {s.max_load!r}) }}"
+        # xinetd refuses while the 1-minute load average >= max_load. /proc/loadavg has
+        # two decimals, so integer hundredths compare exactly, in plain sh.
+        limit = round(s.max_load * 100)
+        script = ('read l _ < /proc/loadavg; i=${l%.*}; f=${l#*.}; f=${f#0}; '
+                  f'[ $(( i * 100 + f )) -lt {limit} ]')
         lines.append("ExecCondition=@" + " ".join(escape.exec_word(w) for w in
-                                                   (AWK, "awk", script, "/proc/loadavg")))
+                                                   (SHELL, "sh", "-c", script)))
     if s.access_times:
         tests = " || ".join(
             (f"[ $m -ge {a} ] && [ $m -le {b} ]") if a <= b else
