@@ -27,6 +27,7 @@ import ssl
 import struct
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -50,6 +51,7 @@ class Counters:
     kernel_drops: int = 0  # datagrams the kernel dropped (receive buffer full)
     connections: int = 0
     truncated: int = 0  # datagrams longer than the buffer, delivered cut
+    errors: int = 0  # internal errors caught by the loop
 
     def total(self) -> int:
         return sum(self.received.values())
@@ -161,7 +163,11 @@ class Listener:
         select = self.selector.select
         while self._running:
             for key, _ in select(STATUS_INTERVAL):
-                key.data(key.fileobj)
+                try:
+                    key.data(key.fileobj)
+                except Exception:  # a bug must cost one batch, not every later message
+                    self.counters.errors += 1
+                    self.log("internal error (please report):\n" + traceback.format_exc())
             self.router.flush()
             while self._signals:
                 self._handle_signal(self._signals.pop(0))
@@ -414,6 +420,8 @@ class Listener:
                 f"dropped by the kernel {c.kernel_drops}; open connections {len(self.connections)}")
         if c.truncated:
             text += f"; truncated datagrams {c.truncated}"
+        if c.errors:
+            text += f"; internal errors {c.errors}"
         return text
 
     def _notify(self, what: str, text: str | None = None) -> None:

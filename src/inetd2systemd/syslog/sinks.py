@@ -396,10 +396,10 @@ class JournalSink(Sink):
         try:
             self._sendv(*journal_fields(message))
             self.written += 1
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # journald gone; a value it refuses
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 10000 == 0:
-                _warn(f"journal write failed ({exc.strerror}); {self.dropped} dropped")
+                _warn(f"journal write failed ({exc}); {self.dropped} dropped so far")
 
 
 def journal_fields(m: Message) -> list[bytes]:
