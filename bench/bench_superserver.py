@@ -219,6 +219,15 @@ def summarize(lat: list[float], errors: int, seconds: float) -> dict:
             "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, "errors": errors}
 
 
+def median_result(runs: list[dict]) -> dict:
+    """Per field, the median over the rounds (errors: the total)."""
+    merged = {}
+    for field in runs[0]:
+        values = [r[field] for r in runs]
+        merged[field] = sum(values) if field == "errors" else statistics.median(values)
+    return merged
+
+
 def udp_wait(port: int, seconds: float, colds: int) -> dict:
     """Cold start (first answer after the handler exited) and sustained request rate."""
     cold = []
@@ -256,6 +265,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="per measurement (default 3)")
     parser.add_argument("--clients", type=int, default=2, help="client processes (default 2)")
     parser.add_argument("--colds", type=int, default=5, help="cold starts measured for UDP")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds, the daemons' order reversed each round; medians are "
+                             "reported (default 2: a busy machine drifts)")
     parser.add_argument("--only", action="append", choices=("inetd2systemd", "xinetd", "openbsd-inetd"))
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("unshare"):
@@ -280,24 +292,25 @@ def main() -> int:
     }
     wanted = args.only or list(daemons)
     wait_for = [(ports["echo"], False), (ports["i2s-cat"], False), (ports["i2s-udp"], True)]
-    table: dict[str, dict[str, dict]] = {}
-    for name in wanted:
-        if not os.path.exists(daemons[name][0]):
-            print(f"{name}: not installed, skipped")
-            continue
-        while any(listening(p, u) for p, u in wait_for):
-            time.sleep(0.1)  # the previous daemon's UDP handler still idling out
-        with Daemon(daemons[name], services, work / f"{name}.log") as daemon:
-            daemon.wait(wait_for)
-            time.sleep(0.3)
-            row = table.setdefault(name, {})
-            row["echo"] = run_clients(_echo_client, ports["echo"], args.clients, args.seconds)
-            row["cat"] = run_clients(_cat_client, ports["i2s-cat"], args.clients, args.seconds)
-            row["udp"] = udp_wait(ports["i2s-udp"], args.seconds, args.colds)
-        print(f"{name}: done", file=sys.stderr)
+    wanted = [n for n in wanted if os.path.exists(daemons[n][0]) or print(f"{n}: not installed")]
+    samples: dict[str, dict[str, list[dict]]] = {n: {"echo": [], "cat": [], "udp": []} for n in wanted}
+    for round_ in range(args.rounds):
+        for name in (wanted if round_ % 2 == 0 else wanted[::-1]):
+            while any(listening(p, u) for p, u in wait_for):
+                time.sleep(0.1)  # the previous daemon's UDP handler still idling out
+            with Daemon(daemons[name], services, work / f"{name}.log") as daemon:
+                daemon.wait(wait_for)
+                time.sleep(0.3)
+                row = samples[name]
+                row["echo"].append(run_clients(_echo_client, ports["echo"], args.clients, args.seconds))
+                row["cat"].append(run_clients(_cat_client, ports["i2s-cat"], args.clients, args.seconds))
+                row["udp"].append(udp_wait(ports["i2s-udp"], args.seconds, args.colds))
+            print(f"round {round_ + 1}: {name} done", file=sys.stderr)
+    table = {name: {key: median_result(runs) for key, runs in row.items()} for name, row in samples.items()}
 
-    print(f"\n{args.clients} client processes, {args.seconds:g} s per measurement, "
-          f"{os.cpu_count()} CPUs, logs in {work}\n")
+    print(f"\n{args.clients} client processes, {args.seconds:g} s per measurement, median of "
+          f"{args.rounds} rounds, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}, logs in {work}\n")
     print(f"{'path':<34}" + "".join(f"{n:>18}" for n in table))
     lines = [("(a) internal echo, conn/s", "echo", "rate", "{:.0f}"),
              ("    p50 / p99 ms", "echo", None, None),
