@@ -75,7 +75,7 @@ def test_free_values_and_comments_stay_on_one_line():
     ("a@b c/d", "a-b-c-d"),
     ("-.hidden", "hidden"),
     ("@", "service"),
-    ("host:echo", "host:echo"),
+    ("host:echo", "host-echo"),  # `:` is valid but systemd-analyze verify misreads it
 ])
 def test_unit_stem(text, stem):
     assert escape.unit_stem(text) == stem

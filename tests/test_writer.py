@@ -396,6 +396,8 @@ def test_superserver_engine_one_service_and_a_named_socket_per_service():
     assert get(main, "Service", "ExecStart") == [
         '@"/usr/bin/inetd2systemd" "/usr/bin/inetd2systemd" "serve" "-c" "/etc/inetd.conf" '
         '"-c" "/etc/xinetd.conf"']
+    assert get(main, "Service", "Type") == ["notify"]
+    assert get(main, "Service", "Sockets") == [" ".join(names[1:])]
     tftp = one(units, "inetd2systemd-superserver-tftp.socket")
     assert get(tftp, "Socket", "FileDescriptorName") == ["tftp"]
     assert get(tftp, "Socket", "Service") == ["inetd2systemd-superserver.service"]
@@ -437,3 +439,18 @@ def test_a_varied_set_passes_systemd_analyze_verify(tmp_path: Path):
     problems = [line for line in result.stderr.splitlines()
                 if "Special user" not in line and line.strip()]
     assert result.returncode == 0 and not problems, result.stderr
+
+
+@pytest.mark.skipif(VERIFY is None, reason="systemd-analyze is not installed")
+def test_the_superserver_engine_set_passes_systemd_analyze_verify(tmp_path: Path):
+    services = [svc("echo", 7, internal="echo", id="echo-stream"),
+                svc("tftp", 69, kind=SocketType.DGRAM, wait=True, id="tftp:udp",
+                    listens=(Listen(Family.IPV6, 69), Listen(Family.DUAL, 70)))]
+    units, _ = render(services, WriterOptions(engine="superserver",
+                                              command=("/usr/bin/env", "inetd2systemd"),
+                                              config_paths=("/etc/inetd.conf",)))
+    for unit in units:
+        (tmp_path / unit.name).write_text(unit.text)
+    result = subprocess.run([VERIFY, "verify", *sorted(str(p) for p in tmp_path.iterdir())],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr

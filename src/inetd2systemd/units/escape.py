@@ -21,9 +21,11 @@ from __future__ import annotations
 import os
 import re
 
-# Characters a unit name may contain (systemd's unit_name_is_valid, minus `@`, which
-# would turn the name into a template or instance, and `\`, which we never need).
-UNIT_NAME_CHARS = re.compile(r"[^A-Za-z0-9:_.\-]")
+# Characters a unit name may contain: systemd's unit_name_is_valid minus `@` (it would
+# make the name a template or an instance), `\` (never needed) and `:`, which systemd
+# accepts in names but `systemd-analyze verify FILE` misreads ("Couldn't process
+# aliases"), so a unit named with it could not be checked.
+UNIT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 # Unit names, including the ".socket" suffix, are limited to 255 bytes; keep room for
 # our own suffixes ("-rearm", "@.service", a split counter).
 MAX_STEM = 200

@@ -625,7 +625,8 @@ def _render_superserver(services: Sequence[Service], opts: WriterOptions,
     argv = [*command, "serve"]
     for path in opts.config_paths:
         argv += ["-c", path]
-    lines += ["", "[Service]", "Type=simple",
+    # The superserver says READY=1 once every service is set up (runtime.notify).
+    lines += ["", "[Service]", "Type=notify",
               "ExecStart=@" + " ".join(escape.exec_word(w) for w in (argv[0], *argv))]
     if sockets:
         lines.append("Sockets=" + " ".join(sockets))
