@@ -254,6 +254,8 @@ def test_rhel_host_migration_with_real_xinetd(host):
     c = host
     copy_tree_etc(c, "rhel-xinetd", ["xinetd.conf", "xinetd.d", "services", "hosts.allow",
                                      "hosts.deny"])
+    c.write("/etc/protocols", Path("/etc/protocols").read_text())  # xinetd looks tcp/udp up
+    c.run("rm", "-f", "/etc/inetd.conf")  # this host is an xinetd host only
     c.write("/etc/systemd/system/xinetd.service", textwrap.dedent(f"""\
         [Unit]
         Description=xinetd (the legacy host's superserver)
