@@ -89,6 +89,17 @@ CONF = """\
 127.0.0.1:i2s-hang  stream tcp4 nowait root /bin/sleep sleep 1000
 127.0.0.1:i2s-fds   stream tcp4 nowait root /bin/ls ls -1 /proc/self/fd
 127.0.0.1:i2s-lfd   stream tcp4 nowait root {python} {python} {work}/lfd.py
+127.0.0.1:i2s-load  stream tcp4 wait   root {python} {python} {work}/waitsrv.py
+"""
+
+# A wait-type stream server: it gets the listening socket itself, accepts until idle.
+WAIT_SERVER = """\
+import os, select, socket
+listener = socket.socket(fileno=0)
+while select.select([listener], [], [], 0.7)[0]:
+    conn, _ = listener.accept()
+    conn.sendall(f"{os.getpid()}\\n".encode())
+    conn.close()
 """
 
 LISTEN_FDS_CHILD = """\
@@ -115,6 +126,7 @@ def setup(tmp_path):
     crash.write_text("#!/bin/sh\nkill -SEGV $$\n")  # inetd.conf has no quoting for sh -c
     crash.chmod(0o755)
     (tmp_path / "lfd.py").write_text(LISTEN_FDS_CHILD)
+    (tmp_path / "waitsrv.py").write_text(WAIT_SERVER)
     conf = tmp_path / "inetd.conf"
     conf.write_text(conf_text(tmp_path))
     return tmp_path, ports, services, conf
@@ -219,6 +231,44 @@ def test_children_get_only_their_socket_and_find_it_with_listen_fds(setup):
         # ls itself opens /proc/self/fd as 3: nothing of the superserver's leaks in
         assert tcp_exchange(ports["i2s-fds"]) == b"0\n1\n2\n3\n"
         assert tcp_exchange(ports["i2s-lfd"]) == b"1 socket(s), connected to 127.0.0.1\n"
+    finally:
+        daemon.stop()
+
+
+@needs_root
+def test_wait_stream_server_gets_the_listener_and_is_restarted_after_it_exits(setup):
+    work, ports, services, conf = setup
+    daemon = start(setup, wait_ports=("i2s-load",))
+    try:
+        first = [tcp_exchange(ports["i2s-load"]) for _ in range(3)]
+        # one server took all three: the superserver stopped watching while it ran
+        assert len(set(first)) == 1 and first[0].strip().isdigit(), first
+        pid = int(first[0])
+        assert wait_until(lambda: f"EXIT: i2s-load pid={pid}" in daemon.log())
+        again = tcp_exchange(ports["i2s-load"])
+        assert again.strip().isdigit() and int(again) != pid  # re-armed: a new server
+        assert daemon.log().count("START: i2s-load") == 2
+    finally:
+        daemon.stop()
+
+
+@needs_root
+def test_xinetd_cps_closes_the_service_then_reopens_it_after_the_pause(setup):
+    work, ports, services, conf = setup
+    xconf = work / "xinetd.conf"
+    xconf.write_text("service i2s-cat\n{\n socket_type = stream\n wait = no\n user = root\n"
+                     " bind = 127.0.0.1\n server = /bin/cat\n cps = 2 1\n}\n")
+    daemon = Superserver("inetd2systemd", ours_argv(xconf), work, services).start(
+        [(ports["i2s-cat"], False)])
+    try:
+        burst = [socket.create_connection(("127.0.0.1", ports["i2s-cat"]), timeout=10) for _ in range(3)]
+        assert wait_until(lambda: socket_inode(ports["i2s-cat"]) is None)  # off: closed
+        assert tcp_exchange(ports["i2s-cat"], b"x\n") == "refused"
+        for s in burst:
+            s.close()
+        assert wait_until(lambda: socket_inode(ports["i2s-cat"]) is not None, timeout=5)
+        assert tcp_exchange(ports["i2s-cat"], b"back\n") == b"back\n"
+        assert "service on again" in daemon.log()
     finally:
         daemon.stop()
 
