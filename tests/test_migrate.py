@@ -332,3 +332,16 @@ def test_record_transcripts_covers_every_enabled_service(tmp_path):
     migration, exp = plan_sample("debian-inetd", tmp_path)
     records = record_transcripts(migration, ["127.0.0.1"], {})
     assert {r["service"] for r in records} == set(exp["services"])
+
+
+def test_standalone_script_runs_from_a_source_checkout(tmp_path):
+    """contrib/xinetd-import/xinetd-import with a Python that has no inetd2systemd installed."""
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        pytest.skip("no system Python to run the script outside the virtual environment")
+    script = ROOT / "contrib" / "xinetd-import" / "xinetd-import"
+    out = subprocess.run([python, str(script), str(SAMPLES / "rhel-xinetd"), "-o", str(tmp_path / "o"),
+                          "--no-port-check"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1].startswith("inetd2systemd-import: ")
+    assert (tmp_path / "o" / "report.html").exists()

@@ -294,3 +294,22 @@ def test_compiled_access_is_never_wider(allow_rules, deny_rules, addresses, host
             assert tw.allows("svc", address, hostname), (address, hostname)
         if compiled.exact:
             assert allowed_by(compiled, address) == tw.allows("svc", address, hostname)
+
+
+@pytest.mark.parametrize("allow, why", [
+    ("in.fingerd@192.0.2.1 : 10.0.0.0/8\n", "server address"),       # daemon@host
+    ("in.fingerd : 10.0.0.*\n", "host name"),                         # wildcards
+    ("in.fingerd : /etc/hosts.trusted\n", "read from a file"),        # pattern file
+])
+def test_other_forms_systemd_cannot_check_are_reported(allow, why):
+    tw = wrappers(allow, "ALL: ALL\n")
+    compiled = tw.compile("in.fingerd", "finger")
+    assert compiled.allow == () and not compiled.exact
+    assert why in compiled.findings[0].message
+
+
+def test_daemon_at_host_matches_the_daemon_part_at_runtime():
+    tw = wrappers("in.fingerd@192.0.2.1 : 10.0.0.0/8\n", "ALL: ALL\n")
+    assert tw.allows("in.fingerd", "10.1.1.1")
+    assert not tw.allows("in.telnetd", "10.1.1.1")
+    assert tw.compile("in.telnetd").allow == ()  # not named: only hosts.deny applies
