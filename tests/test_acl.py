@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 

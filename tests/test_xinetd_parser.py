@@ -11,7 +11,7 @@ import pytest
 
 from conftest import DATA, run_cli
 from inetd2systemd.config import load
-from inetd2systemd.config.services import load_services, parse_services
+from inetd2systemd.config.services import load_services
 from inetd2systemd.config.xinetd import ATTRIBUTES, looks_like_xinetd, parse_xinetd, \
     read_xinetd, read_xinetd_dir
 from inetd2systemd.errors import ConfigError

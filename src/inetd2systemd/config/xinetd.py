@@ -136,8 +136,6 @@ class Assignment(NamedTuple):
     value_column: int  # of the first value (or where it would be)
 
 
-
-
 def logical_lines(text: str) -> list[tuple[int, str]]:
     """(line number, text) of every line that is neither blank nor a comment."""
     result = []
