@@ -154,12 +154,15 @@ class Arbiter:
         self.log.notice(f"started: {len(self.units)} services on {len(self.endpoints)} sockets")
         select = self.selector.select
         flush = self.log.flush
+        pool = self._pool
         while not self._stopping:
             timeout = self._next_timeout()
             # Callbacks take the event mask: runtime.internal registers its connections
             # on this same selector with that convention.
             for key, mask in select(timeout):
                 key.data(mask)
+            if pool.done:
+                self._collect_spawns()
             if self._signals:
                 self._handle_signals()
             if self._timers:
