@@ -464,3 +464,8 @@ def test_cli_verbose_says_which_files_xinetd_would_skip():
     quiet = run_cli("convert", "--dry-run", "--services", str(CORPUS / "services"),
                     str(CORPUS / "xinetd.d"))
     assert "tftp.rpmsave" not in quiet.stderr + quiet.stdout
+
+
+def test_error_column_points_at_the_bad_value_not_the_first():
+    err = errors_of(f"service nrpe\n{{\n{BASE}only_from = 10.0.0.1 10.0.{{1,,2}}\n}}\n")
+    assert (err.line, err.column) == (7, 22)

@@ -134,6 +134,7 @@ class Assignment(NamedTuple):
     line: int
     column: int  # of the name
     value_column: int  # of the first value (or where it would be)
+    text: str = ""  # the line itself, to point at a later value in an error
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
@@ -175,7 +176,7 @@ def parse_assignment(line: str, number: int, file: str) -> Assignment:
         value_column = line.find(values[0], op_column - 1 + len(op)) + 1
     else:
         value_column = op_column + len(op)
-    return Assignment(name, op, tuple(values), number, column, value_column)
+    return Assignment(name, op, tuple(values), number, column, value_column, line)
 
 
 def looks_like_xinetd(text: str) -> bool:
@@ -290,7 +291,13 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
 
 
 def _value_columns(a: Assignment) -> list[int]:
-    return [a.value_column] * len(a.values)  # good enough: the line is what matters
+    """1-based column of each value (only computed when a value is checked)."""
+    columns, position = [], a.value_column - 1
+    for value in a.values:
+        found = a.text.find(value, position)
+        columns.append(found + 1 if found >= 0 else a.value_column)
+        position = found + len(value) if found >= 0 else position
+    return columns
 
 
 def _same_entry(name: str, value: str, removed: list[str]) -> bool:
