@@ -265,7 +265,8 @@ def test_rhel_host_migration_with_real_xinetd(host):
         WantedBy=multi-user.target
         """))
     c.systemctl("daemon-reload")
-    c.systemctl("enable", "--now", "xinetd.service")
+    # started by hand, not enabled: rollback must bring back exactly that
+    c.systemctl("start", "xinetd.service")
     # xinetd's libwrap names the internal echo service "echo": .2 granted, .3 closed
     assert c.wait_for(lambda: client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n", timeout=15)
     assert client(c, "127.0.0.3", 7, "ping\n") in ("RESET", "DATA")
@@ -284,4 +285,5 @@ def test_rhel_host_migration_with_real_xinetd(host):
     assert client(c, "127.0.0.3", 13) == "TIMEOUT"
     rollback_and_compare(c, before)
     assert c.wait_for(lambda: client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n", timeout=15)
-    c.systemctl("disable", "--now", "xinetd.service")
+    assert c.systemctl("is-enabled", "xinetd.service", check=False).stdout.strip() == "disabled"
+    c.systemctl("stop", "xinetd.service")

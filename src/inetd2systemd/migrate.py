@@ -397,7 +397,7 @@ for u in $LEGACY; do
     echo "$u $($SYSTEMCTL is-enabled "$u" 2>/dev/null || true) $($SYSTEMCTL is-active "$u" 2>/dev/null || true)" >> "$STATE_DIR/legacy"
 done
 for f in $UNITS; do
-    [ -e "$UNIT_DIR/$f" ] && cp -p "$UNIT_DIR/$f" "$STATE_DIR/backup/$f"
+    if [ -e "$UNIT_DIR/$f" ]; then cp -p "$UNIT_DIR/$f" "$STATE_DIR/backup/$f"; fi
     echo "$f" >> "$STATE_DIR/units"
 done
 touch "$STATE_DIR/installed"
@@ -412,8 +412,8 @@ $SYSTEMCTL daemon-reload
 # The old superserver holds the ports: stop it before the sockets bind them.
 while read -r u enabled active; do
     [ -n "$u" ] || continue
-    [ "$active" = active ] && $SYSTEMCTL stop "$u"
-    [ "$enabled" = enabled ] && $SYSTEMCTL disable -q "$u"
+    if [ "$active" = active ]; then $SYSTEMCTL stop "$u"; fi
+    if [ "$enabled" = enabled ]; then $SYSTEMCTL disable -q "$u"; fi
 done < "$STATE_DIR/legacy"
 
 status=0
@@ -471,8 +471,8 @@ $SYSTEMCTL daemon-reload
 $SYSTEMCTL reset-failed 2>/dev/null || true
 while read -r u enabled active; do
     [ -n "$u" ] || continue
-    [ "$enabled" = enabled ] && $SYSTEMCTL enable -q "$u"
-    [ "$active" = active ] && $SYSTEMCTL start "$u"
+    if [ "$enabled" = enabled ]; then $SYSTEMCTL enable -q "$u"; fi
+    if [ "$active" = active ]; then $SYSTEMCTL start "$u"; fi
 done < "$STATE_DIR/legacy"
 rm -rf "$STATE_DIR"
 echo "rollback.sh: done; the legacy superserver is back as it was"
