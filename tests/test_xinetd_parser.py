@@ -4,7 +4,12 @@ Debian's stock files), bad input refused with file:line, units rendered from it.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -469,3 +474,50 @@ def test_cli_verbose_says_which_files_xinetd_would_skip():
 def test_error_column_points_at_the_bad_value_not_the_first():
     err = errors_of(f"service nrpe\n{{\n{BASE}only_from = 10.0.0.1 10.0.{{1,,2}}\n}}\n")
     assert (err.line, err.column) == (7, 22)
+
+
+# -- against the real xinetd: what it accepts, which duplicate wins --------------------------
+
+def test_the_packaged_xinetd_agrees_on_dgram_nowait_and_duplicates(tmp_path):
+    if not os.access("/usr/sbin/xinetd", os.X_OK) or os.geteuid() != 0:
+        pytest.skip("needs the packaged xinetd and root")
+    socks = [socket.socket() for _ in range(3)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    p1, p2, p3 = (s.getsockname()[1] for s in socks)
+    for s in socks:
+        s.close()
+    common = "\ttype = INTERNAL UNLISTED\n\tbind = 127.0.0.1\n\tflags = NOLIBWRAP\n\tuser = root\n"
+    text = (f"service echo\n{{\n{common}\tid = e-dgram\n\tsocket_type = dgram\n\twait = no\n"
+            f"\tport = {p1}\n}}\n"
+            f"service echo\n{{\n{common}\tid = e\n\tsocket_type = stream\n\twait = no\n"
+            f"\tport = {p2}\n}}\n"
+            f"service echo\n{{\n{common}\tid = e\n\tsocket_type = stream\n\twait = no\n"
+            f"\tport = {p3}\n}}\n"
+            f"service daytime\n{{\n{common}\tid = d\n\tsocket_type = stream\n\twait = no\n"
+            f"\tport = {p2}\n}}\n")
+    conf = tmp_path / "xinetd.conf"
+    conf.write_text(text)
+    ours = {(s.id, s.listens[0].port) for s in read_xinetd(conf, services=SERVICES).services}
+    assert ours == {("e-dgram", p1), ("e", p2), ("e-2", p3)}  # daytime on p2 left out
+    proc = subprocess.Popen(["/usr/sbin/xinetd", "-dontfork", "-f", str(conf), "-filelog",
+                             str(tmp_path / "log"), "-pidfile", str(tmp_path / "pid")],
+                            start_new_session=True)
+    try:
+        def tcp(port):
+            for _ in range(100):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=3) as c:
+                        c.sendall(b"who\n")
+                        return c.recv(64)
+                except ConnectionRefusedError:
+                    time.sleep(0.05)
+        assert tcp(p2) == b"who\n"  # the first entry (echo) holds the port, not daytime
+        assert tcp(p3) == b"who\n"  # the same id on another port is served too
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(3)
+            u.sendto(b"dgram nowait", ("127.0.0.1", p1))
+            assert u.recvfrom(64)[0] == b"dgram nowait"  # accepted, not rejected
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
