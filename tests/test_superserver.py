@@ -282,6 +282,7 @@ def test_a_crashing_or_hanging_server_affects_only_its_own_connection(setup):
         hung = socket.create_connection(("127.0.0.1", ports["i2s-hang"]), timeout=3)
         assert tcp_exchange(ports["i2s-cat"], b"unaffected\n") == b"unaffected\n"
         assert wait_until(lambda: "signal=SIGSEGV" in daemon.log())
+        assert wait_until(lambda: "START: i2s-hang" in daemon.log())
         sleeper = [line for line in daemon.log().splitlines() if "START: i2s-hang" in line]
         pid = int(sleeper[0].split("pid=")[1].split()[0])
         assert os.path.exists(f"/proc/{pid}")

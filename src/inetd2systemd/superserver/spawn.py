@@ -200,12 +200,11 @@ class SpawnPool:
     cores (measured: 795 -> 1645 spawns/s). Only the fast path runs here: a fork is
     never made from a thread (the fork path stays on the loop's thread).
 
-    Each finished job lands in `done` as (token, pid or None, OSError or None). The
-    loop collects them on its next turn; it is not woken for them (that cost three
-    system calls and a context switch per connection): the server's own exit, or the
-    next connection, wakes it soon enough, and a child reaped before it was collected
-    is matched up then. Only a failed start wakes the loop at once (`wake_fd`, a zero
-    byte: no signal has number 0), so that its client is answered and logged now.
+    Each finished job lands in `done` as (token, pid or None, OSError or None), and the
+    loop is woken through `wake_fd` (a zero byte: no signal has number 0) only when
+    `done` was empty: under load one wake-up collects a whole batch instead of costing
+    three system calls and a context switch per connection. A child reaped before its
+    start was collected is matched up then (the arbiter's early exits).
     """
 
     def __init__(self, wake_fd: int, workers: int = 2) -> None:
@@ -238,8 +237,9 @@ class SpawnPool:
                 error = exc
             finally:
                 os.close(fd)
+            first = not self.done
             self.done.append((token, pid, error))
-            if error is not None:
+            if first or error is not None:
                 try:
                     os.write(self._wake_fd, b"\0")
                 except OSError:
