@@ -284,9 +284,11 @@ def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None
     allow = intersect_allow(own.allow if own else None, access.allow)
     lines = ", ".join(str(r.source) for r in access.rules)
     shown = " ".join(allow) if allow else "nobody"
+    both = (" together with the service's own only_from/no_access (a client must pass "
+            "both, as under xinetd)") if own else ""
     notes.append(Finding(service.source, Severity.INFO if access.exact else Severity.WARNING,
-                         f"tcp_wrappers (daemon {daemon}, {lines}) carried as IPAddressDeny=any "
-                         f"IPAddressAllow={shown}"
+                         f"tcp_wrappers (daemon {daemon}, {lines}){both} carried as "
+                         f"IPAddressDeny=any IPAddressAllow={shown}"
                          + ("" if access.exact else " (stricter than before: see the rules above)"),
                          service.id))
     return replace(service, only_from=allow, no_access=(), tcp_wrapped=False), access, allow, notes
