@@ -16,6 +16,7 @@ import sys
 import textwrap
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 LAUNCHER = r"""
 import json, os, sys
@@ -230,3 +231,33 @@ def test_stdin_fallback_can_be_turned_off(tcp_listener):
 
 def test_nothing_passed_at_all_gives_no_sockets():
     assert report(launch("print(json.dumps(len(listen_fds())))")) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=12).filter(lambda t: not (t.isascii() and t.isdigit())))
+def test_any_count_that_is_not_plain_digits_is_an_activation_error(text):
+    """In-process (no fd is touched: the count is rejected before any fd is looked at)."""
+    from inetd2systemd import ActivationError, listen_fds
+
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+        expected = "negative" if int(text) else None
+    else:
+        expected = "is not a number"
+    saved = {k: os.environ.get(k) for k in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")}
+    try:
+        os.environ["LISTEN_PID"] = str(os.getpid())
+        if "\0" in text:
+            return  # cannot be in an environment at all
+        os.environ["LISTEN_FDS"] = text
+        if expected is None:  # "-0": zero, i.e. nothing passed
+            assert listen_fds(stdin=False) == []
+        else:
+            with pytest.raises(ActivationError, match=expected):
+                listen_fds(stdin=False)
+        assert "LISTEN_FDS" not in os.environ and "LISTEN_PID" not in os.environ
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
