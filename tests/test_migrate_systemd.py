@@ -273,10 +273,17 @@ def test_rhel_host_migration_with_real_xinetd(host):
 
     out = run_import(c, "--force")
     assert out.returncode == 0, out.stderr
+    out = run_import(c, "--check", "before", "--source", "127.0.0.2")
+    assert out.returncode == 0, out.stderr
     before = state(c)
     out = c.run("/root/out/install.sh", check=False)
     assert out.returncode == 0, out.stderr + out.stdout
     assert c.systemctl("is-active", "xinetd.service", check=False).stdout.strip() == "inactive"
+    out = run_import(c, "--check", "after", "--source", "127.0.0.2")
+    report = c.run("cat", "/root/out/report.md").stdout
+    table = report[report.index("## Equivalence check"):report.index("## Switching")]
+    assert out.returncode == 0 and "differs=0" in out.stdout, table
+    assert "| echo-stream | 127.0.0.2 |" in table and "| daytime-stream | 127.0.0.2 |" in table
     assert client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n"
     assert client(c, "127.0.0.3", 7, "ping\n") == "TIMEOUT"
     # daytime: 127.0.0.0/255.0.0.0 EXCEPT 127.0.0.3
