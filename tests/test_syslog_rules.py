@@ -173,3 +173,22 @@ def test_cli_check_and_bad_config_exit_codes(tmp_path):
                           "--listen", "udp:127.0.0.1:0"], capture_output=True, text=True, timeout=30)
     assert res.returncode == 2
     assert f"{bad}:2:6: unknown priority 'bogus'" in res.stderr
+
+
+def test_default_rules_journal_when_journald_runs_else_etc_syslog_conf(tmp_path, monkeypatch):
+    import argparse
+
+    from inetd2systemd.syslog import cli
+
+    conf = tmp_path / "syslog.conf"
+    conf.write_text("mail.* -/var/log/mail\n")
+    monkeypatch.setattr(cli, "SYSLOG_CONF", str(conf))
+    monkeypatch.setattr(cli, "JOURNAL_SOCKET", str(tmp_path / "journal-socket"))
+    args = argparse.Namespace(journal=False, config=None)
+    where, load = cli.choose_rules(args)
+    assert where == str(conf) and load().rules[0].action.target == "/var/log/mail"
+    (tmp_path / "journal-socket").touch()  # journald runs
+    where, load = cli.choose_rules(args)
+    assert where == "the journal" and load().rules[0].action.kind == "journal"
+    args.config = str(conf)  # an explicit file always wins
+    assert cli.choose_rules(args)[0] == str(conf)
