@@ -143,6 +143,7 @@ class Arbiter:
         configuration = self._load()
         self._report_findings(configuration)
         self._install_signals()
+        self._pool = SpawnPool(self._wake_w)
         self._apply(configuration)
         if not self.endpoints:
             raise ConfigError("no service could be started (see the messages above)")
@@ -180,7 +181,6 @@ class Arbiter:
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        self._pool = SpawnPool(self._wake_w)
         for signum in _HANDLED_SIGNALS:
             signal.signal(signum, _note_signal)
         self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wakeup)
@@ -605,7 +605,7 @@ class Arbiter:
                 pid = launcher.spawn(endpoint.sock.fileno())
             except OSError as exc:
                 self.log.error(f"FAIL: {unit.service.id} cannot start {launcher.path}: {exc.strerror}")
-                self._drain(endpoint)
+                self._refuse_one(endpoint)  # else the same failure on every loop turn
                 return
             if unit.service.wait:
                 self._unwatch(endpoint)
