@@ -90,6 +90,8 @@ CONF = """\
 127.0.0.1:i2s-fds   stream tcp4 nowait root /bin/ls ls -1 /proc/self/fd
 127.0.0.1:i2s-lfd   stream tcp4 nowait root {python} {python} {work}/lfd.py
 127.0.0.1:i2s-load  stream tcp4 wait   root {python} {python} {work}/waitsrv.py
+127.0.0.1:i2s-env   stream tcp4 nowait root /nonexistent/server server
+127.0.0.1:i2s-rate  dgram  udp4 wait   root /nonexistent/server server
 """
 
 # A wait-type stream server: it gets the listening socket itself, accepts until idle.
@@ -248,6 +250,22 @@ def test_wait_stream_server_gets_the_listener_and_is_restarted_after_it_exits(se
         again = tcp_exchange(ports["i2s-load"])
         assert again.strip().isdigit() and int(again) != pid  # re-armed: a new server
         assert daemon.log().count("START: i2s-load") == 2
+    finally:
+        daemon.stop()
+
+
+@needs_root
+def test_a_server_that_cannot_start_is_logged_once_per_request(setup):
+    work, ports, services, conf = setup
+    daemon = start(setup, wait_ports=("i2s-env", "i2s-cat"))
+    try:
+        assert tcp_exchange(ports["i2s-env"], b"anyone?\n") in (b"", "reset")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"anyone?", ("127.0.0.1", ports["i2s-rate"]))
+        assert wait_until(lambda: daemon.log().count("cannot start /nonexistent/server") == 2)
+        time.sleep(0.5)  # a wait service that failed must not be retried on every turn
+        assert daemon.log().count("cannot start /nonexistent/server") == 2
+        assert tcp_exchange(ports["i2s-cat"], b"fine\n") == b"fine\n"
     finally:
         daemon.stop()
 
