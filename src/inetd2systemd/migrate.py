@@ -488,7 +488,7 @@ echo "rollback.sh: done; the legacy superserver is back as it was"
 class Probe:
     send: bytes = b""
     read: int = 4096
-    wait: float = 1.5  # seconds to wait for more data before calling the answer complete
+    wait: float = 1.0  # seconds to wait for more data before calling the answer complete
 
 
 # What to say to each internal service; a program gets nothing unless --probes says.
@@ -513,7 +513,7 @@ def load_probes(path: str | None) -> dict[str, Probe]:
     for key, value in raw.items():
         out[key] = Probe(value.get("send", "").encode("latin-1").decode("unicode_escape")
                          .encode("latin-1"), int(value.get("read", 4096)),
-                         float(value.get("wait", 1.5)))
+                         float(value.get("wait", 1.0)))
     return out
 
 
@@ -528,7 +528,7 @@ def probe_target(service: Service) -> tuple[str, int] | None:
 
 
 def transcript(service: Service, probe: Probe, source: str | None = None,
-               timeout: float = 3.0, first_byte: float = 8.0) -> dict:
+               timeout: float = 2.0, first_byte: float = 8.0) -> dict:
     """Connect (or send one datagram), send, read: what a client sees."""
     target = probe_target(service)
     record = {"service": service.id, "source": source or "", "target": "", "outcome": "",
