@@ -391,8 +391,11 @@ def serve(services: list[InternalService], *, idle_timeout: float | None = None)
                 if not any(s.open for s in services):
                     return  # idle: systemd starts us again on the next request
                 continue
-            for key, mask in events:
-                key.data(mask)
+            try:
+                for key, mask in events:
+                    key.data(mask)
+            except Exception as exc:  # one bad connection must not end all the others
+                print(f"inetd2systemd internal: {type(exc).__name__}: {exc}", file=sys.stderr)
     finally:
         for service in services:
             service.unregister()
