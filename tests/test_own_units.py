@@ -70,3 +70,38 @@ def test_every_unit_loads_in_a_real_manager(loaded):
     for path in UNITS:
         assert loaded.show(path.name, "LoadState") == "loaded", path.name
         assert loaded.show(path.name, "LoadError").strip() in ("", '"" ""'), path.name
+
+
+ECHO_CLIENT = """
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10) as s:
+    s.sendall(b"ping\\n")
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while chunk := s.recv(100):
+        data += chunk
+print(data.decode())
+"""
+
+
+def test_superserver_unit_serves_an_unchanged_inetd_conf(loaded):
+    """The hardened unit still lets the superserver bind, switch users and serve."""
+    c = loaded
+    venv_cli = ROOT / ".venv" / "bin" / "inetd2systemd"
+    c.write("/etc/services", "echo 7/tcp\necho 7/udp\n")
+    c.write("/etc/inetd.conf", "echo stream tcp nowait root internal\n"
+                               "7007 stream tcp nowait nobody /bin/cat cat\n")
+    # the unit runs `/usr/bin/env inetd2systemd`: point it at this checkout's console script
+    c.write("/etc/systemd/system/inetd2systemd-superserver.service.d/test.conf",
+            f"[Service]\nExecStart=\nExecStart={venv_cli} serve --foreground\n")
+    c.systemctl("daemon-reload")
+    c.systemctl("start", "inetd2systemd-superserver.service")
+    try:
+        assert c.show("inetd2systemd-superserver.service", "ActiveState") == "active"
+        assert c.python(ECHO_CLIENT, "7").stdout.strip() == "ping"  # internal, in-process
+        assert c.python(ECHO_CLIENT, "7007").stdout.strip() == "ping"  # /bin/cat as nobody
+        c.systemctl("reload", "inetd2systemd-superserver.service")
+        assert c.wait_for(lambda: c.python(ECHO_CLIENT, "7", check=False).stdout.strip() == "ping")
+        assert c.show("inetd2systemd-superserver.service", "ActiveState") == "active"
+    finally:
+        c.systemctl("stop", "inetd2systemd-superserver.service", check=False)
