@@ -173,6 +173,7 @@ def test_every_unit_starts_with_the_marker_and_the_source_line():
     (Listen(Family.IPV4, 23), "0.0.0.0:23", None),
     (Listen(Family.IPV4, 23, "127.0.0.1"), "127.0.0.1:23", None),
     (Listen(Family.IPV6, 23, "::1"), "[::1]:23", "ipv6-only"),
+    (Listen(Family.IPV6, 23, "fe80::1%eth0"), "[fe80::1%%eth0]:23", "ipv6-only"),
 ])
 def test_addresses_and_ipv6_binding_are_explicit(listen, value, bind):
     units, _ = render([svc("telnet", listens=(listen,))])
@@ -282,6 +283,14 @@ def test_a_server_path_systemd_would_refuse_is_an_error_and_no_units(server):
     units, findings = render([svc(server=server, argv=("x",))])
     assert units == ()
     assert [f.severity for f in findings] == [Severity.ERROR]
+
+
+@pytest.mark.parametrize("field, value", [("user", "bad user"), ("group", "a:b"),
+                                          ("user", "-x"), ("supplementary_groups", ("ok", ""))])
+def test_a_user_systemd_would_ignore_is_an_error_not_a_root_service(field, value):
+    units, findings = render([svc(**{field: value})])
+    assert units == () and [f.severity for f in findings] == [Severity.ERROR]
+    assert "root" in findings[0].message
 
 
 def test_user_group_and_exec_settings():

@@ -134,3 +134,19 @@ def unit_stem(text: str) -> str:
         digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
         stem = f"{stem[:MAX_STEM - 11]}-{digest}"
     return stem
+
+
+def user_problem(name: str) -> str | None:
+    """Why systemd would not take `name` for User=/Group=/SupplementaryGroups=, or None.
+
+    systemd ignores an invalid User= with a warning and then runs the service as root,
+    so a name it would refuse must stop the conversion of that service instead."""
+    if not name or name in (".", "..") or len(name) > 256:
+        return f"not a valid user or group name: {name!r}"
+    if name.startswith("-") or any(c.isspace() or not c.isprintable() or c in ":/,"
+                                   for c in name):
+        return f"not a valid user or group name: {name!r}"
+    if name.isdigit() and int(name) in (65535, 4294967295) or \
+            name.isdigit() and int(name) > 4294967295:
+        return f"not a usable numeric user or group id: {name}"
+    return None

@@ -156,8 +156,12 @@ def _listen_directive(service: Service) -> str:
 
 
 def _listen_value(listen: Listen) -> str:
+    return escape.value(_address(listen))
+
+
+def _address(listen: Listen) -> str:
     if listen.family is Family.UNIX:
-        return escape.value(str(listen.host))
+        return str(listen.host)
     host = listen.host
     if host is None or host in ("*", ""):
         return f"0.0.0.0:{listen.port}" if listen.family is Family.IPV4 else f"[::]:{listen.port}"
@@ -225,6 +229,10 @@ def _refusal(service: Service) -> str | None:
     reason = _socket_refusal(service)
     if reason:
         return reason
+    for name in (service.user, service.group, *(service.supplementary_groups or ())):
+        problem = name is not None and escape.user_problem(name)
+        if problem:
+            return f"{problem} (systemd would ignore it and run the service as root)"
     if service.internal is not None:
         if service.internal not in INTERNAL_NAMES:
             return (f"internal service {service.internal!r} has no equivalent (the suite "
@@ -527,7 +535,7 @@ def _render_one(plan: _Plan, names: _Names, opts: WriterOptions, command: tuple[
     for index, listens in enumerate(groups, 1):
         stem = names.take(s.id if len(groups) == 1 else f"{s.id}-{index}")
         rearm = None if opts.systemd_version >= 255 else f"{stem}-rearm.service"
-        where = ", ".join(_listen_value(li) for li in listens)
+        where = ", ".join(_address(li) for li in listens)
         what = (f"{s.name} ({s.socket_type.value}/{s.protocol}, "
                 f"{'wait' if s.wait else 'nowait'}) on {where}")
         if plan.mode == "accept":
