@@ -220,8 +220,8 @@ def test_rate_limit_fails_the_socket_and_a_rearm_unit_brings_it_back():
     assert get(sock, "Unit", "OnFailure") == ["finger-rearm.service"]
     rearm = one(units, "finger-rearm.service")
     assert get(rearm, "Service", "ExecStart") == [
-        "/usr/bin/sleep 600s", "/usr/bin/systemctl reset-failed finger.socket",
-        "/usr/bin/systemctl --no-block start finger.socket"]
+        "sleep 600s", "systemctl reset-failed finger.socket",
+        "systemctl --no-block start finger.socket"]
     assert get(rearm, "Unit", "PartOf") == ["finger.socket"]
 
 

@@ -56,8 +56,10 @@ SAFETY_RATE = RateLimit(count=1000, interval=1, pause=10)
 UNIX_SOCKET_MODE = "0666"
 
 SOCKET_PROXYD = "/lib/systemd/systemd-socket-proxyd"
-SYSTEMCTL = "/usr/bin/systemctl"
-SLEEP = "/usr/bin/sleep"
+# Bare names: systemd looks them up in its fixed search path, which finds them whether
+# or not /usr is merged (/bin/sleep vs /usr/bin/sleep).
+SYSTEMCTL = "systemctl"
+SLEEP = "sleep"
 SHELL = "/bin/sh"
 BASH = "/bin/bash"
 
