@@ -10,6 +10,7 @@ the peers and for us alike.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import shutil
@@ -197,7 +198,9 @@ def tcp_exchange(port: int, send: bytes = b"", read: int | None = None, timeout:
         return "reset"
     except socket.timeout:
         return "timeout"
-    except OSError as exc:  # ENOTCONN: reset between connect() and our first call
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:  # reset between connect() and our shutdown()
+            return "reset"
         return f"error {exc.errno}"
 
 

@@ -295,6 +295,7 @@ def test_xinetd_cps_closes_the_service_then_reopens_it_after_the_pause(setup):
 def test_a_crashing_or_hanging_server_affects_only_its_own_connection(setup):
     work, ports, services, conf = setup
     daemon = start(setup, wait_ports=("i2s-cat", "i2s-crash", "i2s-hang"))
+    hung = None
     try:
         assert tcp_exchange(ports["i2s-crash"], b"boom\n") in (b"", "reset")
         hung = socket.create_connection(("127.0.0.1", ports["i2s-hang"]), timeout=3)
@@ -306,7 +307,8 @@ def test_a_crashing_or_hanging_server_affects_only_its_own_connection(setup):
         assert os.path.exists(f"/proc/{pid}")
     finally:
         daemon.stop()
-        hung.close()
+        if hung is not None:
+            hung.close()
     # xinetd(8): stopping terminates the running servers too
     assert wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
                       open(f"/proc/{pid}/stat").read().split()[2] == "Z")
