@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from inetd2systemd.config.inetd import parse_inetd
 from inetd2systemd.model import (Family, Listen, RateLimit, Redirect, Service, SocketType,
                                  Source)
 from inetd2systemd.units.writer import UNLIMITED_CONNECTIONS, WriterOptions, render
@@ -64,10 +65,10 @@ def all_services() -> list[Service]:
     services.append(svc("handler", 5000, server=HANDLER_PATH,
                         argv=(AWKWARD[0], "-c", HANDLER_CODE, *AWKWARD[1:]), user="nobody",
                         rate=RateLimit(256, 60, 600)))
-    # `tftp dgram udp4 wait root /usr/sbin/in.tftpd in.tftpd -s /srv/tftp`
-    services.append(svc("tftp", 69, kind=SocketType.DGRAM, wait=True, server="/usr/sbin/in.tftpd",
-                        argv=("in.tftpd", "-s", "/srv/tftp"), user="root",
-                        rate=RateLimit(256, 60, 600)))
+    # The classic line itself, through the inetd.conf reader (numeric port: the test
+    # does not depend on this host's /etc/services)
+    services += parse_inetd("69 dgram udp4 wait root /usr/sbin/in.tftpd in.tftpd -s /srv/tftp\n",
+                            "/etc/inetd.conf").services
     # `nowait.3`-like: over 3 starts in 5 s the service is off (until the interval ends)
     services.append(svc("limited", 5001, server="/usr/bin/python3",
                         argv=("limited", "-c", "print('ok')"), rate=RateLimit(3, 5, 2)))
