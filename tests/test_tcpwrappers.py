@@ -283,7 +283,7 @@ def render(rules) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(rule, max_size=4), st.lists(rule, max_size=4), st.lists(ipv4, min_size=1, max_size=6),
        names)
 def test_compiled_access_is_never_wider(allow_rules, deny_rules, addresses, hostname):
@@ -313,3 +313,87 @@ def test_daemon_at_host_matches_the_daemon_part_at_runtime():
     assert tw.allows("in.fingerd", "10.1.1.1")
     assert not tw.allows("in.telnetd", "10.1.1.1")
     assert tw.compile("in.telnetd").allow == ()  # not named: only hosts.deny applies
+
+
+# -- /etc/hosts: names a reverse lookup answers without DNS ---------------------------------
+
+from inetd2systemd.config.tcpwrappers import parse_hosts_file, read_host_names  # noqa: E402
+
+HOSTS = """\
+127.0.0.1\tlocalhost
+127.0.1.1\toldhost.lan.example.org oldhost
+10.0.0.5\tbuild.lan.example.org build
+10.0.0.6\tbuild.lan.example.org
+# the following lines are desirable for IPv6 capable hosts
+::1     localhost ip6-localhost ip6-loopback
+"""
+
+
+def test_hosts_file_first_name_and_forward_check():
+    names = parse_hosts_file(HOSTS)
+    ip = ipaddress.ip_address
+    assert names[ip("127.0.0.1")] == "localhost" and names[ip("::1")] == "localhost"
+    assert names[ip("127.0.1.1")] == "oldhost.lan.example.org"
+    # build.lan.example.org looks up forward to 10.0.0.5: for 10.0.0.6 libwrap's double
+    # check fails, its name counts as unknown
+    assert ip("10.0.0.6") not in names
+
+
+def test_names_from_etc_hosts_are_granted_surely():
+    names = parse_hosts_file(HOSTS)
+    tw = wrappers("ALL: localhost\nin.fingerd: .lan.example.org\n", "ALL: ALL\n")
+    compiled = tw.compile("in.fingerd", names=names)
+    assert set(compiled.allow) == {"127.0.0.1/32", "127.0.1.1/32", "10.0.0.5/32", "::1/128"}
+    assert not compiled.exact  # an address outside /etc/hosts may still resolve in DNS
+    assert "from /etc/hosts" in compiled.findings[0].message
+    # LOCAL: names without a dot
+    local = wrappers("ALL: LOCAL\n", "ALL: ALL\n").compile("x", names=names)
+    assert set(local.allow) == {"127.0.0.1/32", "::1/128"}
+
+
+def test_a_name_denial_spares_addresses_whose_name_is_known_to_differ():
+    names = parse_hosts_file(HOSTS + "192.0.2.1 ok.example.net\n10.0.0.9 x.evil.example\n")
+    tw = wrappers("in.ftpd: 10.0.0.0/8\n", "in.ftpd: .evil.example\n")
+    compiled = tw.compile("in.ftpd", names=names)
+    assert allowed_by(compiled, "192.0.2.1") and allowed_by(compiled, "127.0.0.1")
+    assert allowed_by(compiled, "10.0.0.9")  # granted by hosts.allow before hosts.deny
+    assert not allowed_by(compiled, "198.51.100.1")  # unknown: could be in .evil.example
+
+
+def test_rules_that_cannot_matter_are_not_reported():
+    """Nothing follows a name rule and the default grants: exact, no warning."""
+    compiled = wrappers("sshd: .example.com\n").compile("sshd")
+    assert compiled.allow is None and compiled.exact and compiled.findings == ()
+
+
+def test_read_host_names_only_when_files_come_first(tmp_path):
+    (tmp_path / "hosts").write_text(HOSTS)
+    assert read_host_names(tmp_path) is None  # no nsswitch.conf: glibc asks DNS first
+    (tmp_path / "nsswitch.conf").write_text("passwd: files\nhosts:          dns files\n")
+    assert read_host_names(tmp_path) is None
+    (tmp_path / "nsswitch.conf").write_text("passwd: files\nhosts:          files dns\n")
+    assert read_host_names(tmp_path)[ipaddress.ip_address("127.0.0.1")] == "localhost"
+
+
+TABLE = parse_hosts_file(HOSTS + "192.0.2.7 gate.example.com\n10.9.0.1 a.evil.org\n")
+table_addresses = st.sampled_from([str(a) for a in TABLE if a.version == 4])
+table_names = st.sampled_from([".example.com", "gate.example.com", "LOCAL", "KNOWN", "UNKNOWN",
+                               "localhost", ".lan.example.org", ".evil.org", "PARANOID"])
+client_list_n = st.lists(st.one_of(v4_pattern, table_names), min_size=1, max_size=3)
+rule_n = st.tuples(st.sampled_from(["svc", "ALL"]), client_list_n, st.one_of(st.none(), client_list_n),
+                   st.sampled_from(["", " : allow", " : deny"]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(rule_n, max_size=4), st.lists(rule_n, max_size=4),
+       st.lists(st.one_of(ipv4, table_addresses), min_size=1, max_size=6), names)
+def test_compiled_access_with_etc_hosts_is_never_wider(allow_rules, deny_rules, addresses, other):
+    """Addresses in /etc/hosts have their name from there; any other may have any name."""
+    tw = wrappers(render(allow_rules), render(deny_rules))
+    compiled = tw.compile("svc", names=TABLE)
+    for address in addresses:
+        hostname = TABLE.get(ipaddress.ip_address(address), other)
+        if allowed_by(compiled, address):
+            assert tw.allows("svc", address, hostname), (address, hostname)
+        if compiled.exact:
+            assert allowed_by(compiled, address) == tw.allows("svc", address, hostname)

@@ -43,7 +43,8 @@ from . import acl, preflight
 from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
 from .config import merge, read_one
 from .config.services import load_services
-from .config.tcpwrappers import Compiled, TcpWrappers, intersect_allow, read_tcpwrappers
+from .config.tcpwrappers import (Compiled, HostNames, TcpWrappers, intersect_allow,
+                                 read_host_names, read_tcpwrappers)
 from .errors import ConfigError
 from .model import Configuration, Family, Finding, Service, Severity, SocketType, Source
 
@@ -208,6 +209,7 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
         raise ConfigError("no inetd.conf, xinetd.conf or xinetd.d: nothing to import", str(etc))
     configuration = merge(configurations)
     wrappers = read_tcpwrappers(etc)
+    names = read_host_names(etc)  # host-name rules become exact for /etc/hosts addresses
 
     general: list[Finding] = []
     by_id: dict[str, list[Finding]] = {}
@@ -227,7 +229,7 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
         if wrapped:
             daemon = service.libwrap_name or os.path.basename(
                 (service.argv[:1] or (service.server or service.id,))[0])
-        new, access, allow, notes = fold_access(service, wrappers, daemon)
+        new, access, allow, notes = fold_access(service, wrappers, daemon, names)
         folded.append((service, new, daemon, access, allow, notes))
 
     options = WriterOptions(prefix=prefix, systemd_version=systemd_version,
@@ -263,12 +265,13 @@ def _is_tcpd_note(f: Finding, daemon: str | None) -> bool:
     return daemon is not None and ("hosts.allow" in f.message and "tcpd" in f.message)
 
 
-def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None
+def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
+                names: HostNames | None = None
                 ) -> tuple[Service, Compiled | None, tuple[str, ...] | None, list[Finding]]:
     """The service with its tcp_wrappers rules folded into only_from (for the writer)."""
     if daemon is None:
         return service, None, _own_allow(service), []
-    access = wrappers.compile(daemon, service.id)
+    access = wrappers.compile(daemon, service.id, names=names)
     notes = list(access.findings)
     if access.allow is None:
         what = ("no rule in hosts.allow/hosts.deny names it" if not access.rules else

@@ -108,8 +108,9 @@ class TcpWrappers:
         """The rules whose daemon list may name `daemon`."""
         return tuple(r for r in self.rules if _daemon_list_tri(r.daemons, daemon) is not _NO)
 
-    def compile(self, daemon: str, service: str | None = None) -> "Compiled":
-        return compile_rules(self, daemon, service)
+    def compile(self, daemon: str, service: str | None = None, *,
+                names: "HostNames | None" = None) -> "Compiled":
+        return compile_rules(self, daemon, service, names=names)
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -140,6 +141,45 @@ def read_tcpwrappers(etc: str | Path) -> TcpWrappers:
             text = ""
         found[kind] = parse_hosts_access(text, str(path), kind=kind)
     return TcpWrappers(found["allow"], found["deny"])
+
+
+HostNames = dict  # ip_address -> the name a reverse lookup gives (lower case)
+
+
+def parse_hosts_file(text: str) -> HostNames:
+    """/etc/hosts as libwrap's reverse lookup sees it: each address's first name (first
+    line wins), kept only when that name looks up forward to the same address again
+    (libwrap's double check; otherwise the client's name is unknown to it)."""
+    names: HostNames = {}
+    forward: dict[tuple[str, int], object] = {}
+    for raw in text.splitlines():
+        words = raw.split("#", 1)[0].split()
+        if len(words) < 2:
+            continue
+        try:
+            address = ipaddress.ip_address(words[0].split("%", 1)[0])
+        except ValueError:
+            continue
+        names.setdefault(address, words[1].lower())
+        for name in words[1:]:
+            forward.setdefault((name.lower(), address.version), address)
+    return {a: n for a, n in names.items() if forward.get((n, a.version)) == a}
+
+
+def read_host_names(etc: str | Path) -> HostNames | None:
+    """The legacy host's /etc/hosts, when its nsswitch.conf asks `files` first for hosts
+    (then a reverse lookup of those addresses never reaches DNS); else None."""
+    etc = Path(etc)
+    try:
+        nsswitch = (etc / "nsswitch.conf").read_text(errors="replace")
+        hosts = (etc / "hosts").read_text(errors="replace")
+    except OSError:
+        return None
+    for line in nsswitch.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words and words[0] == "hosts:":
+            return parse_hosts_file(hosts) if words[1:2] == ["files"] else None
+    return None
 
 
 def _logical_lines(text: str):
@@ -355,38 +395,59 @@ class _Match:
     why: tuple[str, ...] = ()  # patterns that made sure != may
 
 
-def _pattern_match(pattern: str) -> _Match:
+def _by_name(pattern: str, names: HostNames | None, matches, what: str) -> _Match:
+    """A pattern on the client's host name. Addresses listed in the host's /etc/hosts
+    (looked up there first) have a known name: they surely match or surely do not;
+    any other address may have any name in DNS."""
+    if not names:
+        return _Match(NOTHING, ANY, (f"{pattern} ({what}: needs DNS at connect time)",))
+    yes = [ipaddress.ip_network(a) for a, n in names.items() if matches(n)]
+    no = [ipaddress.ip_network(a) for a, n in names.items() if not matches(n)]
+    shown = ", ".join(str(n.network_address) for n in yes) or "none"
+    return _Match(_union(yes), _subtract(ANY, no),
+                  (f"{pattern} ({what}: from /etc/hosts {shown}; other addresses need DNS "
+                   "at connect time)",))
+
+
+def _pattern_match(pattern: str, names: HostNames | None = None) -> _Match:
     upper = pattern.upper()
     if upper == "ALL":
         return _Match(ANY, ANY)
-    if upper in WILDCARDS:
-        return _Match(NOTHING, ANY, (f"{pattern} (depends on the client's host name)",))
+    if upper == "LOCAL":
+        return _by_name(pattern, names, lambda n: "." not in n, "host name without a dot")
+    if upper == "KNOWN":
+        return _by_name(pattern, names, lambda n: True, "known host name")
+    if upper in ("UNKNOWN", "PARANOID"):  # an /etc/hosts address is known and consistent
+        return _by_name(pattern, names, lambda n: False, "depends on the client's host name")
     if pattern.startswith("@"):
         return _Match(NOTHING, ANY, (f"{pattern} (NIS netgroup)",))
     if "@" in pattern:
         _user, _, host = pattern.partition("@")
-        inner = _pattern_match(host)
+        inner = _pattern_match(host, names)
         return _Match(NOTHING, inner.may, inner.why + (f"{pattern} (ident user lookup)",))
     if pattern.startswith("/"):
         return _Match(NOTHING, ANY, (f"{pattern} (patterns read from a file at connect time)",))
     nets = address_pattern(pattern)
     if nets is not None:
         return _Match(nets, nets)
-    if pattern.startswith("."):
-        return _Match(NOTHING, ANY, (f"{pattern} (domain name: needs DNS at connect time)",))
     if "/" in pattern and pattern.split("/")[0].replace(".", "").isdigit():
         return _Match(NOTHING, ANY, (f"{pattern} (netmask is not a CIDR prefix)",))
-    return _Match(NOTHING, ANY, (f"{pattern} (host name: needs DNS at connect time)",))
+    if any(c in pattern for c in "*?"):  # may also match the address as a string
+        return _Match(NOTHING, ANY, (f"{pattern} (host name wildcard)",))
+    lower = pattern.lower()
+    if pattern.startswith("."):
+        return _by_name(pattern, names, lambda n: n.endswith(lower), "domain name")
+    return _by_name(pattern, names, lambda n: n == lower, "host name")
 
 
-def _list_match(plist: PatternList) -> _Match:
-    parts = [_pattern_match(p) for p in plist.items]
+def _list_match(plist: PatternList, names: HostNames | None = None) -> _Match:
+    parts = [_pattern_match(p, names) for p in plist.items]
     sure = _union(*(m.sure for m in parts))
     may = _union(*(m.may for m in parts))
     why = tuple(w for m in parts for w in m.why)
     if plist.except_ is None:
         return _Match(sure, may, why)
-    exc = _list_match(plist.except_)
+    exc = _list_match(plist.except_, names)
     return _Match(_subtract(sure, exc.may), _subtract(may, exc.sure), why + exc.why)
 
 
@@ -405,28 +466,32 @@ class Compiled:
     findings: tuple[Finding, ...] = field(default=())
 
 
-def compile_rules(wrappers: TcpWrappers, daemon: str, service: str | None = None) -> Compiled:
-    undecided, granted = ANY, NOTHING
-    exact = True
-    findings: list[Finding] = []
-    applied = []
+def compile_rules(wrappers: TcpWrappers, daemon: str, service: str | None = None, *,
+                  names: HostNames | None = None) -> Compiled:
+    """The rules for one daemon, evaluated twice: strictly (a granting rule grants what
+    it surely matches, a refusing rule refuses what it may match) and widely (the other
+    way round). Whatever libwrap decides at connect time lies between the two; the
+    strict result is what systemd gets, and it is exact when both agree."""
+    applied, uncertain_by_rule = [], []
+    strict, wide = (ANY, NOTHING), (ANY, NOTHING)  # (undecided, granted)
     for rule in wrappers.rules:
         tri = _daemon_list_tri(rule.daemons, daemon)
         if tri is _NO:
             continue
         applied.append(rule)
-        match = _list_match(rule.clients)
+        match = _list_match(rule.clients, names)
         sure = match.sure if tri is _YES else NOTHING
-        why = match.why + ((f"daemon pattern {rule.daemons} (server address)",) if tri is _MAYBE else ())
-        uncertain = _intersect(_subtract(match.may, sure), undecided)
         grants = rule.grants and rule.twist is None
-        if grants:
-            granted = _union(granted, _intersect(sure, undecided))
-            undecided = _subtract(undecided, sure)
-        else:
-            undecided = _subtract(undecided, match.may)
-        if uncertain:
-            exact = False
+        uncertain_by_rule.append((rule, _intersect(_subtract(match.may, sure), strict[0]),
+                                  grants, match.why + ((f"daemon pattern {rule.daemons} (server "
+                                                        "address)",) if tri is _MAYBE else ())))
+        strict = _step(strict, sure if grants else match.may, grants)
+        wide = _step(wide, match.may if grants else sure, grants)
+    strict_granted = _union(strict[1], strict[0])
+    lost = _subtract(_union(wide[1], wide[0]), strict_granted)
+    findings: list[Finding] = []
+    for rule, uncertain, grants, why in uncertain_by_rule:
+        if _intersect(uncertain, lost):
             side = ("not granted: only the addresses it surely matches are let in" if grants
                     else "refused for every address it might match")
             findings.append(Finding(rule.source, Severity.WARNING,
@@ -434,9 +499,15 @@ def compile_rules(wrappers: TcpWrappers, daemon: str, service: str | None = None
                                     f"IPAddressAllow/Deny: {'; '.join(why)}; made stricter "
                                     f"({side})", service))
         findings.extend(_option_findings(rule, service))
-    granted = _union(granted, undecided)
-    allow = None if _covers_any(granted) else tuple(str(n) for n in granted)
-    return Compiled(allow, exact, tuple(applied), tuple(findings))
+    allow = None if _covers_any(strict_granted) else tuple(str(n) for n in strict_granted)
+    return Compiled(allow, not lost, tuple(applied), tuple(findings))
+
+
+def _step(state: tuple, matched: tuple, grants: bool) -> tuple:
+    """One first-match rule over (undecided, granted) address sets."""
+    undecided, granted = state
+    decided = _intersect(matched, undecided)
+    return _subtract(undecided, matched), (_union(granted, decided) if grants else granted)
 
 
 def _option_findings(rule: Rule, service: str | None) -> list[Finding]:
