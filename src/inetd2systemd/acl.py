@@ -100,6 +100,17 @@ def parse_address(text: str, *, networks: Mapping[str, int] | None = None) -> Ad
     `networks` maps /etc/networks names to their net numbers (`load_networks()`); when
     None the system file is read on first need.
     """
+    if networks is None:
+        return _parse_cached(text)  # the same defaults come back for every service
+    return _parse(text, networks)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str) -> AddressEntry:
+    return _parse(text, None)
+
+
+def _parse(text: str, networks: Mapping[str, int] | None) -> AddressEntry:
     if not text:
         raise AddressError("empty address")
     if "," in text and "{" not in text:

@@ -41,6 +41,7 @@ that disagrees with the services file, an include loop.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -98,6 +99,8 @@ ATTRIBUTES: dict[str, _Spec] = {
 }
 _SERVICE_COUNTS = {n: s.service for n, s in ATTRIBUTES.items() if s.service is not None}
 _DEFAULT_COUNTS = {n: s.defaults for n, s in ATTRIBUTES.items() if s.defaults is not None}
+# Attributes whose single value is checked as it is read (see _apply).
+_CHECKED = frozenset(("only_from", "no_access", "env"))
 # Attributes that need at least one value even though their count is open.
 NEEDS_VALUE = ("server_args", "type", "flags", "log_type")
 
@@ -145,6 +148,22 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
         if stripped and not stripped.startswith("#"):
             result.append((number, line))
     return result
+
+
+_OPERATORS = frozenset(("=", "+=", "-="))
+
+
+def _fast_assignment(line: str, number: int, file: str) -> Assignment:
+    """The common `name op value...` line, columns left for `_located` to find."""
+    words = line.split()
+    if len(words) > 1 and words[1] in _OPERATORS and "=" not in words[0]:
+        return Assignment(words[0], words[1], tuple(words[2:]), number, 0, 0, line)
+    return parse_assignment(line, number, file)  # the careful path, with its errors
+
+
+def _located(a: Assignment, file: str) -> Assignment:
+    """The assignment with its columns, for a message."""
+    return a if a.column else parse_assignment(a.text, a.line, file)
 
 
 def parse_assignment(line: str, number: int, file: str) -> Assignment:
@@ -195,12 +214,32 @@ def looks_like_xinetd(text: str) -> bool:
 
 # -- reading files -------------------------------------------------------------------------
 
-@dataclass(slots=True)
 class _Value:
-    values: list[str]
-    source: Source
-    column: int
-    specified: bool = True  # set in the body, not copied from defaults
+    """An attribute's values after the operators, and the line that set them last.
+
+    Source and column are made only when a message needs them: a large tree has one of
+    these per line.
+    """
+
+    __slots__ = ("values", "file", "assignment", "specified")
+
+    def __init__(self, values: list[str], file: str, assignment: Assignment,
+                 specified: bool = True) -> None:
+        self.values = values
+        self.file = file
+        self.assignment = assignment
+        self.specified = specified  # set in the body, not copied from defaults
+
+    @property
+    def source(self) -> Source:
+        return Source(self.file, self.assignment.line)
+
+    @property
+    def column(self) -> int:
+        return _located(self.assignment, self.file).value_column
+
+    def inherited(self) -> "_Value":
+        return _Value(list(self.values), self.file, self.assignment, specified=False)
 
 
 @dataclass
@@ -237,57 +276,64 @@ class _State:
 
 
 def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _State) -> None:
-    count = (_DEFAULT_COUNTS if in_defaults else _SERVICE_COUNTS).get(a.name)
+    """One assignment into a service (or the defaults), with xinetd's operator rules."""
+    name = SYNONYMS.get(a.name, a.name)
+    count = (_DEFAULT_COUNTS if in_defaults else _SERVICE_COUNTS).get(name)
+
+    def fail(message: str, value_index: int | None = None) -> ConfigError:
+        located = _located(a, file)  # columns only now, for the message
+        column = located.column if value_index is None else \
+            (_value_columns(located)[value_index] if located.values else located.value_column)
+        return ConfigError(message, file, a.line, column)
+
     if count is None:
-        spec = ATTRIBUTES.get(a.name)
+        known = a.name in ATTRIBUTES
         where = "in the defaults entry" if in_defaults else "in a service entry"
-        known = spec is not None
-        raise ConfigError(f"attribute {a.name!r} is not allowed {where}" if known else
-                          f"unknown attribute {a.name!r}", file, a.line, a.column)
-    source = Source(file, a.line)
+        raise fail(f"attribute {a.name!r} is not allowed {where}" if known else
+                   f"unknown attribute {a.name!r}")
     values = list(a.values)
-    if a.name in SYNONYMS:
-        a = a._replace(name=SYNONYMS[a.name])
+    current = target.attrs.get(name)
+    if count == 1 and len(values) == 1 and a.op == "=" and name not in _CHECKED and \
+            (current is None or not current.specified):
+        target.attrs[name] = _Value(values, file, a)  # the common case, in one step
+        return
     if count > 0 and len(values) != count:
         if not values:
-            raise ConfigError(f"attribute {a.name!r} needs a value", file, a.line,
-                              a.value_column)
-        raise ConfigError(f"attribute {a.name!r} takes {count} value{'s' * (count > 1)}, "
-                          f"got {len(values)}", file, a.line, a.value_column)
-    if a.name in NEEDS_VALUE and not values:
-        raise ConfigError(f"attribute {a.name!r} needs a value", file, a.line, a.value_column)
-    if a.name in ("only_from", "no_access"):
-        for value, column in zip(values, _value_columns(a)):
+            raise fail(f"attribute {name!r} needs a value", 0)
+        raise fail(f"attribute {name!r} takes {count} value{'s' * (count > 1)}, "
+                   f"got {len(values)}", 0)
+    if name in NEEDS_VALUE and not values:
+        raise fail(f"attribute {name!r} needs a value", 0)
+    if name in ("only_from", "no_access"):
+        for index, value in enumerate(values):
             try:
                 acl.parse_address(value)
             except acl.AddressError as exc:
-                raise ConfigError(f"{a.name}: {exc}", file, a.line, column) from None
-    current = target.attrs.get(a.name)
+                raise fail(f"{name}: {exc}", index) from None
     if count != MODIFIABLE:
         if a.op != "=":
-            raise ConfigError(f"operator {a.op!r} cannot be used with attribute {a.name!r} "
-                              "(only with list attributes such as only_from)", file, a.line,
-                              a.column)
+            raise fail(f"operator {a.op!r} cannot be used with attribute {name!r} "
+                       "(only with list attributes such as only_from)")
         if current is not None and current.specified:
-            state.note(source, Severity.WARNING,
-                       f"{a.name} is already set at line {current.source.line}: this line is "
+            state.note(Source(file, a.line), Severity.WARNING,
+                       f"{name} is already set at line {current.source.line}: this line is "
                        "ignored, as xinetd does", target.name if not in_defaults else None)
             return
-        target.attrs[a.name] = _Value(values, source, a.value_column)
+        target.attrs[name] = _Value(values, file, a)
         return
     op = "+=" if in_defaults and a.op == "=" else a.op  # inside defaults, '=' adds
-    if a.name == "env" and op == "-=":
-        raise ConfigError("operator '-=' is not supported for env", file, a.line, a.column)
-    if a.name == "env":
-        for value, column in zip(values, _value_columns(a)):
+    if name == "env":
+        if op == "-=":
+            raise fail("operator '-=' is not supported for env")
+        for index, value in enumerate(values):
             if "=" not in value:
-                raise ConfigError(f"env value {value!r} has no '='", file, a.line, column)
+                raise fail(f"env value {value!r} has no '='", index)
     old = [] if current is None or op == "=" else list(current.values)
     if op == "-=":
-        new = [v for v in old if not _same_entry(a.name, v, values)]
+        new = [v for v in old if not _same_entry(name, v, values)]
     else:
-        new = old + [v for v in values if not (a.name == "passenv" and v in old)]
-    target.attrs[a.name] = _Value(new, source, a.value_column)
+        new = old + [v for v in values if not (name == "passenv" and v in old)]
+    target.attrs[name] = _Value(new, file, a)
 
 
 def _value_columns(a: Assignment) -> list[int]:
@@ -331,7 +377,7 @@ def _read_body(lines: list[tuple[int, str]], index: int, header: str, file: str,
         if line.lstrip().startswith(("service", "defaults")) and len(line.split()) <= 2 and \
                 index + 1 < len(lines) and lines[index + 1][1].strip() == "{":
             break  # the next entry starts: this one lost its '}'
-        assignments.append(parse_assignment(line, number, file))
+        assignments.append(_fast_assignment(line, number, file))
         index += 1
     raise ConfigError(f"{header}: missing '}}' to end the entry", file, start)
 
@@ -381,8 +427,7 @@ def parse_into(text: str, file: str, state: _State) -> None:
         for name in DEFAULTS_BEFORE_BODY:
             value = state.defaults.attrs.get(name)
             if value is not None:
-                raw.attrs[name] = _Value(list(value.values), value.source, value.column,
-                                         specified=False)
+                raw.attrs[name] = value.inherited()
         for assignment in body:
             _apply(raw, assignment, file, False, state)
         state.raws.append(raw)
@@ -398,7 +443,8 @@ def _include_path(path: str, base: str, root: str | None) -> str:
 
 def _read_text(path: str, where: Source | None) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8", errors="surrogateescape")
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            return f.read()
     except OSError as exc:
         reason = "no such file" if isinstance(exc, FileNotFoundError) else exc.strerror
         if where is None:
@@ -538,7 +584,11 @@ def _fill_defaults(raw: _Raw, defaults: _Raw) -> None:
     for name in DEFAULTS_AFTER:
         value = defaults.attrs.get(name)
         if value is not None and name not in raw.attrs:
-            raw.attrs[name] = _Value(list(value.values), value.source, value.column, False)
+            raw.attrs[name] = value.inherited()
+
+
+# A tree binds the same few addresses thousands of times; ipaddress parsing is slow.
+_ip_address = functools.lru_cache(maxsize=256)(ipaddress.ip_address)
 
 
 def _bind(raw: _Raw, ipv6_flag: bool, findings: list[Finding], id_: str
@@ -548,7 +598,7 @@ def _bind(raw: _Raw, ipv6_flag: bool, findings: list[Finding], id_: str
     if value is None:
         return None
     try:
-        return ipaddress.ip_address(value)
+        return _ip_address(value)
     except ValueError:
         pass
     # xinetd resolves a name once, at start-up; the units freeze today's answer
