@@ -623,3 +623,23 @@ def test_same_reading_as_openbsd_inetd(name):
     theirs = _inetd_entries(path)
     assert len(theirs) > 8  # inetd really read the file
     assert _our_entries(path) == theirs
+
+
+_TOKENS = ["echo", "ftp", "7", "127.0.0.1:", "[::1]:ftp", "*:", "stream", "dgram", "raw", "tcp",
+           "udp6", "tcp,rcvbuf=4k", "unix", "rpc/tcp", "nowait", "wait.3", "nowait.", "root",
+           "a.b", "internal", "/usr/sbin/tcpd", "/bin/cat", "cat", "#", "#<off>#", "\"q", "[127.0.0.1,::1]:7"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["", " ", "\t"]),
+                          st.lists(st.sampled_from(_TOKENS), max_size=9)), max_size=6),
+       st.sampled_from(["openbsd", "inetutils", "xinetd-compat"]), st.booleans())
+def test_any_text_reads_or_fails_with_a_located_config_error(lines, flavor, disabled):
+    text = "".join(lead + " ".join(words) + "\n" for lead, words in lines)
+    try:
+        c = parse(text, flavor=flavor, include_disabled=disabled)
+    except ConfigError as e:
+        assert e.file == "inetd.conf" and e.line is not None and 1 <= e.line <= len(lines)
+        return
+    assert len({s.id for s in c.services}) == len(c.services)  # ids unique
+    assert all(1 <= s.source.line <= len(lines) for s in c.services)
