@@ -627,7 +627,8 @@ def test_same_reading_as_openbsd_inetd(name):
 
 _TOKENS = ["echo", "ftp", "7", "127.0.0.1:", "[::1]:ftp", "*:", "stream", "dgram", "raw", "tcp",
            "udp6", "tcp,rcvbuf=4k", "unix", "rpc/tcp", "nowait", "wait.3", "nowait.", "root",
-           "a.b", "internal", "/usr/sbin/tcpd", "/bin/cat", "cat", "#", "#<off>#", "\"q", "[127.0.0.1,::1]:7"]
+           "a.b", "internal", "/usr/sbin/tcpd", "/bin/cat", "cat", "#", "#<off>#", "\"q",
+           "[127.0.0.1,::1]:7"]
 
 
 @settings(max_examples=200, deadline=None)
