@@ -73,8 +73,11 @@ class Receiver:
         self.out = work / "out.log"
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} "
+                                   "(port taken meanwhile?)")
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
                 if self.sock.exists():
@@ -203,7 +206,15 @@ def check(path: Path, first: int, n: int) -> tuple[int, int]:
 def one_run(kind, transport: str, n: int, rate: float | None, counter: list[int]) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"bench-{kind.name}-"))
     try:
-        receiver = kind(work, free_port(), work / "log.sock")
+        for attempt in range(3):  # a free port may be taken by another program meanwhile
+            try:
+                receiver = kind(work, free_port(), work / "log.sock")
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                shutil.rmtree(work, ignore_errors=True)
+                work.mkdir()
         first = counter[0]
         counter[0] += n
         cpu0 = receiver.cpu_seconds()
