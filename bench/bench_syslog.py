@@ -85,6 +85,7 @@ class Receiver:
             except OSError:
                 pass
             time.sleep(0.05)
+        self.stop()
         raise RuntimeError(f"{self.name} did not start")
 
     def cpu_seconds(self) -> float:
