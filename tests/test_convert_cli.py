@@ -31,7 +31,9 @@ def convert(*args: str, **kw) -> subprocess.CompletedProcess:
 
 
 def tree(directory: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(directory.iterdir())} if directory.exists() else {}
+    if not directory.exists():
+        return {}
+    return {p.name: p.read_text() for p in sorted(directory.iterdir())}
 
 
 @pytest.fixture

@@ -354,7 +354,8 @@ def test_tcpd_runs_the_real_program_from_its_daemon_directory():
     assert (s.server, s.argv) == ("/usr/sbin/in.fingerd", ("in.fingerd", "-w"))
     assert s.tcp_wrapped and s.libwrap_name == "in.fingerd"
     (finding,) = c.findings
-    assert finding.severity is Severity.INFO and "unwrapped to /usr/sbin/in.fingerd" in finding.message
+    assert finding.severity is Severity.INFO
+    assert "unwrapped to /usr/sbin/in.fingerd" in finding.message
     assert finding.service == "finger"
 
 
@@ -419,7 +420,8 @@ def test_ids_are_unique_and_readable():
               "ftp stream tcp nowait root /bin/cat cat\n"
               "127.0.0.1:telnet stream tcp nowait root /bin/cat cat\n"
               "127.0.0.2:telnet stream tcp nowait root /bin/cat cat\n"
-              "daytime stream tcp4 nowait root internal\ndaytime stream tcp6 nowait root internal\n")
+              "daytime stream tcp4 nowait root internal\n"
+              "daytime stream tcp6 nowait root internal\n")
     assert [s.id for s in c.services] == ["echo-tcp", "echo-udp", "ftp", "telnet-tcp",
                                           "telnet-tcp-2", "daytime-tcp4", "daytime-tcp6"]
 
@@ -443,7 +445,8 @@ def test_too_few_fields(line, column, needle):
 
 
 def test_unknown_service_name():
-    e = error("ftp stream tcp nowait root /bin/cat cat\nnosuch stream tcp nowait root /bin/cat cat\n")
+    e = error("ftp stream tcp nowait root /bin/cat cat\n"
+              "nosuch stream tcp nowait root /bin/cat cat\n")
     assert (e.line, e.column) == (2, 1)
     assert "unknown service name 'nosuch'" in e.msg and "test-services" in e.msg
 
@@ -577,7 +580,8 @@ def _inetd_entries(path: Path) -> list[tuple]:
         m = ADD.match(line)
         if not m:
             continue
-        if previous and previous["proto"] in ("tcp", "udp") and m["proto"] == previous["proto"] + "6" \
+        if previous and previous["proto"] in ("tcp", "udp") \
+                and m["proto"] == previous["proto"] + "6" \
                 and ":" not in m["key"] and m["key"] == previous["key"]:
             previous = None
             continue  # the IPv6 half of a plain tcp/udp line: one dual service for us

@@ -2,9 +2,10 @@
 
 `load(paths)` is the one entry point the commands use: it reads each path with the
 reader its content calls for (an inetd.conf, an xinetd.conf, or a directory read as an
-xinetd.d tree; with format="inetd" a directory is an inetutils /etc/inetd.d) and merges the results into one Configuration whose service ids are
-unique across files. Services that would listen on the same address are reported and
-the later one is left out, because only one of them could ever bind.
+xinetd.d tree; with format="inetd" a directory is an inetutils /etc/inetd.d) and
+merges the results into one Configuration whose service ids are unique across files.
+Services that would listen on the same address are reported and the later one is left
+out, because only one of them could ever bind.
 """
 
 from __future__ import annotations
