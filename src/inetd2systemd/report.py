@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .cli import EXIT_INCOMPLETE, EXIT_OK
 from .model import Finding, Service, Severity
-
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
 
 
 def incomplete(findings: Iterable[Finding]) -> bool:
