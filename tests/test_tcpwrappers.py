@@ -384,7 +384,7 @@ rule_n = st.tuples(st.sampled_from(["svc", "ALL"]), client_list_n, st.one_of(st.
                    st.sampled_from(["", " : allow", " : deny"]))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(rule_n, max_size=4), st.lists(rule_n, max_size=4),
        st.lists(st.one_of(ipv4, table_addresses), min_size=1, max_size=6), names)
 def test_compiled_access_with_etc_hosts_is_never_wider(allow_rules, deny_rules, addresses, other):

@@ -25,6 +25,7 @@ the same.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,21 +396,33 @@ class _Match:
     why: tuple[str, ...] = ()  # patterns that made sure != may
 
 
-def _by_name(pattern: str, names: HostNames | None, matches, what: str) -> _Match:
+# Inside the compiler, the /etc/hosts table travels as a sorted tuple of (address, name)
+# so that pattern and list results can be cached: the set arithmetic is the costly part.
+_Names = tuple
+
+
+def _frozen(names: HostNames | None) -> _Names | None:
+    if not names:
+        return None
+    return tuple(sorted(names.items(), key=lambda kv: (kv[0].version, int(kv[0]))))
+
+
+def _by_name(pattern: str, names: _Names | None, matches, what: str) -> _Match:
     """A pattern on the client's host name. Addresses listed in the host's /etc/hosts
     (looked up there first) have a known name: they surely match or surely do not;
     any other address may have any name in DNS."""
     if not names:
         return _Match(NOTHING, ANY, (f"{pattern} ({what}: needs DNS at connect time)",))
-    yes = [ipaddress.ip_network(a) for a, n in names.items() if matches(n)]
-    no = [ipaddress.ip_network(a) for a, n in names.items() if not matches(n)]
+    yes = [ipaddress.ip_network(a) for a, n in names if matches(n)]
+    no = [ipaddress.ip_network(a) for a, n in names if not matches(n)]
     shown = ", ".join(str(n.network_address) for n in yes) or "none"
-    return _Match(_union(yes), _subtract(ANY, no),
+    return _Match(_union(yes), _subtract(ANY, _union(no)),
                   (f"{pattern} ({what}: from /etc/hosts {shown}; other addresses need DNS "
                    "at connect time)",))
 
 
-def _pattern_match(pattern: str, names: HostNames | None = None) -> _Match:
+@functools.lru_cache(maxsize=4096)
+def _pattern_match(pattern: str, names: _Names | None = None) -> _Match:
     upper = pattern.upper()
     if upper == "ALL":
         return _Match(ANY, ANY)
@@ -440,7 +453,8 @@ def _pattern_match(pattern: str, names: HostNames | None = None) -> _Match:
     return _by_name(pattern, names, lambda n: n == lower, "host name")
 
 
-def _list_match(plist: PatternList, names: HostNames | None = None) -> _Match:
+@functools.lru_cache(maxsize=4096)
+def _list_match(plist: PatternList, names: _Names | None = None) -> _Match:
     parts = [_pattern_match(p, names) for p in plist.items]
     sure = _union(*(m.sure for m in parts))
     may = _union(*(m.may for m in parts))
@@ -472,6 +486,7 @@ def compile_rules(wrappers: TcpWrappers, daemon: str, service: str | None = None
     it surely matches, a refusing rule refuses what it may match) and widely (the other
     way round). Whatever libwrap decides at connect time lies between the two; the
     strict result is what systemd gets, and it is exact when both agree."""
+    frozen = _frozen(names)
     applied, uncertain_by_rule = [], []
     strict, wide = (ANY, NOTHING), (ANY, NOTHING)  # (undecided, granted)
     for rule in wrappers.rules:
@@ -479,7 +494,7 @@ def compile_rules(wrappers: TcpWrappers, daemon: str, service: str | None = None
         if tri is _NO:
             continue
         applied.append(rule)
-        match = _list_match(rule.clients, names)
+        match = _list_match(rule.clients, frozen)
         sure = match.sure if tri is _YES else NOTHING
         grants = rule.grants and rule.twist is None
         uncertain_by_rule.append((rule, _intersect(_subtract(match.may, sure), strict[0]),
@@ -537,12 +552,22 @@ def _option_findings(rule: Rule, service: str | None) -> list[Finding]:
 
 
 def _union(*sets) -> tuple:
+    return _union_cached(tuple(tuple(s) for s in sets))
+
+
+@functools.lru_cache(maxsize=16384)
+def _union_cached(sets: tuple) -> tuple:
     nets = [n for s in sets for n in s]
     return (tuple(ipaddress.collapse_addresses(n for n in nets if n.version == 4))
             + tuple(ipaddress.collapse_addresses(n for n in nets if n.version == 6)))
 
 
 def _subtract(a, b) -> tuple:
+    return _subtract_cached(tuple(a), tuple(b))
+
+
+@functools.lru_cache(maxsize=16384)
+def _subtract_cached(a: tuple, b: tuple) -> tuple:
     if not a:
         return NOTHING
     if not b:
