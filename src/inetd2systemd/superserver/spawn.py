@@ -14,6 +14,12 @@ does not copy the superserver's page tables; measured here it starts /bin/cat at
 twice the rate of os.fork()+exec. It cannot change user, nice, umask or rlimits, so
 services that need those take the fork path. Running as root with `user = root`
 needs no change and keeps the fast path.
+
+Each server gets its own process group (a ^C on the superserver's terminal does not
+reach it) but stays in the superserver's session. Both peers setsid() their children;
+with the kernel's autogroup scheduling (sched_autogroup_enabled=1, Debian's default)
+every new session is a scheduling group of its own, and a wait-type UDP handler
+measured 15k requests/s in its own session against 21-23k in ours.
 """
 
 from __future__ import annotations
@@ -158,7 +164,7 @@ class Launcher:
             self.path, self.argv, env,
             file_actions=((os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, fd, 1),
                           (os.POSIX_SPAWN_DUP2, fd, 2)),
-            setsid=True, setsigmask=(), setsigdef=_RESET_SIGNALS)
+            setpgroup=0, setsigmask=(), setsigdef=_RESET_SIGNALS)
 
     def _fork_exec(self, fd: int, env: dict[str, str]) -> int:
         pid = os.fork()
@@ -168,7 +174,7 @@ class Launcher:
         try:
             for target in (0, 1, 2):
                 os.dup2(fd, target)  # dup2 clears close-on-exec on the copy
-            os.setsid()
+            os.setpgid(0, 0)
             for signum in _RESET_SIGNALS:
                 signal.signal(signum, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, ())
