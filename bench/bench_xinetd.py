@@ -98,12 +98,17 @@ def generate(root: Path, count: int) -> Path:
     return conf
 
 
-def median_time(fn, rounds: int) -> tuple[float, object]:
-    times, result = [], None
+CPU: dict[str, float] = {}  # CPU seconds per measurement: steadier than wall time on a busy box
+
+
+def median_time(fn, rounds: int, label: str = "") -> tuple[float, object]:
+    times, cpu, result = [], [], None
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    CPU[label] = statistics.median(cpu)
     return statistics.median(times), result
 
 
@@ -141,13 +146,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         conf = generate(root, args.services)
-        parse_s, config = median_time(lambda: read_xinetd(conf, services=table), args.rounds)
-        render_s, (units, findings) = median_time(lambda: render(config.services), args.rounds)
+        parse_s, config = median_time(lambda: read_xinetd(conf, services=table), args.rounds,
+                                      "parse")
+        render_s, (units, findings) = median_time(lambda: render(config.services), args.rounds,
+                                                  "render")
         print(f"tree: {args.services} service files; {len(config.services)} services read, "
               f"{len(units)} units, {len(config.findings) + len(findings)} findings")
-        print(f"parse  (read_xinetd)      {parse_s * 1000:8.1f} ms")
-        print(f"render (units.writer)     {render_s * 1000:8.1f} ms")
-        print(f"parse + render            {(parse_s + render_s) * 1000:8.1f} ms")
+        print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"                          {'wall':>8}    {'CPU':>8}")
+        print(f"parse  (read_xinetd)      {parse_s * 1000:8.1f} ms {CPU['parse'] * 1000:8.1f} ms")
+        print(f"render (units.writer)     {render_s * 1000:8.1f} ms {CPU['render'] * 1000:8.1f} ms")
+        print(f"parse + render            {(parse_s + render_s) * 1000:8.1f} ms "
+              f"{(CPU['parse'] + CPU['render']) * 1000:8.1f} ms")
 
         def convert() -> None:
             out = root / "units"
