@@ -430,6 +430,7 @@ def test_bad_attribute_lines(body, line, column, message):
     ("service zzz\n{\n" + BASE + "type = UNLISTED\n}\n", 1, "needs a port"),
     ("defaults\n{\n\tserver = /x\n}\n", 3, "not allowed in the defaults"),
     ("listen here\n", 1, "expected 'service NAME'"),
+    ("service nrpe\n{\n\tincludedir /etc/xinetd.d\n}\n", 3, "cannot appear inside"),
 ])
 def test_bad_structure(text, line, message):
     err = errors_of(text)

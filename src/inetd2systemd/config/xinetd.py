@@ -377,6 +377,9 @@ def _read_body(lines: list[tuple[int, str]], index: int, header: str, file: str,
         if line.lstrip().startswith(("service", "defaults")) and len(line.split()) <= 2 and \
                 index + 1 < len(lines) and lines[index + 1][1].strip() == "{":
             break  # the next entry starts: this one lost its '}'
+        if line.split()[0] in ("include", "includedir") and len(line.split()) == 2:
+            raise ConfigError(f"{line.split()[0]} cannot appear inside an entry ({header}); "
+                              "move it after the closing '}'", file, number)
         assignments.append(_fast_assignment(line, number, file))
         index += 1
     raise ConfigError(f"{header}: missing '}}' to end the entry", file, start)
