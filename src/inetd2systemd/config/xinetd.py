@@ -759,9 +759,8 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
         else:
             family = Family.IPV6 if v6only else Family.DUAL
         if bind is not None and (bind.version == 4) != (family is Family.IPV4):
-            if bind.version == 4 and family is not Family.IPV4:
-                    raise _error(raw, "bind", f"IPv4 address {bind} with the IPv6 flag")
-            raise _error(raw, "bind", f"IPv6 address {bind} with the IPv4 flag")
+            flag = "IPv6" if bind.version == 4 else "IPv4"
+            raise _error(raw, "bind", f"IPv{bind.version} address {bind} with the {flag} flag")
         host = None if bind is None or bind.is_unspecified else str(bind)
         listens = (Listen(family, port, host),)
 
