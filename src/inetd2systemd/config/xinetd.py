@@ -801,6 +801,13 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
             raise _error(raw, attr, f"unknown log_on_success flag in {' '.join(values)}")
         if attr == "log_on_failure" and set(values) - set(LOG_ON_FAILURE):
             raise _error(raw, attr, f"unknown log_on_failure flag in {' '.join(values)}")
+        if attr == "log_type" and not (values[0] == "SYSLOG" and 2 <= len(values) <= 3 or
+                                       values[0] == "FILE" and 2 <= len(values) <= 4):
+            raise _error(raw, attr, "expected SYSLOG facility [level] or FILE path [soft "
+                                    f"[hard]], got {' '.join(values)!r}")
+        if attr == "deny_time" and not (values[0].isdigit() or values[0] in ("FOREVER",
+                                                                              "NEVER")):
+            raise _error(raw, attr, f"expected minutes, FOREVER or NEVER, got {values[0]!r}")
         if values:
             unmapped.append(unmapped_entry(attr, " ".join(values)))
     for flag in UNMAPPED_FLAGS:
