@@ -345,3 +345,21 @@ def test_standalone_script_runs_from_a_source_checkout(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1].startswith("inetd2systemd-import: ")
     assert (tmp_path / "o" / "report.html").exists()
+
+
+def test_a_disabled_service_that_cannot_be_converted_still_counts_as_failed(tmp_path):
+    etc = tmp_path / "etc"
+    (etc / "xinetd.d").mkdir(parents=True)
+    (etc / "xinetd.conf").write_text("defaults\n{\n}\nincludedir /etc/xinetd.d\n")
+    (etc / "xinetd.d" / "services").write_text(
+        "service services\n{\n\tdisable\t= yes\n\ttype\t= INTERNAL UNLISTED\n\tport\t= 9098\n"
+        "\tsocket_type\t= stream\n\tprotocol\t= tcp\n\twait\t= no\n\tonly_from\t= 127.0.0.1\n}\n")
+    (etc / "xinetd.d" / "echo").write_text(
+        "service echo\n{\n\tdisable\t= yes\n\ttype\t= INTERNAL\n\tid\t= echo-stream\n"
+        "\tsocket_type\t= stream\n\twait\t= no\n}\n")
+    (etc / "services").write_text("echo 7/tcp\n")
+    out = run_cli("import", str(tmp_path), "-o", str(tmp_path / "out"), "--include-disabled",
+                  "--no-port-check")
+    fields = dict(w.split("=", 1) for w in out.stdout.strip().splitlines()[-1].split()[1:])
+    assert out.returncode == 1, out.stderr
+    assert fields["status"] == "incomplete" and fields["failed"] == "1" and fields["disabled"] == "1"

@@ -78,10 +78,10 @@ class ServicePlan:
 
     @property
     def status(self) -> str:
+        if not self.units or any(f.severity is Severity.ERROR for f in self.findings):
+            return "failed"  # even when disabled: it could not be switched on later
         if self.original.disabled:
             return "disabled"
-        if not self.units or any(f.severity is Severity.ERROR for f in self.findings):
-            return "failed"
         if any(f.severity is Severity.WARNING for f in self.findings):
             return "approximated"
         return "converted"
