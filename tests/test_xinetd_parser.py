@@ -407,8 +407,8 @@ def test_config_load_detects_xinetd_files_and_directories():
     ("flags = FAST", 8, 10, "unknown flag"),
     ("rlimit_as = 8G", 8, 14, "K or M"),
     ("access_times = 25:00-26:00", 8, 17, "out of range"),
-    ("log_type = SYSLOG", 8, 12, "SYSLOG facility"),
-    ("deny_time = SOMETIMES", 8, 13, "FOREVER or NEVER"),
+    ("log_type = SYSLOG", 8, 13, "SYSLOG facility"),
+    ("deny_time = SOMETIMES", 8, 14, "FOREVER or NEVER"),
 ])
 def test_bad_attribute_lines(body, line, column, message):
     base = BASE.replace("wait = no", body) if body.startswith("wait") else BASE + body
