@@ -140,14 +140,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{' '.join(start)}'", file=sys.stderr)
 
     if args.json:
-        json.dump(as_json(configuration, units, findings, status), sys.stdout, indent=2)
+        # one write: json.dump would make a write() call per token (~50 per unit)
+        sys.stdout.write(json.dumps(as_json(configuration, units, findings, status), indent=2))
         sys.stdout.write("\n")
     elif target is None and not args.dry_run:
-        for unit in units:
-            sys.stdout.write(f"# ==> {unit.name} <==\n{unit.text}")
-            if not unit.text.endswith("\n"):
-                sys.stdout.write("\n")
-            sys.stdout.write("\n")
+        sys.stdout.write("".join(f"# ==> {unit.name} <==\n{unit.text.rstrip(chr(10))}\n\n"
+                                 for unit in units))
     print(report.summary(configuration.services, len(units), findings), file=sys.stderr)
     return status
 
