@@ -414,27 +414,37 @@ for f in $UNITS; do
 done
 $SYSTEMCTL daemon-reload
 
-# The old superserver holds the ports: stop it before the sockets bind them.
-while read -r u enabled active; do
-    [ -n "$u" ] || continue
-    if [ "$active" = active ]; then $SYSTEMCTL stop "$u"; fi
-    if [ "$enabled" = enabled ]; then $SYSTEMCTL disable -q "$u"; fi
-done < "$STATE_DIR/legacy"
-
-status=0
-echo "$SOCKETS" | while read -r sock programs; do
+# Decided before the legacy superserver stops, so that the ports are handed over in
+# one systemctl call: the shorter the gap, the fewer clients are refused.
+startable=
+while read -r sock programs; do
     [ -n "$sock" ] || continue
     missing=
     for p in $programs; do [ -x "$p" ] || missing="$missing $p"; done
     if [ -n "$missing" ]; then
         echo "install.sh: $sock left stopped: missing$missing" >&2
-        continue
+    else
+        startable="$startable $sock"
     fi
-    if $SYSTEMCTL start "$sock"; then
+done <<SOCKETS_END
+$SOCKETS
+SOCKETS_END
+
+while read -r u enabled active; do
+    [ -n "$u" ] || continue
+    if [ "$active" = active ]; then $SYSTEMCTL stop "$u"; fi
+    if [ "$enabled" = enabled ]; then $SYSTEMCTL disable -q "$u"; fi
+done < "$STATE_DIR/legacy"
+if [ -n "$startable" ]; then $SYSTEMCTL start $startable || true; fi
+
+status=0
+for sock in $startable; do
+    if [ "$($SYSTEMCTL is-active "$sock" 2>/dev/null || true)" = active ]; then
         echo "$sock" >> "$STATE_DIR/started"
         if grep -q '^\\[Install\\]' "$UNIT_DIR/$sock"; then $SYSTEMCTL enable -q "$sock" || true; fi
     else
         echo "install.sh: $sock failed to start (see: systemctl status $sock)" >&2
+        status=3
     fi
 done
 echo "install.sh: done; $(wc -l < "$STATE_DIR/started") sockets started; rollback.sh undoes it"
