@@ -397,3 +397,8 @@ def test_compiled_access_with_etc_hosts_is_never_wider(allow_rules, deny_rules, 
             assert tw.allows("svc", address, hostname), (address, hostname)
         if compiled.exact:
             assert allowed_by(compiled, address) == tw.allows("svc", address, hostname)
+
+
+def test_multicast_names_in_etc_hosts_are_no_clients():
+    names = parse_hosts_file("ff02::1 ip6-allnodes\n0.0.0.0 nothing\n::1 localhost\n")
+    assert list(names) == [ipaddress.ip_address("::1")]

@@ -161,6 +161,8 @@ def parse_hosts_file(text: str) -> HostNames:
             address = ipaddress.ip_address(words[0].split("%", 1)[0])
         except ValueError:
             continue
+        if address.is_multicast or address.is_unspecified:
+            continue  # never a client's source address (ff02::1 ip6-allnodes, ...)
         names.setdefault(address, words[1].lower())
         for name in words[1:]:
             forward.setdefault((name.lower(), address.version), address)
