@@ -656,7 +656,11 @@ class Arbiter:
         if endpoint.sock.type == socket.SOCK_DGRAM:
             return self._internal_datagram_callback(endpoint)
         sock = endpoint.sock
-        accept = sock.accept
+        accept = sock._accept
+        # socket.accept() converts family and type to enums on every call; building
+        # the object from plain ints is a measurable part of a whole echo connection.
+        family, kind, proto = int(sock.family), int(sock.type), sock.proto
+        make = socket.socket
         unit = endpoint.unit
         handler = unit.internal
         log = self.log
@@ -665,7 +669,8 @@ class Arbiter:
         def on_ready(_mask) -> None:
             for _ in range(ACCEPT_BATCH):
                 try:
-                    conn, address = accept()
+                    fd, address = accept()
+                    conn = make(family, kind, proto, fd)
                 except BlockingIOError:
                     return
                 except OSError as exc:
