@@ -485,15 +485,18 @@ service {name}
     socket_type = {kind}
     wait        = {wait}
     user        = root
-    bind        = 127.0.0.1
+    bind        = 127.0.0.1{extra}
 }}
 """
 
 
 def xinetd_text(work: Path) -> str:
-    internals = "".join(_XINETD_INTERNAL.format(name=name, kind=kind, wait="no" if kind == "stream" else "yes")
-                        for name in ("echo", "discard", "chargen", "daytime", "time")
-                        for kind in ("stream", "dgram"))
+    # discard-stream also shows instances for a service served in-process
+    internals = "".join(_XINETD_INTERNAL.format(
+        name=name, kind=kind, wait="no" if kind == "stream" else "yes",
+        extra="\n    instances   = 1" if (name, kind) == ("discard", "stream") else "")
+        for name in ("echo", "discard", "chargen", "daytime", "time")
+        for kind in ("stream", "dgram"))
     return XINETD_CONF.format(work=work, internals=internals)
 
 
@@ -542,6 +545,12 @@ def observe_limits(ports: Ports) -> dict:
             break
         time.sleep(0.2)
     seen["instances: after the first left"] = after
+
+    held = socket.create_connection(("127.0.0.1", ports["discard"]), timeout=10)
+    held.sendall(b"into the void\n")
+    time.sleep(0.3)  # accepted and being served
+    seen["internal instances: second"] = tcp_exchange(ports["discard"], b"x\n")
+    held.close()
 
     held = tcp_from("127.0.0.1", ports["i2s-src"], b"first\n", hold=True)
     assert isinstance(held, socket.socket), f"first connection to i2s-src: {held}"
@@ -635,6 +644,7 @@ def test_same_results_as_xinetd(xinetd_setup):
     assert theirs["instances: first still served"] is True
     assert theirs["per_source: same source"] == "dropped"
     assert theirs["per_source: other source"] == "served"
+    assert theirs["internal instances: second"] in ("reset", b"")  # closed at once
     assert theirs["only_from: listed"] == "served"
     assert theirs["only_from: not listed"] == "dropped"
     assert theirs["libwrap: denied"] == "dropped" and theirs["libwrap: others"] == "served"
