@@ -221,7 +221,7 @@ class _Value:
     these per line.
     """
 
-    __slots__ = ("values", "file", "assignment", "specified")
+    __slots__ = ("values", "file", "assignment", "specified", "_inherited")
 
     def __init__(self, values: list[str], file: str, assignment: Assignment,
                  specified: bool = True) -> None:
@@ -229,6 +229,7 @@ class _Value:
         self.file = file
         self.assignment = assignment
         self.specified = specified  # set in the body, not copied from defaults
+        self._inherited: _Value | None = None
 
     @property
     def source(self) -> Source:
@@ -239,7 +240,11 @@ class _Value:
         return _located(self.assignment, self.file).value_column
 
     def inherited(self) -> "_Value":
-        return _Value(list(self.values), self.file, self.assignment, specified=False)
+        """This default as a service sees it. One shared copy: an operator in a service
+        makes a new _Value rather than changing this one."""
+        if self._inherited is None:
+            self._inherited = _Value(self.values, self.file, self.assignment, specified=False)
+        return self._inherited
 
 
 @dataclass
@@ -279,17 +284,10 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
     """One assignment into a service (or the defaults), with xinetd's operator rules."""
     name = SYNONYMS.get(a.name, a.name)
     count = (_DEFAULT_COUNTS if in_defaults else _SERVICE_COUNTS).get(name)
-
-    def fail(message: str, value_index: int | None = None) -> ConfigError:
-        located = _located(a, file)  # columns only now, for the message
-        column = located.column if value_index is None else \
-            (_value_columns(located)[value_index] if located.values else located.value_column)
-        return ConfigError(message, file, a.line, column)
-
     if count is None:
         known = a.name in ATTRIBUTES
         where = "in the defaults entry" if in_defaults else "in a service entry"
-        raise fail(f"attribute {a.name!r} is not allowed {where}" if known else
+        raise _fail(a, file, f"attribute {a.name!r} is not allowed {where}" if known else
                    f"unknown attribute {a.name!r}")
     values = list(a.values)
     current = target.attrs.get(name)
@@ -299,20 +297,20 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
         return
     if count > 0 and len(values) != count:
         if not values:
-            raise fail(f"attribute {name!r} needs a value", 0)
-        raise fail(f"attribute {name!r} takes {count} value{'s' * (count > 1)}, "
+            raise _fail(a, file, f"attribute {name!r} needs a value", 0)
+        raise _fail(a, file, f"attribute {name!r} takes {count} value{'s' * (count > 1)}, "
                    f"got {len(values)}", 0)
     if name in NEEDS_VALUE and not values:
-        raise fail(f"attribute {name!r} needs a value", 0)
+        raise _fail(a, file, f"attribute {name!r} needs a value", 0)
     if name in ("only_from", "no_access"):
         for index, value in enumerate(values):
             try:
                 acl.parse_address(value)
             except acl.AddressError as exc:
-                raise fail(f"{name}: {exc}", index) from None
+                raise _fail(a, file, f"{name}: {exc}", index) from None
     if count != MODIFIABLE:
         if a.op != "=":
-            raise fail(f"operator {a.op!r} cannot be used with attribute {name!r} "
+            raise _fail(a, file, f"operator {a.op!r} cannot be used with attribute {name!r} "
                        "(only with list attributes such as only_from)")
         if current is not None and current.specified:
             state.note(Source(file, a.line), Severity.WARNING,
@@ -324,16 +322,25 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
     op = "+=" if in_defaults and a.op == "=" else a.op  # inside defaults, '=' adds
     if name == "env":
         if op == "-=":
-            raise fail("operator '-=' is not supported for env")
+            raise _fail(a, file, "operator '-=' is not supported for env")
         for index, value in enumerate(values):
             if "=" not in value:
-                raise fail(f"env value {value!r} has no '='", index)
+                raise _fail(a, file, f"env value {value!r} has no '='", index)
     old = [] if current is None or op == "=" else list(current.values)
     if op == "-=":
         new = [v for v in old if not _same_entry(name, v, values)]
     else:
         new = old + [v for v in values if not (name == "passenv" and v in old)]
     target.attrs[name] = _Value(new, file, a)
+
+
+def _fail(a: Assignment, file: str, message: str, value_index: int | None = None
+          ) -> ConfigError:
+    """The error for an assignment, pointing at its name or at one of its values."""
+    located = _located(a, file)  # columns only now, for the message
+    column = located.column if value_index is None else \
+        (_value_columns(located)[value_index] if located.values else located.value_column)
+    return ConfigError(message, file, a.line, column)
 
 
 def _value_columns(a: Assignment) -> list[int]:
