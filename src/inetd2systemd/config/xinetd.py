@@ -288,7 +288,7 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
         known = a.name in ATTRIBUTES
         where = "in the defaults entry" if in_defaults else "in a service entry"
         raise _fail(a, file, f"attribute {a.name!r} is not allowed {where}" if known else
-                   f"unknown attribute {a.name!r}")
+                    f"unknown attribute {a.name!r}")
     values = list(a.values)
     current = target.attrs.get(name)
     if count == 1 and len(values) == 1 and a.op == "=" and name not in _CHECKED and \
@@ -299,7 +299,7 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
         if not values:
             raise _fail(a, file, f"attribute {name!r} needs a value", 0)
         raise _fail(a, file, f"attribute {name!r} takes {count} value{'s' * (count > 1)}, "
-                   f"got {len(values)}", 0)
+                             f"got {len(values)}", 0)
     if name in NEEDS_VALUE and not values:
         raise _fail(a, file, f"attribute {name!r} needs a value", 0)
     if name in ("only_from", "no_access"):
@@ -311,7 +311,7 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
     if count != MODIFIABLE:
         if a.op != "=":
             raise _fail(a, file, f"operator {a.op!r} cannot be used with attribute {name!r} "
-                       "(only with list attributes such as only_from)")
+                                 "(only with list attributes such as only_from)")
         if current is not None and current.specified:
             state.note(Source(file, a.line), Severity.WARNING,
                        f"{name} is already set at line {current.source.line}: this line is "
