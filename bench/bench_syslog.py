@@ -356,7 +356,7 @@ def main() -> int:
     if not os.path.exists(RSYSLOGD):
         print("rsyslogd is needed (scripts/setup.sh)", file=sys.stderr)
         return 2
-    udp_rates = [20_000.0] if args.quick else [50_000.0, 100_000.0, 200_000.0, None]
+    udp_rates = [20_000.0] if args.quick else [10_000.0, 25_000.0, 50_000.0, 100_000.0, 200_000.0, None]
     bench_file(args.n, args.runs, udp_rates)
     if args.journal:
         bench_journal(min(args.n, 100_000), 1 if args.quick else args.runs)
