@@ -25,8 +25,15 @@ _XINETD_HINT = re.compile(r"^\s*(service\s+\S+\s*(\n\s*)*\{|defaults\s*(\n\s*)*\
                           r"include\s)", re.MULTILINE)
 
 
+# Every xinetd file has one of these words at the start of a line; an inetd.conf
+# almost never does, and then the xinetd reader need not even be imported.
+_XINETD_WORD = re.compile(r"^[ \t]*(service|defaults|include|includedir)\b", re.MULTILINE)
+
+
 def looks_like_xinetd(text: str) -> bool:
     """Whether text is xinetd syntax; the xinetd reader's own test when it is present."""
+    if not _XINETD_WORD.search(text):
+        return False
     try:
         from .xinetd import looks_like_xinetd as xinetd_test
     except ImportError:

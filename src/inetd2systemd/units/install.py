@@ -9,6 +9,7 @@ directory is built beside its final place and renamed as a whole).
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -165,13 +166,16 @@ def flush_filesystem(directory: Path) -> None:
     """
     fd = os.open(directory, os.O_RDONLY)
     try:
-        if _syncfs is None or _syncfs(fd) != 0:
+        syncfs = _syncfs()
+        if syncfs is None or syncfs(fd) != 0:
             os.sync()
     finally:
         os.close(fd)
 
 
-def _load_syncfs():
+@functools.cache
+def _syncfs():
+    """libc's syncfs(2), loaded on first use (ctypes is not free to import)."""
     try:
         import ctypes
         import ctypes.util
@@ -179,9 +183,6 @@ def _load_syncfs():
         return libc.syncfs
     except (OSError, AttributeError):
         return None
-
-
-_syncfs = _load_syncfs()
 
 
 def _fsync_directory(directory: Path) -> None:
