@@ -7,6 +7,7 @@ bookkeeping (limits.py) is also checked directly, with time driven by hand.
 
 from __future__ import annotations
 
+import getpass
 import os
 import signal
 import socket
@@ -369,3 +370,23 @@ def test_detaches_with_a_pidfile_and_stops_on_sigterm(setup):
         os.kill(pid, signal.SIGTERM)
     assert wait_until(lambda: not pidfile.exists())
     assert wait_until(lambda: socket_inode(ports["i2s-cat"]) is None)
+
+
+def test_named_ports_from_a_services_file_and_a_clean_stop(tmp_path):
+    from test_parity import _port_block
+    port = _port_block(1)
+    (tmp_path / "services").write_text(f"i2s-mine\t{port}/tcp\n")
+    conf = tmp_path / "inetd.conf"
+    conf.write_text(f"127.0.0.1:i2s-mine stream tcp4 nowait.100 {getpass.getuser()} /bin/cat cat\n")
+    proc = subprocess.Popen([PYTHON, "-m", "inetd2systemd", "serve", "-c", str(conf), "--services",
+                             str(tmp_path / "services"), "--foreground"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: socket_inode(port) is not None, timeout=10)
+        assert tcp_exchange(port, b"named\n") == b"named\n"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "SIGINT: stopping" in err and "stopped" in err
+    assert socket_inode(port) is None

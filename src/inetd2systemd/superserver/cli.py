@@ -1,7 +1,7 @@
 """`inetd2systemd serve`: the suite as the superserver, for hosts without systemd.
 
     inetd2systemd serve [-c PATH ...] [--format inetd|xinetd] [--flavor openbsd]
-                        [--foreground] [--pidfile FILE]
+                        [--services FILE] [--foreground] [--pidfile FILE]
 
 Reads the same inetd.conf / xinetd files as `convert` (config.load) and serves them.
 Without --foreground it detaches as a classic daemon (daemon.py) and logs to syslog;
@@ -34,6 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="read every PATH as this format instead of guessing from content")
     parser.add_argument("--flavor", default="openbsd", choices=("openbsd", "inetutils", "xinetd-compat"),
                         help="inetd.conf dialect (default: openbsd, Debian's openbsd-inetd)")
+    parser.add_argument("--services", metavar="FILE",
+                        help="port names from this file instead of /etc/services (as convert)")
     parser.add_argument("--foreground", action="store_true",
                         help="stay attached and log to stderr instead of syslog")
     parser.add_argument("--pidfile", metavar="FILE", help="write and lock a pidfile")
@@ -45,9 +47,15 @@ def make_loader(args: argparse.Namespace):
         raise ConfigError("no configuration: give -c PATH (neither /etc/inetd.conf nor "
                           "/etc/xinetd.conf exists)")
 
+    services_path = os.path.abspath(args.services) if args.services else None
+
     def load() -> Configuration:
         from ..config import load as load_configuration
-        return load_configuration(paths, format=args.format, flavor=args.flavor)
+        services = None
+        if services_path is not None:
+            from ..config.services import load_services
+            services = load_services(services_path)  # re-read on reload, like the rest
+        return load_configuration(paths, format=args.format, flavor=args.flavor, services=services)
 
     return load
 
