@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..model import Configuration, Service, Severity, SocketType
+from ..model import Configuration, Service, Severity
 from . import limits
 from .log import Log
 from .sockets import EndpointKey, apply_options, endpoint_key, listen_of_socket, open_listener, \
