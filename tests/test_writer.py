@@ -133,6 +133,21 @@ def test_internal_service_passes_instances_and_per_source():
     assert not [f for f in findings if "per_source" in f.message]
 
 
+def test_daytime_answers_in_the_style_of_the_daemon_whose_file_it_came_from(tmp_path):
+    xinetd = tmp_path / "daytime"
+    xinetd.write_text("service daytime\n{\n  type = INTERNAL\n  socket_type = stream\n"
+                      "  wait = no\n}\n")
+    inetd = tmp_path / "inetd.conf"
+    inetd.write_text("daytime stream tcp nowait root internal\n")
+    lines = []
+    for path in (xinetd, inetd):
+        service = svc("daytime", 13, internal="daytime")
+        service = type(service)(**{**service.__dict__, "source": Source(str(path), 1)})
+        units, _ = render([service], WriterOptions(command=("/x",)))
+        lines.append(get(one(units, "daytime.service"), "Service", "ExecStart")[0])
+    assert lines[0].endswith('"--style" "xinetd"') and "--style" not in lines[1]
+
+
 def test_default_command_is_the_installed_console_script():
     units, _ = render([svc("echo", 7, internal="echo")])
     line = get(one(units, "echo.service"), "Service", "ExecStart")[0]
