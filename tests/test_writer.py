@@ -369,6 +369,9 @@ def test_what_a_wait_service_cannot_do_per_connection_is_reported():
     (dict(kind=SocketType.SEQPACKET), "seqpacket"),
     (dict(internal="tcpmux"), "tcpmux"),
     (dict(listens=()), "address"),
+    (dict(listens=(Listen(Family.UNIX, host="relative.sock"),), protocol="unix"), "absolute"),
+    (dict(listens=(Listen(Family.IPV4, 0),)), "port"),
+    (dict(listens=(Listen(Family.DUAL, None),)), "port"),
 ])
 def test_what_systemd_cannot_listen_for_is_an_error_without_units(kw, word):
     units, findings = render([svc(**kw)])

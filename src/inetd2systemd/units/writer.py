@@ -224,6 +224,12 @@ def _socket_refusal(service: Service) -> str | None:
     if service.socket_type is SocketType.SEQPACKET and \
             any(listen.family is not Family.UNIX for listen in service.listens):
         return "seqpacket sockets are only possible for unix paths under systemd"
+    for listen in service.listens:
+        if listen.family is Family.UNIX:
+            if not listen.host or listen.host[0] not in "/@":
+                return f"a unix socket needs an absolute path, not {listen.host!r}"
+        elif listen.port is None or not 0 < listen.port < 65536:
+            return f"no usable port number for {listen.family.value} ({listen.port!r})"
     return None
 
 
