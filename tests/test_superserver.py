@@ -254,6 +254,41 @@ def test_wait_stream_server_gets_the_listener_and_is_restarted_after_it_exits(se
         daemon.stop()
 
 
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid and stat[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+@needs_root
+def test_a_flood_is_bounded_by_instances(setup):
+    work, ports, services, conf = setup
+    xconf = work / "xinetd.conf"
+    xconf.write_text("service i2s-hang\n{\n socket_type = stream\n wait = no\n user = root\n"
+                     " bind = 127.0.0.1\n server = /bin/sleep\n server_args = 30\n"
+                     " instances = 5\n cps = 1000 1\n}\n")
+    daemon = Superserver("inetd2systemd", ours_argv(xconf), work, services).start(
+        [(ports["i2s-hang"], False)])
+    flood = []
+    try:
+        for _ in range(40):
+            flood.append(socket.create_connection(("127.0.0.1", ports["i2s-hang"]), timeout=10))
+        assert wait_until(lambda: daemon.log().count("FAIL: i2s-hang service_limit") == 35, timeout=20)
+        assert wait_until(lambda: daemon.log().count("START: i2s-hang") == 5, timeout=20)
+        assert len(_children_of(daemon.pid)) == 5
+    finally:
+        for s in flood:
+            s.close()
+        daemon.stop()
+
+
 @needs_root
 def test_a_server_that_cannot_start_is_logged_once_per_request(setup):
     work, ports, services, conf = setup
