@@ -306,3 +306,12 @@ def test_unknown_user_or_group_is_reported_and_left_out(conf):
     assert [s["id"] for s in json.loads(out.stdout)["services"]] == ["echo-tcp", "echo-udp", "qotd"]
     assert f"{path}:4: error [ftp]: user 'nosuchuser' does not exist" in out.stderr
     assert f"{path}:5: error [telnet]: group 'nosuchgroup' does not exist" in out.stderr
+
+
+def test_conflicting_options_are_bad_input(conf, tmp_path):
+    path = conf(CLEAN)
+    out = convert(path, "--install", "--output-dir", str(tmp_path / "u"))
+    assert out.returncode == 2 and "exclude each other" in out.stderr
+    out = convert(path, "--root", str(tmp_path), "--output-dir", str(tmp_path / "u"))
+    assert out.returncode == 2 and "--root only goes with --install" in out.stderr
+    assert not (tmp_path / "u").exists()

@@ -87,6 +87,13 @@ def run(args: argparse.Namespace) -> int:
         unit_directory, write_units
     from .units.writer import WriterOptions, render
 
+    if args.install and args.output_dir:
+        print("inetd2systemd convert: --install and --output-dir exclude each other "
+              "(--install --root DIR writes under DIR)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.root != "/" and not args.install:
+        print("inetd2systemd convert: --root only goes with --install", file=sys.stderr)
+        return EXIT_BAD_INPUT
     services = load_services(args.services)
     configuration = load(args.paths, format=args.format, flavor=args.flavor, services=services,
                          include_disabled=args.include_disabled)
@@ -111,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         if target is not None:
-            p = plan(units, target, force=args.force, prune=not args.install)
+            p = plan(units, target, force=args.force,
+                     prune=not args.install and not is_unit_directory(target))
             for label, names in (("new", p.new), ("changed", p.changed),
                                  ("unchanged", p.unchanged), ("REFUSED (not ours)", p.foreign),
                                  ("removed", p.stale)):
@@ -126,7 +134,10 @@ def run(args: argparse.Namespace) -> int:
             if args.install:
                 p = install(units, root=args.root, force=args.force, start=start)
             else:
-                p = write_units(units, target, force=args.force, prune=True, durable=False)
+                # A unit directory systemd reads may hold other conversions' units:
+                # only a directory of its own is pruned of units this one no longer has.
+                p = write_units(units, target, force=args.force,
+                                prune=not is_unit_directory(target), durable=False)
         except InstallError as exc:
             print(f"inetd2systemd convert: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -148,6 +159,15 @@ def run(args: argparse.Namespace) -> int:
                                  for unit in units))
     print(report.summary(configuration.services, len(units), findings), file=sys.stderr)
     return status
+
+
+SYSTEMD_UNIT_DIRECTORIES = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system",
+                            "/lib/systemd/system", "/usr/local/lib/systemd/system")
+
+
+def is_unit_directory(directory: Path) -> bool:
+    resolved = directory.resolve()
+    return any(resolved == Path(d).resolve() for d in SYSTEMD_UNIT_DIRECTORIES)
 
 
 def check_host(configuration: Configuration, root: str = "/") -> Configuration:
