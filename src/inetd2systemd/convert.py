@@ -141,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         except InstallError as exc:
             print(f"inetd2systemd convert: {exc}", file=sys.stderr)
             return EXIT_FAILED
+        for name, copy in zip(p.forced, p.saved):
+            print(f"replaced {target / name} (not written by inetd2systemd): the old file is "
+                  f"kept as {target / copy}", file=sys.stderr)
         if args.verbose:
             for name in p.written:
                 print(f"wrote {target / name}", file=sys.stderr)
