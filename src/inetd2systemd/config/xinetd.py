@@ -140,22 +140,21 @@ class Assignment(NamedTuple):
     text: str = ""  # the line itself, to point at a later value in an error
 
 
-def logical_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, text) of every line that is neither blank nor a comment."""
+def logical_lines(text: str) -> list[tuple[int, str, list[str]]]:
+    """(line number, text, words) of every line that is neither blank nor a comment."""
     result = []
     for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            result.append((number, line))
+        words = line.split()
+        if words and not words[0].startswith("#"):
+            result.append((number, line, words))
     return result
 
 
 _OPERATORS = frozenset(("=", "+=", "-="))
 
 
-def _fast_assignment(line: str, number: int, file: str) -> Assignment:
+def _fast_assignment(line: str, words: list[str], number: int, file: str) -> Assignment:
     """The common `name op value...` line, columns left for `_located` to find."""
-    words = line.split()
     if len(words) > 1 and words[1] in _OPERATORS and "=" not in words[0]:
         return Assignment(words[0], words[1], tuple(words[2:]), number, 0, 0, line)
     return parse_assignment(line, number, file)  # the careful path, with its errors
@@ -201,13 +200,11 @@ def parse_assignment(line: str, number: int, file: str) -> Assignment:
 def looks_like_xinetd(text: str) -> bool:
     """Whether text is xinetd syntax: an entry header followed by a `{` line, or includes."""
     lines = logical_lines(text)
-    for index, (_, line) in enumerate(lines):
-        words = line.split()
+    for index, (_, _, words) in enumerate(lines):
         if words[0] in ("include", "includedir") and len(words) == 2:
             return True
         if (words[0] == "service" and len(words) >= 2) or words == ["defaults"]:
-            following = lines[index + 1][1].strip() if index + 1 < len(lines) else ""
-            if following == "{":
+            if index + 1 < len(lines) and lines[index + 1][2] == ["{"]:
                 return True
     return False
 
@@ -366,30 +363,36 @@ def _same_entry(name: str, value: str, removed: list[str]) -> bool:
     return False
 
 
-def _expect_open(lines: list[tuple[int, str]], index: int, header: str, file: str,
+def _expect_open(lines: list[tuple[int, str, list[str]]], index: int, header: str, file: str,
                  line: int) -> int:
-    if index >= len(lines) or lines[index][1].strip() != "{":
+    if index >= len(lines) or lines[index][2] != ["{"]:
         raise ConfigError(f"{header}: missing '{{' on a line of its own after it", file,
                           lines[index][0] if index < len(lines) else line)
     return index + 1
 
 
-def _read_body(lines: list[tuple[int, str]], index: int, header: str, file: str,
+def _read_body(lines: list[tuple[int, str, list[str]]], index: int, header: str, file: str,
                start: int) -> tuple[list[Assignment], int]:
     assignments = []
-    while index < len(lines):
-        number, line = lines[index]
-        if line.strip() == "}":
+    count = len(lines)
+    while index < count:
+        number, line, words = lines[index]
+        first = words[0]
+        if first == "}" and len(words) == 1:
             return assignments, index + 1
-        if line.lstrip().startswith(("service", "defaults")) and len(line.split()) <= 2 and \
-                index + 1 < len(lines) and lines[index + 1][1].strip() == "{":
-            break  # the next entry starts: this one lost its '}'
-        if line.split()[0] in ("include", "includedir") and len(line.split()) == 2:
-            raise ConfigError(f"{line.split()[0]} cannot appear inside an entry ({header}); "
-                              "move it after the closing '}'", file, number)
-        assignments.append(_fast_assignment(line, number, file))
+        if first in _ENTRY_WORDS and len(words) <= 2:
+            if first in ("service", "defaults"):
+                if index + 1 < count and lines[index + 1][2] == ["{"]:
+                    break  # the next entry starts: this one lost its '}'
+            elif len(words) == 2:
+                raise ConfigError(f"{first} cannot appear inside an entry ({header}); move it "
+                                  "after the closing '}'", file, number)
+        assignments.append(_fast_assignment(line, words, number, file))
         index += 1
     raise ConfigError(f"{header}: missing '}}' to end the entry", file, start)
+
+
+_ENTRY_WORDS = frozenset(("service", "defaults", "include", "includedir"))
 
 
 def parse_into(text: str, file: str, state: _State) -> None:
@@ -399,8 +402,7 @@ def parse_into(text: str, file: str, state: _State) -> None:
     found_defaults = False
     base = os.path.dirname(file)
     while index < len(lines):
-        number, line = lines[index]
-        words = line.split()
+        number, line, words = lines[index]
         keyword = words[0]
         if keyword in ("include", "includedir"):
             if len(words) != 2:
