@@ -13,7 +13,9 @@ killed at the end:
   bound of peer-speed.md, which hangs up after one read; and the same loop reading
   until the client closes, as an echo server must (one client at a time).
 
-Prints the median connections/s of each and the ratios. Not part of the test suite.
+Prints, for each, the median connections/s and the server's CPU time per connection
+(its own and its reaped children's, from /proc: the figure that stays meaningful when
+other work shares the machine), with ratios. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -72,6 +74,13 @@ def client(port: int, seconds: float, out) -> None:
             s.close()
             count += 1
     out.put(count)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its reaped children (xinetd forks per connection)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def measure(port: int, seconds: float, clients: int) -> float:
@@ -164,6 +173,7 @@ def main() -> int:
     peers.append(Peer("bare loop, reads until close", None, port, func=bare_loop_until_close))
 
     results: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}  # server CPU microseconds per connection
     try:
         for peer in list(peers):
             try:
@@ -174,19 +184,28 @@ def main() -> int:
                 peers.remove(peer)
         for _ in range(args.rounds):  # interleaved rounds: drift hits every peer alike
             for peer in peers:
-                results.setdefault(peer.name, []).append(
-                    measure(peer.port, args.seconds, args.clients))
+                before = cpu_seconds(peer.proc.pid)
+                start = time.monotonic()
+                rate = measure(peer.port, args.seconds, args.clients)
+                count = rate * (time.monotonic() - start)
+                results.setdefault(peer.name, []).append(rate)
+                cpu.setdefault(peer.name, []).append(
+                    (cpu_seconds(peer.proc.pid) - before) / max(count, 1) * 1e6)
     finally:
         for peer in peers:
             peer.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     ours = statistics.median(results[peers[0].name])
+    ours_cpu = statistics.median(cpu[peers[0].name])
     print(f"TCP echo, connect/send/recv/close, {args.clients} clients, "
-          f"{args.rounds} x {args.seconds:g} s, median connections/s:")
+          f"{args.rounds} x {args.seconds:g} s, medians (server CPU per connection is the "
+          "figure that holds on a busy machine):")
     for name, values in results.items():
         med = statistics.median(values)
-        print(f"  {name:<34} {med:>9,.0f} /s   ours/this = {ours / med:5.2f}")
+        us = statistics.median(cpu[name])
+        print(f"  {name:<34} {med:>9,.0f} conn/s  ours/this = {ours / med:5.2f}   "
+              f"{us:7.1f} us CPU/conn  this/ours = {us / ours_cpu:5.2f}")
     return 0
 
 

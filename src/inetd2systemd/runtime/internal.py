@@ -383,9 +383,11 @@ def serve(services: list[InternalService], *, idle_timeout: float | None = None)
         service.register(selector)
     timeout = idle_timeout if idle_timeout else None
     select = selector.select
+    # Only a service on an accepted connection (inetd's fd 0) ever finishes by itself.
+    finite = any(not s.listening and not s.datagram for s in services)
     try:
         while True:
-            if all(s.done for s in services):
+            if finite and all(s.done for s in services):
                 return
             events = select(timeout)
             if not events:
