@@ -187,6 +187,17 @@ print(got == b'hello, echo\\r\\n' * 1000)
     assert out.split() == ["True", "True"]
 
 
+def test_a_dual_stack_socket_answers_over_ipv4_and_ipv6(box):
+    # `echo stream tcp ...` in openbsd-inetd means v4 and v6: [::]:7 + BindIPv6Only=both
+    out = inside(box, """
+import socket
+for family, host in ((socket.AF_INET, '127.0.0.1'), (socket.AF_INET6, '::1')):
+    s = socket.socket(family); s.settimeout(30); s.connect((host, 7))
+    s.sendall(b'both'); print(s.recv(10))
+""")
+    assert out.split() == ["b'both'", "b'both'"]
+
+
 def test_discard_swallows_everything_and_answers_nothing(box):
     out = inside(box, TCP + """
 s.sendall(b'x' * 100000); s.shutdown(socket.SHUT_WR)
