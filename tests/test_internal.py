@@ -312,8 +312,9 @@ def test_same_bytes_as_openbsd_inetd_builtins(tmp_path):
         f"systemd-socket-activate -l 127.0.0.1:{port + 20000} {BIN} internal {name} "
         f"--idle-timeout 5 >/dev/null 2>&1 & pids=\"$pids $!\";"
         for name, port in (("chargen", 19), ("daytime", 13), ("time", 37), ("echo", 7)))
-    script = (f"ip link set lo up; {OPENBSD_INETD} -d {conf} >/dev/null 2>&1 & pids=$!; "
-              f"{ours} sleep 0.5; {sys.executable} {tmp_path / 'client.py'}; kill $pids")
+    script = (f"trap 'kill $pids' EXIT; ip link set lo up; "
+              f"{OPENBSD_INETD} -d {conf} >/dev/null 2>&1 & pids=$!; "
+              f"{ours} sleep 0.5; {sys.executable} {tmp_path / 'client.py'}")
     result = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True,
                             start_new_session=True,
                             text=True, timeout=60)
