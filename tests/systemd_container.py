@@ -9,6 +9,7 @@ ports never collide with the host's or another test run's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -30,12 +31,44 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def _new_cgroup(name: str) -> Path | None:
+    """A cgroup of its own for one container, beside this process's.
+
+    systemd-nspawn puts the container under `payload/` of the cgroup it starts in; two
+    containers started from one cgroup (two test runs at once) share a
+    `payload/system.slice` and remove each other's unit cgroups, which breaks Accept=yes
+    sockets ("sd-accept: Failed to join unit cgroup"). None where that cannot be done:
+    the container then shares, which is harmless when it is the only one.
+    """
+    mount = next((line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+                  if line.split()[2:3] == ["cgroup2"]), None)
+    own = [line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines()
+           if line.startswith("0::")]
+    if mount is None or not own:
+        return None
+    path = Path(mount) / own[0].lstrip("/") / f"i2s-test-{name}"
+    try:
+        path.mkdir()
+    except OSError:
+        return None
+    return path
+
+
+def _remove_cgroup(path: Path) -> None:
+    for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            child.rmdir()
+    with contextlib.suppress(OSError):
+        path.rmdir()
+
+
 class SystemdContainer:
     def __init__(self, name: str = "i2s") -> None:
         self.name = f"{name}-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None  # the container's PID 1, as seen from the host
         self.log = Path(f"/tmp/{self.name}.boot.log")
+        self.cgroup: Path | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> "SystemdContainer":
@@ -48,9 +81,17 @@ class SystemdContainer:
         cmd += [f"--bind-ro={b}" for b in sorted(binds) if b != "/" and not b.startswith("/usr")]
         cmd += ["--", "systemd.firstboot=off", "systemd.unit=basic.target"]
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
+        self.cgroup = _new_cgroup(self.name)
+        procs = str(self.cgroup / "cgroup.procs") if self.cgroup else None
+
+        def enter_cgroup() -> None:
+            if procs:
+                with open(procs, "w") as f:
+                    f.write("0")
+
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=env, start_new_session=True)
+                                         env=env, start_new_session=True, preexec_fn=enter_cgroup)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -82,6 +123,9 @@ class SystemdContainer:
                 self.proc.wait(5)
         self.proc = None
         self.pid = None
+        if self.cgroup is not None:
+            _remove_cgroup(self.cgroup)
+            self.cgroup = None
 
     def __enter__(self) -> "SystemdContainer":
         return self.start()
