@@ -354,3 +354,34 @@ def test_tcp_forwarding_octet_counted_and_a_dead_peer_never_stalls(tmp_path):
     finally:
         listener.stop()
         server.close()
+
+
+def test_tls_client_certificates_when_a_ca_is_given(tmp_path, certificate):
+    client_cert, client_key = tmp_path / "client.pem", tmp_path / "client.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-subj", "/CN=client", "-days", "2", "-keyout", str(client_key),
+                    "-out", str(client_cert)], check=True, capture_output=True)
+    port = free_ports()
+    listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tls:127.0.0.1:{port}"],
+                        ("--tls-cert", str(certificate[0]), "--tls-key", str(certificate[1]),
+                         "--tls-ca", str(client_cert)))
+    try:
+        def send(with_cert: bool, text: bytes) -> None:
+            context = ssl.create_default_context(cafile=str(certificate[0]))
+            if with_cert:
+                context.load_cert_chain(str(client_cert), str(client_key))
+            try:
+                with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=2),
+                                         server_hostname="localhost") as s:
+                    frame = b"<14>Nov 27 12:00:00 h tls: " + text
+                    s.sendall(b"%d %s" % (len(frame), frame))
+                    s.recv(1)  # TLS 1.3 reports a refused certificate only on the next read
+            except (ssl.SSLError, OSError):  # refused, or (accepted) nothing to read
+                pass
+        send(False, b"anonymous")
+        send(True, b"authenticated")
+        assert _line_with(tmp_path / "out.log", "authenticated")
+        assert not any("anonymous" in l for l in read_lines(tmp_path / "out.log"))
+        assert "TLS handshake with 127.0.0.1 failed" in listener.stderr()
+    finally:
+        listener.stop()
