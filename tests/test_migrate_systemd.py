@@ -17,16 +17,11 @@ A second test does the same for the RHEL sample with the real xinetd (libwrap bu
 
 from __future__ import annotations
 
-import contextlib
-import os
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from systemd_container import SystemdContainer, unavailable_reason
 
-from inetd2systemd.preflight import cgroup2_mount
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "contrib" / "xinetd-import" / "samples"
@@ -36,59 +31,6 @@ XINETD = Path("/usr/sbin/xinetd")
 
 
 
-def _rmtree_cgroup(path: Path) -> None:
-    for child in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        with contextlib.suppress(OSError):
-            child.rmdir()
-    with contextlib.suppress(OSError):
-        path.rmdir()
-
-
-@contextlib.contextmanager
-def own_cgroup():
-    """Run what is started inside in a cgroup of its own, then come back.
-
-    systemd-nspawn puts the container under `payload/` of the cgroup it is started
-    from; two containers started from the same cgroup (two test runs at once on one
-    machine) share one `payload/system.slice` and remove each other's unit cgroups,
-    which breaks Accept=yes sockets with IPAddressAllow= ("sd-accept: Failed to join
-    unit cgroup"). A cgroup per container keeps them apart.
-    """
-    mount = cgroup2_mount()
-    lines = [line for line in Path("/proc/self/cgroup").read_text().splitlines()
-             if line.startswith("0::")]
-    if mount is None or not lines:
-        yield None
-        return
-    base = Path(mount) / lines[0][3:].lstrip("/")
-    new = base / f"i2s-test-{os.getpid()}-{int(time.monotonic() * 1000) % 10**6}"
-    try:
-        new.mkdir()
-        (new / "cgroup.procs").write_text(str(os.getpid()))
-    except OSError:
-        yield None
-        return
-    try:
-        yield new
-    finally:
-        (base / "cgroup.procs").write_text(str(os.getpid()))
-
-
-@pytest.fixture(scope="module")
-def host():
-    """A booted systemd like the `systemd` fixture's, in a cgroup of its own."""
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"container: {reason}")
-    container = SystemdContainer("i2s-import")
-    with own_cgroup() as cgroup:
-        container.start()
-    try:
-        yield container
-    finally:
-        container.stop()
-        if cgroup is not None:
-            _rmtree_cgroup(cgroup)
 
 
 CLIENT = textwrap.dedent("""
@@ -163,8 +105,8 @@ def rollback_and_compare(container, before: dict) -> None:
 
 @pytest.mark.skipif(not OPENBSD_INETD.exists(), reason="openbsd-inetd is not unpacked "
                     "(scripts/setup.sh does it)")
-def test_debian_host_migration_allow_deny_equivalence_rollback(host):
-    c = host
+def test_debian_host_migration_allow_deny_equivalence_rollback(systemd):
+    c = systemd
     # -- the legacy host: openbsd-inetd with tcpd and the sample's rules --------------------
     copy_tree_etc(c, "debian-inetd", ["inetd.conf", "services", "hosts.allow", "hosts.deny",
                                       "default"])
@@ -250,8 +192,8 @@ def test_debian_host_migration_allow_deny_equivalence_rollback(host):
     c.systemctl("disable", "--now", "openbsd-inetd.service")
 
 
-def test_rhel_host_migration_with_real_xinetd(host):
-    c = host
+def test_rhel_host_migration_with_real_xinetd(systemd):
+    c = systemd
     copy_tree_etc(c, "rhel-xinetd", ["xinetd.conf", "xinetd.d", "services", "hosts.allow",
                                      "hosts.deny"])
     c.write("/etc/protocols", Path("/etc/protocols").read_text())  # xinetd looks tcp/udp up

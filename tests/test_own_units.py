@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_migrate_systemd import host  # noqa: F401  (a container in a cgroup of its own)
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = sorted(p for p in (ROOT / "units").iterdir() if p.suffix in (".service", ".socket"))
@@ -46,11 +45,11 @@ def test_each_unit_starts_with_a_comment_saying_what_it_is():
 
 
 @pytest.fixture(scope="module")
-def loaded(host):  # noqa: F811
+def loaded(systemd):
     for path in UNITS:
-        host.write(f"/etc/systemd/system/{path.name}", path.read_text())
-    host.systemctl("daemon-reload")
-    return host
+        systemd.write(f"/etc/systemd/system/{path.name}", path.read_text())
+    systemd.systemctl("daemon-reload")
+    return systemd
 
 
 def exposure(container, unit: str) -> float:

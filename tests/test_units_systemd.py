@@ -107,27 +107,6 @@ def all_services() -> list[Service]:
     return services
 
 
-@pytest.fixture(scope="module")
-def systemd():
-    """The conftest `systemd` container, booted in a cgroup of its own: containers booted
-    from one cgroup share `payload/system.slice` and remove each other's unit cgroups,
-    which breaks Accept=yes sockets ("sd-accept: Failed to join unit cgroup") whenever
-    two test runs overlap. The cgroup helpers are test_migrate_systemd's."""
-    from systemd_container import SystemdContainer, unavailable_reason
-    from test_migrate_systemd import _rmtree_cgroup, own_cgroup
-
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"container: {reason}")
-    container = SystemdContainer("i2s-units")
-    with own_cgroup() as cgroup:
-        container.start()
-    try:
-        yield container
-    finally:
-        container.stop()
-        if cgroup is not None:
-            _rmtree_cgroup(cgroup)
 
 
 @pytest.fixture(scope="module")

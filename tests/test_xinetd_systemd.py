@@ -17,11 +17,6 @@ import time
 import pytest
 
 from conftest import DATA
-from systemd_container import SystemdContainer, unavailable_reason
-# Reused, not copied: two containers booted from one cgroup remove each other's socket
-# cgroups (Accept=yes then fails with "sd-accept: Failed to join unit cgroup"); the
-# migration tests found it first. It belongs in systemd_container.py.
-from test_migrate_systemd import _rmtree_cgroup, own_cgroup
 from inetd2systemd.config.services import load_services
 from inetd2systemd.config.xinetd import parse_xinetd, read_xinetd
 from inetd2systemd.units.writer import render
@@ -112,21 +107,6 @@ CLIENT = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def systemd():
-    """The shared fixture's container, booted in a cgroup of its own."""
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"container: {reason}")
-    container = SystemdContainer("i2s-xinetd")
-    with own_cgroup() as cgroup:
-        container.start(timeout=60)
-    try:
-        yield container
-    finally:
-        container.stop()
-        if cgroup is not None:
-            _rmtree_cgroup(cgroup)
 
 
 def inside(systemd, code: str):
