@@ -36,18 +36,17 @@ def specifiers(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def _c_escape(data: bytes, extra: bytes = b'"\\') -> str:
+# What each byte becomes inside a quoted word.
+_ESCAPED = tuple("\\" + chr(b) if b in b'"\\' else chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}"
+                 for b in range(256))
+_PLAIN = re.compile(rb'[ !#-\[\]-~]*\Z')  # printable ASCII but `"` and `\`: nothing to escape
+
+
+def _c_escape(data: bytes) -> str:
     """C-escape for systemd's cunescape: printable ASCII stays, the rest is \\xNN."""
-    out: list[str] = []
-    for byte in data:
-        ch = chr(byte)
-        if byte in extra:
-            out.append("\\" + ch)
-        elif 0x20 <= byte < 0x7F:
-            out.append(ch)
-        else:
-            out.append(f"\\x{byte:02x}")
-    return "".join(out)
+    if _PLAIN.match(data):  # the common case, a plain word
+        return data.decode("ascii")
+    return "".join([_ESCAPED[b] for b in data])
 
 
 def _as_bytes(text: str) -> bytes:
@@ -116,11 +115,13 @@ def valid_env_name(name: str) -> bool:
 def value(text: str) -> str:
     """A free-text directive value (Description=, paths in Listen*=, User=): one line,
     specifiers escaped. Control characters cannot be expressed there and become `?`."""
-    return specifiers("".join(c if c.isprintable() else "?" for c in text))
+    return specifiers(comment(text))
 
 
 def comment(text: str) -> str:
     """Text safe to put after `# ` on one line."""
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
