@@ -1,12 +1,12 @@
 """sd_notify(3) for Type=notify services: readiness, status, watchdog, fd store.
 
-`sdnotify` (the declared dependency) shows the transport: one datagram of
-newline-separated VAR=value to $NOTIFY_SOCKET, '@' meaning the abstract namespace.
-It cannot do what a service needs beyond READY=1, though: it reads NOTIFY_SOCKET only
-from the environment, encodes latin-1 (STATUS= is UTF-8), swallows every error, and
-cannot pass file descriptors (SCM_RIGHTS), so FDSTORE=1 and BARRIER=1 are impossible
-with it. This module therefore speaks the same protocol with socket.sendmsg and keeps
-sdnotify's `notify(state)` method name, so it is a drop-in replacement.
+The transport is one datagram of newline-separated VAR=value to $NOTIFY_SOCKET, '@'
+meaning the abstract namespace. The `sdnotify` package speaks it too, but cannot do what
+a service needs beyond READY=1: it reads NOTIFY_SOCKET only from the environment, encodes
+latin-1 (STATUS= is UTF-8), swallows every error, and cannot pass file descriptors
+(SCM_RIGHTS), so FDSTORE=1 and BARRIER=1 are impossible with it. This module therefore
+speaks the protocol itself with socket.sendmsg (no dependency) and keeps sdnotify's
+`notify(state)` method name, so it is a drop-in replacement.
 
 Without NOTIFY_SOCKET every call is a no-op returning False (not started by systemd,
 or NotifyAccess=none): a service runs the same under inetd or by hand. With it, a
