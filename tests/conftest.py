@@ -24,8 +24,20 @@ def systemd():
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"container: {reason}")
-    with SystemdContainer() as container:
+    container = SystemdContainer()
+    try:
+        container.start()
+    except RuntimeError as first:
+        # A boot that fails is infrastructure, not the code under test: one more try,
+        # and if that fails too both logs are in the error.
+        try:
+            container = SystemdContainer().start()
+        except RuntimeError as second:
+            raise RuntimeError(f"container did not boot twice:\n{first}\n---\n{second}") from None
+    try:
         yield container
+    finally:
+        container.stop()
 
 
 def run_cli(*args: str, check: bool = False, input: str | None = None, env: dict | None = None,

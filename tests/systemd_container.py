@@ -95,6 +95,7 @@ class SystemdContainer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"systemd-nspawn exited: {self.log.read_text()[-2000:]}")
             if self.pid is None:
                 self.pid = self._child_pid()

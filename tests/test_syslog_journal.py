@@ -18,11 +18,13 @@ SOCKET = "inetd2systemd-syslogd.socket"
 VENV_BIN = ROOT / ".venv" / "bin"
 
 # Only what the test machine needs: the console script is in the project's venv (not on
-# the default PATH), and that venv's interpreter lives under /root, which the shipped
-# ProtectHome=yes hides. Everything else is the shipped unit as is.
+# the default PATH), that venv's interpreter may live under /root, which the shipped
+# ProtectHome=yes hides, and the checkout itself may be under /tmp, which the private
+# /tmp that DynamicUser=yes implies hides. Everything else is the shipped unit as is.
 DROP_IN = f"""[Service]
 Environment=PATH={VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin
 ProtectHome=read-only
+BindReadOnlyPaths={ROOT}
 """
 
 # Far below journald's default (10000 per 30 s x a disk factor), so that a unit without
