@@ -37,10 +37,16 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mount nam
 
 
 def _port_block(count: int) -> int:
-    """A base port with `count` free TCP and UDP ports above it (random, then probed)."""
+    """A base port with `count` free TCP and UDP ports above it (random, then probed).
+
+    Below the kernel's ephemeral range: a port that is free now but ephemeral can become
+    some client connection's local port a moment later (the tests make thousands), and a
+    daemon binding it then (at a reload) fails with EADDRINUSE."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20000, 60000 - count)
+        base = rng.randrange(10000, max(10001, ephemeral_low - count))
         try:
             for port in range(base, base + count):
                 for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
