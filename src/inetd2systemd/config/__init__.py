@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..model import Configuration, Family, Finding, Listen, Service, Severity, SocketType
 from .services import ServicesTable
+from ..bulk import gc_paused
 
 FORMATS = ("inetd", "xinetd")
 
@@ -80,6 +81,7 @@ def read_one(path: str | Path, *, format: str | None = None, flavor: str = "open
     return xinetd.read_xinetd(path, services=services, include_disabled=include_disabled)
 
 
+@gc_paused
 def load(paths: str | Path | Iterable[str | Path], *, format: str | None = None,
          flavor: str = "openbsd", services: ServicesTable | None = None,
          include_disabled: bool = False) -> Configuration:

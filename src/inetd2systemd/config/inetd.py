@@ -40,6 +40,7 @@ from ..errors import ConfigError
 from ..model import Configuration, Family, Finding, Listen, RateLimit, Service, Severity, \
     SocketType, Source
 from .services import ServicesTable, load_services
+from ..bulk import gc_paused
 
 FLAVORS = ("openbsd", "inetutils", "xinetd-compat")
 INTERNAL_NAMES = ("echo", "discard", "chargen", "daytime", "time")
@@ -430,6 +431,7 @@ def _program(words: tuple[Word, ...], name: str, flavor: str, file: str
 
 # -- the file -------------------------------------------------------------------------
 
+@gc_paused
 def parse_inetd(text: str, file: str = "<inetd.conf>", *, flavor: str = "openbsd",
                 services: ServicesTable | None = None,
                 include_disabled: bool = False) -> Configuration:

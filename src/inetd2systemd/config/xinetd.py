@@ -57,6 +57,7 @@ from ..model import (RLIMIT_NAMES, Configuration, Family, Finding, Listen, RateL
                      Service, Severity, SocketType, Source)
 from .inetd import INTERNAL_NAMES
 from .services import ServicesTable, load_services
+from ..bulk import gc_paused
 
 # xinetd-only internal services: kept in the model (the writer reports them).
 XINETD_ONLY_INTERNALS = ("services", "servers", "tcpmux")
@@ -959,6 +960,7 @@ def _state(services: ServicesTable | None, include_disabled: bool, root: str | N
                   root)
 
 
+@gc_paused
 def parse_xinetd(text: str, file: str = "<xinetd.conf>", *,
                  services: ServicesTable | None = None, include_disabled: bool = False,
                  root: str | None = None) -> Configuration:
@@ -986,6 +988,7 @@ def read_xinetd(path: str | Path, *, services: ServicesTable | None = None,
                         include_disabled=include_disabled, root=root)
 
 
+@gc_paused
 def read_xinetd_dir(path: str | Path, *, services: ServicesTable | None = None,
                     include_disabled: bool = False, root: str | None = None) -> Configuration:
     """A directory of service files (an xinetd.d), read as `includedir` reads it."""
