@@ -133,17 +133,18 @@ def test_internal_service_passes_instances_and_per_source():
     assert not [f for f in findings if "per_source" in f.message]
 
 
-def test_daytime_answers_in_the_style_of_the_daemon_whose_file_it_came_from(tmp_path):
-    xinetd = tmp_path / "daytime"
-    xinetd.write_text("service daytime\n{\n  type = INTERNAL\n  socket_type = stream\n"
-                      "  wait = no\n}\n")
-    inetd = tmp_path / "inetd.conf"
-    inetd.write_text("daytime stream tcp nowait root internal\n")
+def test_daytime_answers_in_the_style_of_the_daemon_whose_file_it_came_from():
+    from inetd2systemd.config.inetd import parse_inetd
+    from inetd2systemd.config.services import parse_services
+    from inetd2systemd.config.xinetd import parse_xinetd
+
+    table = parse_services("daytime 13/tcp\n")
+    read = (parse_xinetd("service daytime\n{\n  type = INTERNAL\n  socket_type = stream\n"
+                         "  wait = no\n}\n", "xinetd.conf", services=table),
+            parse_inetd("daytime stream tcp nowait root internal\n", "inetd.conf", services=table))
     lines = []
-    for path in (xinetd, inetd):
-        service = svc("daytime", 13, internal="daytime")
-        service = type(service)(**{**service.__dict__, "source": Source(str(path), 1)})
-        units, _ = render([service], WriterOptions(command=("/x",)))
+    for configuration in read:
+        units, _ = render(configuration.services, WriterOptions(command=("/x",)))
         lines.append(get(one(units, "daytime.service"), "Service", "ExecStart")[0])
     assert lines[0].endswith('"--style" "xinetd"') and "--style" not in lines[1]
 

@@ -155,6 +155,9 @@ class Service:
     banner_fail: str | None = None
 
     disabled: bool = False
+    # Which daemon's file it came from: where inetd and xinetd behave differently
+    # (the wording of the daytime service), the back ends answer as that daemon did.
+    dialect: str = "inetd"  # or "xinetd"
     # Attributes the reader met and could not place in the fields above, kept for the
     # report as (attribute, value, source); never dropped silently.
     unmapped: tuple[tuple[str, str, Source], ...] = ()

@@ -853,7 +853,7 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
         raise _error(raw, "disable", f"expected yes or no, got {raw.first('disable')!r}")
 
     service = Service(
-        name=raw.name, id=id_, source=where, socket_type=socket_type, protocol=protocol,
+        dialect="xinetd", name=raw.name, id=id_, source=where, socket_type=socket_type, protocol=protocol,
         listens=listens, wait=wait, nodelay="NODELAY" in flags, keepalive="KEEPALIVE" in flags,
         server=server, argv=argv, internal=internal, redirect=redirect, user=user,
         group=raw.first("group"), supplementary_groups=None if groups else (),

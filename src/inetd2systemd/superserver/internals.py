@@ -13,24 +13,9 @@ from __future__ import annotations
 import selectors
 import socket
 from collections import Counter
-from functools import lru_cache
-from pathlib import Path
 
 from ..model import Service
 from ..runtime.internal import INTERNAL_NAMES, MIN_CLIENT_PORT, InternalService
-
-
-@lru_cache(maxsize=64)
-def daytime_style(config_file: str) -> str:
-    """xinetd and inetd word daytime differently; answer as the file's own daemon did."""
-    path = Path(config_file)
-    try:
-        if path.is_dir():
-            return "xinetd"
-        from ..config import looks_like_xinetd
-        return "xinetd" if looks_like_xinetd(path.read_text(errors="replace")) else "inetd"
-    except OSError:
-        return "inetd"
 
 
 class InternalHandler:
@@ -43,7 +28,7 @@ class InternalHandler:
         if name not in INTERNAL_NAMES:
             raise ValueError(f"no internal service {name!r}: expected one of {', '.join(INTERNAL_NAMES)}")
         self.name = name
-        self.style = daytime_style(service.source.file)
+        self.style = service.dialect  # xinetd and inetd word daytime differently
         self.selector = selector
         self.replier: InternalService | None = None
         # Counting running connections is needed only for instances / per_source.

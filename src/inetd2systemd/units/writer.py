@@ -533,13 +533,6 @@ def _service_common(s: Service, description: str, socket: str | None,
     return lines
 
 
-def _daytime_style(config_file: str) -> str:
-    # The superserver decides the same way for the same file (one function for both).
-    from ..superserver.internals import daytime_style
-
-    return daytime_style(config_file)
-
-
 def _render_one(plan: _Plan, names: _Names, opts: WriterOptions, command: tuple[str, ...]
                 ) -> list[Unit]:
     s = plan.service
@@ -591,7 +584,7 @@ def _render_one(plan: _Plan, names: _Names, opts: WriterOptions, command: tuple[
                 argv += ["--max-connections", str(s.instances)]
             if s.per_source:
                 argv += ["--per-source", str(s.per_source)]
-            if s.internal == "daytime" and _daytime_style(s.source.file) == "xinetd":
+            if s.internal == "daytime" and s.dialect == "xinetd":
                 argv += ["--style", "xinetd"]  # answer as the file's own daemon did
             lines += ["", "[Service]", "Type=simple",
                       "ExecStart=@" + " ".join(escape.exec_word(w)
