@@ -92,14 +92,19 @@ class Listener:
         return [line for line in self.stderr().splitlines() if "received " in line][-1]
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
+        return terminate(self.proc)
+
+
+def terminate(proc: subprocess.Popen) -> int:
+    """SIGTERM (the daemon drains and exits), SIGKILL if it does not within 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
 
 
 RSYSLOGD = "/usr/sbin/rsyslogd"
@@ -136,13 +141,7 @@ class Rsyslog:
             time.sleep(0.3)  # imudp binds with the other inputs; no handshake to wait for
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
 
 
 def _accepts(port: int) -> bool:
