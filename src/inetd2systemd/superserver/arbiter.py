@@ -38,7 +38,7 @@ from . import limits
 from .log import Log
 from .sockets import EndpointKey, apply_options, endpoint_key, listen_of_socket, open_listener, \
     unsupported_reason
-from .spawn import Launcher, SpawnPool, base_environment
+from .spawn import Launcher, base_environment
 
 # Accept at most this many connections per wake-up of one socket: amortises select()
 # under load, yet one flooded service cannot starve the others or the signal pipe.
@@ -129,12 +129,7 @@ class Arbiter:
         self._stopping = False
         self._wake_r = self._wake_w = -1
         self._load_gate = limits.LoadGate()
-        self._pool: SpawnPool | None = None
         self._wrappers = None  # hosts.allow / hosts.deny, read with each configuration
-        # Exit statuses of children reaped before their spawn was collected: a worker
-        # thread's posix_spawn returns after the exec, and a fast server may be gone
-        # by the time the loop learns its pid.
-        self._early_exits: dict[int, int] = {}
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -143,7 +138,6 @@ class Arbiter:
         configuration = self._load()
         self._report_findings(configuration)
         self._install_signals()
-        self._pool = SpawnPool(self._wake_w)
         self._apply(configuration)
         if not self.endpoints:
             raise ConfigError("no service could be started (see the messages above)")
@@ -155,15 +149,12 @@ class Arbiter:
         self.log.notice(f"started: {len(self.units)} services on {len(self.endpoints)} sockets")
         select = self.selector.select
         flush = self.log.flush
-        pool = self._pool
         while not self._stopping:
             timeout = self._next_timeout()
             # Callbacks take the event mask: runtime.internal registers its connections
             # on this same selector with that convention.
             for key, mask in select(timeout):
                 key.data(mask)
-            if pool.done:
-                self._collect_spawns()
             if self._signals:
                 self._handle_signals()
             if self._timers:
@@ -193,10 +184,8 @@ class Arbiter:
         # A full pipe drops bytes; SIGCHLD is therefore also implied by any wake-up
         # while children run, and handled idempotently (waitpid WNOHANG).
         for signum in data:
-            if signum and signum not in self._signals:  # 0: a spawn worker finished
+            if signum not in self._signals:
                 self._signals.append(signum)
-        if self._pool is not None and self._pool.done:
-            self._collect_spawns()
         if self.children and signal.SIGCHLD not in self._signals:
             self._signals.append(signal.SIGCHLD)
 
@@ -223,10 +212,8 @@ class Arbiter:
             if pid == 0:
                 return
             child = self.children.pop(pid, None)
-            if child is None:
-                self._early_exits[pid] = status
-                continue
-            self._ended(pid, child, status)
+            if child is not None:
+                self._ended(pid, child, status)
 
     def _ended(self, pid: int, child: Child, status: int) -> None:
         unit = child.unit
@@ -238,24 +225,6 @@ class Arbiter:
             endpoint.busy_pid = None
             if self.endpoints.get(endpoint.key) is endpoint and unit.paused_until is None:
                 self._watch(endpoint)
-
-    def _collect_spawns(self) -> None:
-        """Servers the spawn workers started: now they are children like any other."""
-        done = self._pool.done
-        while done:
-            child, pid, error = done.popleft()
-            service_id = child.unit.service.id
-            if error is not None:
-                child.unit.occupancy.ended(child.source)
-                self.log.error(f"FAIL: {service_id} cannot start {child.unit.service.server}: "
-                               f"{error.strerror}")
-                continue
-            self.log.info(f"START: {service_id} pid={pid} from={child.source}")
-            status = self._early_exits.pop(pid, None)
-            if status is None:
-                self.children[pid] = child
-            else:
-                self._ended(pid, child, status)
 
     # -- reading the configuration -------------------------------------------------------------
 
@@ -453,7 +422,6 @@ class Arbiter:
         children = self.children
         log = self.log
         service_id = unit.service.id
-        pool = self._pool
 
         def on_ready(_mask) -> None:
             for _ in range(ACCEPT_BATCH):
@@ -478,20 +446,14 @@ class Arbiter:
                         continue
                     if banners and banners[1]:
                         _send_banner(fd, banners[1])
-                # Counted now, not when the worker is done: the next accept() must
-                # already see this server in instances / per_source.
-                unit.occupancy.started(source)
-                if pool is not None and not launcher.forks:
-                    pool.submit(launcher, fd, source, Child(unit, None, source))
-                    continue
                 try:
                     pid = launcher.spawn(fd, source)
                 except OSError as exc:
-                    unit.occupancy.ended(source)
                     log.error(f"FAIL: {service_id} cannot start {launcher.path}: {exc.strerror}")
                     continue
                 finally:
                     os.close(fd)
+                unit.occupancy.started(source)
                 children[pid] = Child(unit, None, source)
                 log.info(f"START: {service_id} pid={pid} from={source}")
 
@@ -748,9 +710,6 @@ class Arbiter:
         for unit in self.units.values():
             if unit.internal is not None:
                 unit.internal.close()
-        if self._pool is not None:
-            self._pool.close()
-            self._collect_spawns()
         # xinetd(8): SIGTERM "terminates all running servers before terminating xinetd".
         for pid in list(self.children):
             try:

@@ -45,6 +45,10 @@ _RESET_SIGNALS = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(sig
 _PRIVATE_ENV = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
                 "WATCHDOG_USEC", "WATCHDOG_PID")
 
+# Environments kept per client address (REMOTE_HOST differs): bounded, not an LRU,
+# since rebuilding one costs a dict copy.
+_REMOTE_ENV_CACHE = 256
+
 _RLIMITS = {
     "AS": resource.RLIMIT_AS, "CPU": resource.RLIMIT_CPU, "DATA": resource.RLIMIT_DATA,
     "RSS": resource.RLIMIT_RSS, "STACK": resource.RLIMIT_STACK, "NOFILE": resource.RLIMIT_NOFILE,
@@ -123,7 +127,7 @@ def child_environment(service: Service, base: dict[str, str]) -> dict[str, str]:
 class Launcher:
     """Everything needed to start one service's server, worked out once per (re)load."""
 
-    __slots__ = ("service", "path", "argv", "env", "credentials", "_forks", "_actions_cache")
+    __slots__ = ("service", "path", "argv", "env", "credentials", "_forks", "_remote_envs")
 
     def __init__(self, service: Service, base_env: dict[str, str]) -> None:
         if not service.server:
@@ -140,6 +144,7 @@ class Launcher:
             # switch anyway, and xinetd too runs the server as itself then.
             credentials = None
         self.credentials = credentials
+        self._remote_envs: dict[str, dict[str, str]] = {}
         self._forks = (credentials is not None or service.nice is not None
                        or service.umask is not None or bool(service.rlimits))
 
@@ -156,8 +161,13 @@ class Launcher:
         """
         env = self.env
         if remote is not None:
-            env = dict(env)
-            env["REMOTE_HOST"] = remote
+            # Clients come back: reuse the environment built for this address instead
+            # of copying the whole environment for every connection.
+            env = self._remote_envs.get(remote)
+            if env is None:
+                if len(self._remote_envs) >= _REMOTE_ENV_CACHE:
+                    self._remote_envs.clear()
+                env = self._remote_envs[remote] = {**self.env, "REMOTE_HOST": remote}
         if self._forks:
             return self._fork_exec(fd, env)
         return os.posix_spawn(
@@ -195,64 +205,3 @@ class Launcher:
         except BaseException:
             pass
         os._exit(127)
-
-
-class SpawnPool:
-    """posix_spawn from worker threads, so the loop never waits for an exec.
-
-    The vfork+exec inside posix_spawn blocks its caller for about half a millisecond
-    per /bin/cat on this machine, during which nothing else would be accepted; CPython
-    releases the GIL around that call, so two workers start two servers at once on two
-    cores (measured: 795 -> 1645 spawns/s). Only the fast path runs here: a fork is
-    never made from a thread (the fork path stays on the loop's thread).
-
-    Each finished job lands in `done` as (token, pid or None, OSError or None), and the
-    loop is woken through `wake_fd` (a zero byte: no signal has number 0) only when
-    `done` was empty: under load one wake-up collects a whole batch instead of costing
-    three system calls and a context switch per connection. A child reaped before its
-    start was collected is matched up then (the arbiter's early exits).
-    """
-
-    def __init__(self, wake_fd: int, workers: int = 2) -> None:
-        import collections
-        import queue
-        import threading
-
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.done: collections.deque = collections.deque()
-        self._wake_fd = wake_fd
-        self._threads = [threading.Thread(target=self._work, name=f"spawn-{i}", daemon=True)
-                         for i in range(workers)]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, launcher: Launcher, fd: int, remote: str | None, token: object) -> None:
-        """Start `launcher` on `fd` (which the worker closes afterwards)."""
-        self._jobs.put((launcher, fd, remote, token))
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            launcher, fd, remote, token = job
-            pid, error = None, None
-            try:
-                pid = launcher.spawn(fd, remote)
-            except OSError as exc:
-                error = exc
-            finally:
-                os.close(fd)
-            first = not self.done
-            self.done.append((token, pid, error))
-            if first or error is not None:
-                try:
-                    os.write(self._wake_fd, b"\0")
-                except OSError:
-                    pass  # a full pipe already wakes the loop
-
-    def close(self) -> None:
-        for _ in self._threads:
-            self._jobs.put(None)
-        for thread in self._threads:
-            thread.join(timeout=2)
