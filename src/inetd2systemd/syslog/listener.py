@@ -33,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .framing import MAX_FRAME, MAX_MESSAGE, StreamFramer
-from .message import parse
 from .sinks import Router
 
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux; not exported by Python 3.11
@@ -250,12 +249,7 @@ class Listener:
 
     # -- input ---------------------------------------------------------------------------------
     def _deliver(self, frames: list[bytes], sender: str, transport: str) -> None:
-        now = time.time()
-        table = self.router.table
-        for raw in frames:
-            m = parse(raw, sender, transport, now)
-            for emit in table[m[0] * 8 + m[1]]:  # facility * 8 + severity
-                emit(m)
+        self.router.deliver(frames, sender, transport, time.time())
         received = self.counters.received
         received[transport] = received.get(transport, 0) + len(frames)
 

@@ -39,7 +39,7 @@ _RFC5424 = re.compile(
 # The same grammar, read with one bytes.split and a dictionary lookup for "<PRI>1": about
 # twice as fast as the regex above, which stays as the reference and the fallback.
 _SD_RUN = re.compile(rb"(?:" + _SD_ELEMENT + rb")+", re.S)
-_PRI_5424 = {b"<%s>1" % digits: pri for pri in range(MAX_PRI + 1)
+PRI_5424 = {b"<%s>1" % digits: pri for pri in range(MAX_PRI + 1)
              for digits in {b"%d" % pri, b"%02d" % pri, b"%03d" % pri}}
 _VERSION_1 = re.compile(rb"<\d{1,3}>1 ")
 _new = tuple.__new__  # Message(...) without the Python-level __new__ frame: the hot path
@@ -101,7 +101,7 @@ def parse(data: bytes, sender: str = "", transport: str = "", received: float = 
     if text[:1] == b"<":
         parts = text.split(b" ", 6)
         if len(parts) == 7:
-            pri = _PRI_5424.get(parts[0])
+            pri = PRI_5424.get(parts[0])
             if pri is not None:
                 _, timestamp, hostname, app_name, procid, msgid, rest = parts
                 if timestamp and hostname and app_name and procid and msgid:
