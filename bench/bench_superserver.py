@@ -10,6 +10,8 @@ each runs in a mount namespace whose /etc/services names those ports):
   (c) a wait-type UDP service: a small Python handler started on the first datagram,
       which then answers until idle. Cold start (first answer) and sustained rate with
       one request in flight.
+Each round also measures (b) against a bare Python accept + posix_spawn loop: the
+floor for any Python superserver, since /bin/cat's own start dominates path (b).
 Packaged rate limits are lifted (inetd `nowait.N` / -R, xinetd `cps = 0 0`), as in
 /work/shared/reference/peer-speed.md. Connections per second are totals over all
 clients; latencies are per connection. Ratios are ours / the faster peer.
@@ -42,6 +44,26 @@ s = socket.socket(fileno=0)          # the inetd contract: the datagram socket o
 while select.select([s], [], [], 0.5)[0]:
     data, peer = s.recvfrom(2048)
     s.sendto(data, peer)
+'''
+
+# The floor for a Python superserver: the least a Python loop can do per connection
+# (blocking accept, posix_spawn, reap), with none of the protections or the logging.
+BARE_SPAWN_LOOP = r'''
+import os, socket, sys
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen(128)
+env, dup2 = dict(os.environ), os.POSIX_SPAWN_DUP2
+while True:
+    fd, _ = listener._accept()
+    os.posix_spawn("/bin/cat", ["cat"], env, file_actions=((dup2, fd, 0), (dup2, fd, 1), (dup2, fd, 2)))
+    os.close(fd)
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
 '''
 
 INETD_CONF = """\
@@ -219,6 +241,13 @@ def summarize(lat: list[float], errors: int, seconds: float) -> dict:
             "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, "errors": errors}
 
 
+def cpu_seconds(pid: int) -> float:
+    """The daemon's own user + system time (its children's are not in it). The daemon
+    is the process Daemon started: unshare and sh exec into it."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def median_result(runs: list[dict]) -> dict:
     """Per field, the median over the rounds (errors: the total)."""
     merged = {}
@@ -294,6 +323,7 @@ def main() -> int:
     wait_for = [(ports["echo"], False), (ports["i2s-cat"], False), (ports["i2s-udp"], True)]
     wanted = [n for n in wanted if os.path.exists(daemons[n][0]) or print(f"{n}: not installed")]
     samples: dict[str, dict[str, list[dict]]] = {n: {"echo": [], "cat": [], "udp": []} for n in wanted}
+    bare_loop: list[dict] = []
     for round_ in range(args.rounds):
         for name in (wanted if round_ % 2 == 0 else wanted[::-1]):
             while any(listening(p, u) for p, u in wait_for):
@@ -303,9 +333,20 @@ def main() -> int:
                 time.sleep(0.3)
                 row = samples[name]
                 row["echo"].append(run_clients(_echo_client, ports["echo"], args.clients, args.seconds))
-                row["cat"].append(run_clients(_cat_client, ports["i2s-cat"], args.clients, args.seconds))
+                before = cpu_seconds(daemon.proc.pid)
+                result = run_clients(_cat_client, ports["i2s-cat"], args.clients, args.seconds)
+                spent = cpu_seconds(daemon.proc.pid) - before
+                result["cpu_us"] = spent / max(1, result["rate"] * args.seconds) * 1e6
+                row["cat"].append(result)
                 row["udp"].append(udp_wait(ports["i2s-udp"], args.seconds, args.colds))
             print(f"round {round_ + 1}: {name} done", file=sys.stderr)
+        while listening(ports["i2s-cat"], False):
+            time.sleep(0.1)
+        with Daemon([PYTHON, "-S", "-c", BARE_SPAWN_LOOP, str(ports["i2s-cat"])], services,
+                    work / "bare-loop.log") as daemon:
+            daemon.wait([(ports["i2s-cat"], False)])
+            time.sleep(0.3)
+            bare_loop.append(run_clients(_cat_client, ports["i2s-cat"], args.clients, args.seconds))
     table = {name: {key: median_result(runs) for key, runs in row.items()} for name, row in samples.items()}
 
     print(f"\n{args.clients} client processes, {args.seconds:g} s per measurement, median of "
@@ -316,6 +357,7 @@ def main() -> int:
              ("    p50 / p99 ms", "echo", None, None),
              ("(b) /bin/cat nowait, conn/s", "cat", "rate", "{:.0f}"),
              ("    p50 / p99 ms", "cat", None, None),
+             ("    daemon's own CPU us/conn", "cat", "cpu_us", "{:.0f}"),
              ("(c) wait UDP, cold start ms", "udp", "cold", "{:.1f}"),
              ("    sustained req/s", "udp", "rate", "{:.0f}"),
              ("    errors (a/b/c)", None, None, None)]
@@ -340,6 +382,9 @@ def main() -> int:
         best = min(peers, key=lambda n: peers[n]["udp"]["cold"])
         print(f"ratio {'wait UDP cold start':<20} {best} / ours = "
               f"{peers[best]['udp']['cold'] / ours['udp']['cold']:.2f}x (above 1: ours starts faster)")
+    bare = median_result(bare_loop)
+    print(f"\n(b) floor: a bare Python accept + posix_spawn + reap loop, /bin/cat: {bare['rate']:.0f} conn/s"
+          + (f" (ours = {ours['cat']['rate'] / bare['rate']:.2f}x of it)" if ours and bare["rate"] else ""))
     return 0
 
 
