@@ -93,7 +93,7 @@ def traditional_line(message: Message) -> bytes:
         stamp = traditional_timestamp(message)
     if not host:
         host = hostname_of(message)
-    if b"\n" in msg:
+    if LF in msg:
         msg = msg.replace(b"\n", b"#012")
     if app:
         if procid:
@@ -102,7 +102,11 @@ def traditional_line(message: Message) -> bytes:
     return b"%s %s %s\n" % (stamp, host, msg)
 
 
-_STRIPPED_ENDS = (b"\r", b"\0")  # parse() strips these from the end of a frame
+# `byte in bytes` with a bytes operand first tries it as an integer and formats a
+# TypeError for that; with an int it is a plain memchr. This runs for every message.
+LF = 0x0A
+_STRIPPED_LAST = frozenset({0x0D, 0x00})  # parse() strips CR and NUL from a frame's end
+_BOM_FIRST = BOM[0]
 
 
 def traditional_lines(frames: Iterator[bytes],
@@ -113,10 +117,10 @@ def traditional_lines(frames: Iterator[bytes],
 
     Stops at the first frame it does not take and returns it, for parse() and the
     routing table, so lines keep the order their messages came in; None when the
-    iterator is exhausted. Only frames for
-    which both roads give the same bytes are taken here (tests/test_syslog_fastpath.py
-    checks that on generated frames); everything unusual (a NIL field, a BOM, a line
-    break or trailing CR/NUL in the text, a timestamp that does not convert) goes slow.
+    iterator is exhausted. Only frames for which both roads give the same bytes are
+    taken here (tests/test_syslog_fastpath.py checks that): anything unusual (a NIL
+    field, a BOM, a line break or a trailing CR/NUL in the text, a timestamp that does
+    not convert) goes the general road.
     """
     pri_of = PRI_5424.get
     stamp_of = _stamp_cache.get
@@ -131,8 +135,8 @@ def traditional_lines(frames: Iterator[bytes],
                 if stamp is None and ts != b"-":
                     stamp = _cached_stamp(ts)
                 if stamp and host != b"-" and app != b"-" and procid != b"-" and host and \
-                        app and procid and p[5] and b"\n" not in msg and \
-                        msg[:3] != BOM and not msg.endswith(_STRIPPED_ENDS):
+                        app and procid and p[5] and LF not in msg and \
+                        (not msg or (msg[0] != _BOM_FIRST and msg[-1] not in _STRIPPED_LAST)):
                     if targets:  # else no rule takes this PRI
                         line = b"%s %s %s[%s]: %s\n" % (stamp, host, app, procid, msg)
                         for queue in targets:
