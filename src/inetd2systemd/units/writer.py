@@ -416,7 +416,7 @@ def _rate_lines(s: Service, opts: WriterOptions, rearm: str | None, plan: _Plan)
 
 def _socket_unit(plan: _Plan, stem: str, listens: list[Listen], opts: WriterOptions,
                  *, accept: bool, description: str, rearm: str | None,
-                 extra: Iterable[str] = ()) -> Unit:
+                 extra: Iterable[str] = (), rate_limited: bool = True) -> Unit:
     s = plan.service
     lines = _header(s, description)
     lines += ["", "[Unit]", f"Description={escape.value(description)}"]
@@ -452,7 +452,8 @@ def _socket_unit(plan: _Plan, stem: str, listens: list[Listen], opts: WriterOpti
         lines.append("NoDelay=yes")
     if s.keepalive:
         lines.append("KeepAlive=yes")
-    lines += _rate_lines(s, opts, rearm, plan)
+    if rate_limited:
+        lines += _rate_lines(s, opts, rearm, plan)
     lines += _access_lines(s, plan)
     if not s.disabled:
         lines += ["", "[Install]", "WantedBy=sockets.target"]
@@ -626,15 +627,14 @@ def _render_superserver(services: Sequence[Service], opts: WriterOptions,
         plan = _Plan(s, "superserver")
         for index, listens in enumerate(_group_listens(s.listens, one_each=False), 1):
             stem = names.take(f"{SUPERSERVER_STEM}-{s.id}" + (f"-{index}" if index > 1 else ""))
+            # The superserver applies the rate limits itself and never exits: the
+            # socket's own trigger limit would only get in its way.
             unit = _socket_unit(plan, stem, listens, opts, accept=False,
                                 description=f"{s.name} for the inetd2systemd superserver",
                                 rearm=None, extra=[f"Service={main}.service",
-                                                   f"FileDescriptorName={fd_name(s)}"])
-            # The superserver applies the rate limits itself and never exits: the
-            # socket's own trigger limit would only get in its way.
-            text = "\n".join(line for line in unit.text.split("\n")
-                             if not line.startswith(("TriggerLimit", "PollLimit")))
-            units.append(Unit(unit.name, text, s.id))
+                                                   f"FileDescriptorName={fd_name(s)}"],
+                                rate_limited=False)
+            units.append(unit)
             sockets.append(unit.name)
         findings += plan.findings
     lines = [f"{MARKER} from {escape.comment(', '.join(opts.config_paths) or 'the configuration')}",
