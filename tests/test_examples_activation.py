@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, free_port
-from systemd_container import ROOT, VENV
+from systemd_container import VENV
 
 PYTHON = str(VENV / "bin" / "python") if (VENV / "bin" / "python").exists() else sys.executable
 INSTALLED_EXAMPLES = "/usr/local/share/inetd2systemd/examples"

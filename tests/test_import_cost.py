@@ -8,7 +8,6 @@ threads sneaking onto this path fails here with the module's name.
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from inetd2systemd.runtime import internal
 from inetd2systemd.runtime.internal import (InternalService, chargen_bytes, chargen_line,
                                             daytime_bytes, time_bytes)
 

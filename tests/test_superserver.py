@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,43 @@ def test_load_gate_reads_the_load_at_most_once_a_second():
     assert gate.too_high(4.0, now=100.0)
     assert gate.too_high(4.0, now=100.5) and len(reads) == 1
     assert not gate.too_high(6.0, now=101.5) and len(reads) == 2
+
+
+# A hung NFS server cannot be had here, so the mount table is given as text in the
+# kernel's own format (proc(5)); the real table of this machine is read as well.
+MOUNTINFO = """\
+22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+30 22 0:26 / /proc rw,nosuid shared:12 - proc proc rw
+41 22 0:40 / /usr/local rw,relatime shared:20 - nfs4 files:/export/local rw,vers=4.2
+42 41 0:41 / /usr/local/bin/tools rw shared:21 - ext4 /dev/vdb rw
+43 22 0:42 / /srv/my\\040share rw shared:22 - fuse.sshfs me@host: rw
+44 22 0:43 / /opt rw shared:23 - tmpfs tmpfs rw
+45 44 0:44 / /opt rw shared:24 - cifs //nas/opt rw
+"""
+
+
+@pytest.mark.parametrize("path, network", [
+    ("/usr/sbin/in.tftpd", False),
+    ("/usr/local/sbin/in.fingerd", True),  # under the NFS mount
+    ("/usr/local/bin/tools/x", False),  # a local disk mounted inside it
+    ("/usr/localx/y", False),  # a prefix of a name is not a parent
+    ("/srv/my share/daemon", True),  # \\040 in mountinfo is a space
+    ("/opt/svc/run", True),  # a later mount on /opt hides the tmpfs
+])
+def test_servers_on_network_filesystems_take_the_fork_path(path, network):
+    from inetd2systemd.superserver.spawn import on_network_filesystem
+    assert on_network_filesystem(path, MOUNTINFO) is network
+
+
+def test_a_local_program_keeps_the_posix_spawn_path_and_a_user_switch_forks():
+    from inetd2systemd.config.inetd import parse_inetd
+    from inetd2systemd.superserver.spawn import Launcher
+    conf = parse_inetd("127.0.0.1:7001 stream tcp nowait root /bin/cat cat\n"
+                       "127.0.0.1:7002 stream tcp nowait root /bin/cat cat\n", "inetd.conf")
+    local, niced = conf.services[0], replace(conf.services[1], nice=5)
+    assert not Launcher(local, {}).forks  # /bin/cat is on this machine's local disk
+    assert Launcher(niced, {}).forks
+
 
 
 # -- the running superserver ----------------------------------------------------------------

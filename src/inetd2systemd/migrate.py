@@ -46,7 +46,7 @@ from .config.services import load_services
 from .config.tcpwrappers import (Compiled, HostNames, TcpWrappers, intersect_allow,
                                  read_host_names, read_tcpwrappers)
 from .errors import ConfigError
-from .model import Configuration, Family, Finding, Service, Severity, SocketType, Source
+from .model import Configuration, Family, Finding, Service, Severity, SocketType
 
 # Legacy superserver units that install.sh stops (and rollback.sh restarts) when present.
 LEGACY_UNITS = {

@@ -22,7 +22,7 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from .model import Family, Finding, Service, Severity, SocketType, Source
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import random
 import selectors
 import socket

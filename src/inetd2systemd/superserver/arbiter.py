@@ -433,19 +433,11 @@ class Arbiter:
                     self._accept_failed(endpoint, exc)
                     return
                 source = address[0] if isinstance(address, tuple) else None
-                if unit.checks or unit.rate is not None:
-                    banners = unit.banners
-                    if banners and banners[0]:
-                        _send_banner(fd, banners[0])
-                    if not self._admit(unit, source):
-                        if banners and banners[2]:
-                            _send_banner(fd, banners[2])
-                        os.close(fd)
-                        if unit.paused_until is not None:
-                            return
-                        continue
-                    if banners and banners[1]:
-                        _send_banner(fd, banners[1])
+                if (unit.checks or unit.rate is not None) and not self._let_in(unit, fd, source):
+                    os.close(fd)
+                    if unit.paused_until is not None:
+                        return
+                    continue
                 try:
                     pid = launcher.spawn(fd, source)
                 except OSError as exc:
@@ -473,6 +465,18 @@ class Arbiter:
             self._at(time.monotonic() + RESOURCE_BACKOFF, resume)
         elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EPERM):
             self.log.error(f"{endpoint.unit.service.id}: accept: {exc.strerror}")
+
+    def _let_in(self, unit: Unit, fd: int, source: str | None) -> bool:
+        """_admit() a new connection, with xinetd's banners around the decision: `banner`
+        first, then `banner_success` or `banner_fail`. The caller closes a refused one."""
+        banners = unit.banners
+        if banners and banners[0]:
+            _send_banner(fd, banners[0])
+        admitted = self._admit(unit, source)
+        banner = banners and banners[1 if admitted else 2]
+        if banner:
+            _send_banner(fd, banner)
+        return admitted
 
     def _admit(self, unit: Unit, source: str | None) -> bool:
         """The peers' checks, in xinetd's order (access.c): rate, load, time, limits, address."""
@@ -642,18 +646,11 @@ class Arbiter:
                 if unit.checks or unit.rate is not None:
                     if handler.track:
                         unit.occupancy.running, unit.occupancy.by_source = handler.running()
-                    banners = unit.banners
-                    if banners and banners[0]:
-                        _send_banner(conn.fileno(), banners[0])
-                    if not self._admit(unit, source):
-                        if banners and banners[2]:
-                            _send_banner(conn.fileno(), banners[2])
+                    if not self._let_in(unit, fd, source):
                         conn.close()
                         if unit.paused_until is not None:
                             return
                         continue
-                    if banners and banners[1]:
-                        _send_banner(conn.fileno(), banners[1])
                 log.info(f"START: {service_id} internal from={source}")
                 handler.start_stream(conn, source)
 

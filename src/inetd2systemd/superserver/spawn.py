@@ -13,7 +13,10 @@ How it starts matters for speed: os.posix_spawn is glibc's clone(CLONE_VFORK), w
 does not copy the superserver's page tables; measured here it starts /bin/cat at about
 twice the rate of os.fork()+exec. It cannot change user, nice, umask or rlimits, so
 services that need those take the fork path. Running as root with `user = root`
-needs no change and keeps the fast path.
+needs no change and keeps the fast path. The vfork also suspends the superserver until
+the child's exec has opened the program: a program on a network filesystem that hangs
+would stall every service, where the peers' fork would stall only that child. Programs
+on network filesystems therefore take the fork path too.
 
 Each server gets its own process group (a ^C on the superserver's terminal does not
 reach it) but stays in the superserver's session. Both peers setsid() their children;
@@ -27,6 +30,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import resource
 import signal
 from dataclasses import dataclass
@@ -48,6 +52,12 @@ _PRIVATE_ENV = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
 # Environments kept per client address (REMOTE_HOST differs): bounded, not an LRU,
 # since rebuilding one costs a dict copy.
 _REMOTE_ENV_CACHE = 256
+
+# Filesystems whose files can hang an open() for as long as a server is unreachable.
+NETWORK_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "ceph", "glusterfs", "9p", "afs",
+    "coda", "lustre", "gfs2", "ocfs2", "davfs", "fuse", "fuseblk",
+})
 
 _RLIMITS = {
     "AS": resource.RLIMIT_AS, "CPU": resource.RLIMIT_CPU, "DATA": resource.RLIMIT_DATA,
@@ -146,11 +156,13 @@ class Launcher:
         self.credentials = credentials
         self._remote_envs: dict[str, dict[str, str]] = {}
         self._forks = (credentials is not None or service.nice is not None
-                       or service.umask is not None or bool(service.rlimits))
+                       or service.umask is not None or bool(service.rlimits)
+                       or on_network_filesystem(self.path))
 
     @property
     def forks(self) -> bool:
-        """True when the server needs os.fork (user switch, nice, umask, rlimits)."""
+        """True when the server needs os.fork (user switch, nice, umask, rlimits) or
+        lives on a network filesystem."""
         return self._forks
 
     def spawn(self, fd: int, remote: str | None = None) -> int:
@@ -205,3 +217,40 @@ class Launcher:
         except BaseException:
             pass
         os._exit(127)
+
+
+def on_network_filesystem(path: str, mountinfo: str | None = None) -> bool:
+    """Whether `path` lies on a network or FUSE filesystem, by the mount table
+    (/proc/self/mountinfo, or the text given). The path itself is not touched (no stat,
+    no symbolic links followed): on a hung filesystem that would hang this check."""
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+                mountinfo = f.read()
+        except OSError:
+            return False
+    kind = filesystem_type(os.path.normpath(path), mountinfo)
+    return kind is not None and (kind in NETWORK_FILESYSTEMS or kind.startswith("fuse."))
+
+
+def filesystem_type(path: str, mountinfo: str) -> str | None:
+    """The type of the filesystem mounted at the longest mount point above `path`; the
+    last such mount wins, as a later mount on the same point hides the earlier one
+    (proc(5): mountinfo; spaces in mount points are written as \\040)."""
+    best, kind = -1, None
+    for line in mountinfo.splitlines():
+        head, separator, tail = line.partition(" - ")
+        fields = head.split()
+        if not separator or len(fields) < 5 or not tail:
+            continue
+        point = _unescape_mount_point(fields[4])
+        inside = path == point or path.startswith(point if point.endswith("/") else point + "/")
+        if inside and len(point) >= best:
+            best, kind = len(point), tail.split()[0]
+    return kind
+
+
+def _unescape_mount_point(text: str) -> str:
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), text)
