@@ -20,6 +20,7 @@ clients; latencies are per connection. Ratios are ours / the faster peer.
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import os
 import shutil
@@ -165,50 +166,47 @@ class Daemon:
 
 # -- clients -----------------------------------------------------------------------------------
 
-def _echo_client(port: int, until: float, out) -> None:
+def _echo_exchange(s: socket.socket, msg: bytes) -> bytes:
+    s.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        chunk = s.recv(64)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def _cat_exchange(s: socket.socket, msg: bytes) -> bytes:
+    s.sendall(msg)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    while chunk := s.recv(64):
+        got += chunk
+    return got
+
+
+def _client(exchange, port: int, until: float, out) -> None:
+    """Connections one after another until `until`: latencies of the right answers."""
     lat, errors, msg = [], 0, b"0123456789abcdef"
     clock = time.perf_counter
     while clock() < until:
         t = clock()
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-                s.sendall(msg)
-                got = b""
-                while len(got) < len(msg):
-                    chunk = s.recv(64)
-                    if not chunk:
-                        break
-                    got += chunk
-            if got != msg:
-                errors += 1
-                continue
+                got = exchange(s, msg)
         except OSError:
+            errors += 1
+            continue
+        if got != msg:
             errors += 1
             continue
         lat.append(clock() - t)
     out.put((lat, errors))
 
 
-def _cat_client(port: int, until: float, out) -> None:
-    lat, errors, msg = [], 0, b"0123456789abcdef"
-    clock = time.perf_counter
-    while clock() < until:
-        t = clock()
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-                s.sendall(msg)
-                s.shutdown(socket.SHUT_WR)
-                got = b""
-                while chunk := s.recv(64):
-                    got += chunk
-            if got != msg:
-                errors += 1
-                continue
-        except OSError:
-            errors += 1
-            continue
-        lat.append(clock() - t)
-    out.put((lat, errors))
+_echo_client = functools.partial(_client, _echo_exchange)
+_cat_client = functools.partial(_client, _cat_exchange)
 
 
 def run_clients(target, port: int, clients: int, seconds: float) -> dict:
