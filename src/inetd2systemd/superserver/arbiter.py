@@ -38,7 +38,7 @@ from . import limits
 from .log import Log
 from .sockets import EndpointKey, apply_options, endpoint_key, listen_of_socket, open_listener, \
     unsupported_reason
-from .spawn import Launcher, base_environment
+from .spawn import Launcher, base_environment, read_mountinfo
 
 # Accept at most this many connections per wake-up of one socket: amortises select()
 # under load, yet one flooded service cannot starve the others or the signal pipe.
@@ -268,6 +268,7 @@ class Arbiter:
     def _apply(self, configuration: Configuration) -> None:
         """Make the running set match the configuration, keeping unchanged sockets."""
         self._wrappers = self._read_wrappers()
+        mountinfo = read_mountinfo()  # once for all launchers (spawn.on_network_filesystem)
         old_units, old_endpoints = self.units, self.endpoints
         units: dict[str, Unit] = {}
         endpoints: dict[EndpointKey, Endpoint] = {}
@@ -278,7 +279,7 @@ class Arbiter:
             else:
                 unit.retarget(service)
             try:
-                self._prepare(unit)
+                self._prepare(unit, mountinfo)
             except (ConfigError, ValueError) as exc:
                 self.log.error(f"{service.source}: {service.id}: not started: {_message(exc)}")
                 continue
@@ -301,10 +302,10 @@ class Arbiter:
             else:
                 self._watch(endpoint)
 
-    def _prepare(self, unit: Unit) -> None:
+    def _prepare(self, unit: Unit, mountinfo: str) -> None:
         service = unit.service
         if service.server is not None:
-            unit.launcher = Launcher(service, self._env)
+            unit.launcher = Launcher(service, self._env, mountinfo)
             unit.internal = None
         else:
             unit.launcher = None

@@ -139,7 +139,10 @@ class Launcher:
 
     __slots__ = ("service", "path", "argv", "env", "credentials", "_forks", "_remote_envs")
 
-    def __init__(self, service: Service, base_env: dict[str, str]) -> None:
+    def __init__(self, service: Service, base_env: dict[str, str],
+                 mountinfo: str | None = None) -> None:
+        """`mountinfo`: the mount table as read_mountinfo() gives it, read once for a whole
+        (re)load by the caller; None reads it here."""
         if not service.server:
             raise ConfigError(f"service {service.id} has no server program",
                               service.source.file, service.source.line)
@@ -157,7 +160,8 @@ class Launcher:
         self._remote_envs: dict[str, dict[str, str]] = {}
         self._forks = (credentials is not None or service.nice is not None
                        or service.umask is not None or bool(service.rlimits)
-                       or on_network_filesystem(self.path))
+                       or on_network_filesystem(self.path, read_mountinfo() if mountinfo is None
+                                                else mountinfo))
 
     @property
     def forks(self) -> bool:
@@ -219,16 +223,19 @@ class Launcher:
         os._exit(127)
 
 
-def on_network_filesystem(path: str, mountinfo: str | None = None) -> bool:
-    """Whether `path` lies on a network or FUSE filesystem, by the mount table
-    (/proc/self/mountinfo, or the text given). The path itself is not touched (no stat,
-    no symbolic links followed): on a hung filesystem that would hang this check."""
-    if mountinfo is None:
-        try:
-            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-                mountinfo = f.read()
-        except OSError:
-            return False
+def read_mountinfo() -> str:
+    """This process's mount table (proc(5)); empty where there is none to read."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def on_network_filesystem(path: str, mountinfo: str) -> bool:
+    """Whether `path` lies on a network or FUSE filesystem, by the mount table text. The
+    path itself is not touched (no stat, no symbolic links followed): on a hung
+    filesystem that would hang this check."""
     kind = filesystem_type(os.path.normpath(path), mountinfo)
     return kind is not None and (kind in NETWORK_FILESYSTEMS or kind.startswith("fuse."))
 
