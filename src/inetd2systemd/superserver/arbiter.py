@@ -417,12 +417,33 @@ class Arbiter:
     # -- nowait stream: accept and start one server per connection -----------------------------------
 
     def _accept_callback(self, endpoint: Endpoint) -> Callable[[object], None]:
-        accept = endpoint.sock._accept  # (fd, address) without building a socket object
         unit = endpoint.unit
         launcher = unit.launcher
         children = self.children
         log = self.log
         service_id = unit.service.id
+
+        def start(fd: int, source: str | None) -> None:
+            try:
+                pid = launcher.spawn(fd, source)
+            except OSError as exc:
+                log.error(f"FAIL: {service_id} cannot start {launcher.path}: {exc.strerror}")
+                return
+            finally:
+                os.close(fd)
+            unit.occupancy.started(source)
+            children[pid] = Child(unit, None, source)
+            log.info(f"START: {service_id} pid={pid} from={source}")
+
+        return self._accepting(endpoint, start)
+
+    def _accepting(self, endpoint: Endpoint, start: Callable[[int, str | None], None],
+                   count_running: Callable[[], None] | None = None) -> Callable[[object], None]:
+        """The accept loop of a stream socket: up to ACCEPT_BATCH connections per wake-up,
+        each through the protections (count_running first brings the service's occupancy
+        up to date), then `start(fd, source)`. A refused connection is closed here."""
+        accept = endpoint.sock._accept  # (fd, address) without building a socket object
+        unit = endpoint.unit
 
         def on_ready(_mask) -> None:
             for _ in range(ACCEPT_BATCH):
@@ -434,21 +455,15 @@ class Arbiter:
                     self._accept_failed(endpoint, exc)
                     return
                 source = address[0] if isinstance(address, tuple) else None
-                if (unit.checks or unit.rate is not None) and not self._let_in(unit, fd, source):
-                    os.close(fd)
-                    if unit.paused_until is not None:
-                        return
-                    continue
-                try:
-                    pid = launcher.spawn(fd, source)
-                except OSError as exc:
-                    log.error(f"FAIL: {service_id} cannot start {launcher.path}: {exc.strerror}")
-                    continue
-                finally:
-                    os.close(fd)
-                unit.occupancy.started(source)
-                children[pid] = Child(unit, None, source)
-                log.info(f"START: {service_id} pid={pid} from={source}")
+                if unit.checks or unit.rate is not None:
+                    if count_running is not None:
+                        count_running()
+                    if not self._let_in(unit, fd, source):
+                        os.close(fd)
+                        if unit.paused_until is not None:
+                            return
+                        continue
+                start(fd, source)
 
         return on_ready
 
@@ -623,7 +638,6 @@ class Arbiter:
         if endpoint.sock.type == socket.SOCK_DGRAM:
             return self._internal_datagram_callback(endpoint)
         sock = endpoint.sock
-        accept = sock._accept
         # socket.accept() converts family and type to enums on every call; building
         # the object from plain ints is a measurable part of a whole echo connection.
         family, kind, proto = int(sock.family), int(sock.type), sock.proto
@@ -633,29 +647,14 @@ class Arbiter:
         log = self.log
         service_id = unit.service.id
 
-        def on_ready(_mask) -> None:
-            for _ in range(ACCEPT_BATCH):
-                try:
-                    fd, address = accept()
-                    conn = make(family, kind, proto, fd)
-                except BlockingIOError:
-                    return
-                except OSError as exc:
-                    self._accept_failed(endpoint, exc)
-                    return
-                source = address[0] if isinstance(address, tuple) else None
-                if unit.checks or unit.rate is not None:
-                    if handler.track:
-                        unit.occupancy.running, unit.occupancy.by_source = handler.running()
-                    if not self._let_in(unit, fd, source):
-                        conn.close()
-                        if unit.paused_until is not None:
-                            return
-                        continue
-                log.info(f"START: {service_id} internal from={source}")
-                handler.start_stream(conn, source)
+        def start(fd: int, source: str | None) -> None:
+            log.info(f"START: {service_id} internal from={source}")
+            handler.start_stream(make(family, kind, proto, fd), source)
 
-        return on_ready
+        def count_running() -> None:
+            unit.occupancy.running, unit.occupancy.by_source = handler.running()
+
+        return self._accepting(endpoint, start, count_running if handler.track else None)
 
     def _internal_datagram_callback(self, endpoint: Endpoint) -> Callable[[int], None]:
         sock = endpoint.sock
