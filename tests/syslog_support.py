@@ -11,14 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import free_port
+from systemd_container import wait_for  # noqa: F401  (the syslog tests import it from here)
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def free_ports() -> int:
@@ -32,15 +29,6 @@ def free_ports() -> int:
         except OSError:
             continue
     raise RuntimeError("no free port")
-
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def read_lines(path: Path) -> list[str]:

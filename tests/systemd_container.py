@@ -62,6 +62,16 @@ def _remove_cgroup(path: Path) -> None:
         path.rmdir()
 
 
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
+    """Call predicate until it returns something true or `timeout` passes; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
 class SystemdContainer:
     def __init__(self, name: str = "i2s") -> None:
         self.name = f"{name}-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
@@ -166,9 +176,4 @@ class SystemdContainer:
             self.systemctl("start", unit)
 
     def wait_for(self, predicate, timeout: float = 10.0, interval: float = 0.05):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value or time.monotonic() > deadline:
-                return value
-            time.sleep(interval)
+        return wait_for(predicate, timeout, interval)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from inetd2systemd.runtime.internal import (InternalService, chargen_bytes, chargen_line,
                                             daytime_bytes, time_bytes)
 
@@ -210,12 +211,6 @@ def test_udp_services_answer_each_datagram():
 
 
 # -- the command, as systemd starts it ---------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def activate(*args: str, port: int, flags: tuple[str, ...] = ()) -> subprocess.Popen:
     proc = subprocess.Popen(["systemd-socket-activate", *flags, "-l", f"127.0.0.1:{port}",
