@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from procstat import cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PAYLOAD = b"0123456789abcdef0123456789abcdef"
@@ -74,13 +76,6 @@ def client(port: int, seconds: float, out) -> None:
             s.close()
             count += 1
     out.put(count)
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process and its reaped children (xinetd forks per connection)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def measure(port: int, seconds: float, clients: int) -> float:
@@ -184,13 +179,13 @@ def main() -> int:
                 peers.remove(peer)
         for _ in range(args.rounds):  # interleaved rounds: drift hits every peer alike
             for peer in peers:
-                before = cpu_seconds(peer.proc.pid)
+                before = cpu_seconds(peer.proc.pid, children=True)  # xinetd forks per connection
                 start = time.monotonic()
                 rate = measure(peer.port, args.seconds, args.clients)
                 count = rate * (time.monotonic() - start)
                 results.setdefault(peer.name, []).append(rate)
                 cpu.setdefault(peer.name, []).append(
-                    (cpu_seconds(peer.proc.pid) - before) / max(count, 1) * 1e6)
+                    (cpu_seconds(peer.proc.pid, children=True) - before) / max(count, 1) * 1e6)
     finally:
         for peer in peers:
             peer.stop()

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from procstat import cpu_seconds
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PYTHON = sys.executable
@@ -237,13 +239,6 @@ def summarize(lat: list[float], errors: int, seconds: float) -> dict:
     lat.sort()
     return {"rate": len(lat) / seconds, "p50": lat[len(lat) // 2] * 1000,
             "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, "errors": errors}
-
-
-def cpu_seconds(pid: int) -> float:
-    """The daemon's own user + system time (its children's are not in it). The daemon
-    is the process Daemon started: unshare and sh exec into it."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median_result(runs: list[dict]) -> dict:

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from procstat import HZ, cpu_seconds, cpu_ticks
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 RSYSLOGD = "/usr/sbin/rsyslogd"
@@ -89,8 +91,7 @@ class Receiver:
         raise RuntimeError(f"{self.name} did not start")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -313,18 +314,16 @@ def bench_journal(n: int, runs: int) -> None:
         results: dict[str, list[float]] = {"inetd2systemd": [], "rsyslogd omjournal": []}
         first = 0
 
-        def cpu_ticks(unit: str) -> int:
+        def unit_ticks(unit: str) -> int:
             """A unit's main process's user + system ticks, read inside the container."""
             pid = c.run("systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip()
-            fields = c.run("cat", f"/proc/{pid}/stat").stdout.rsplit(")", 1)[1].split()
-            return int(fields[11]) + int(fields[12])
+            return cpu_ticks(c.run("cat", f"/proc/{pid}/stat").stdout)
 
-        hz = os.sysconf("SC_CLK_TCK")
         for _ in range(runs):
             for name, unit, port in (("inetd2systemd", "bench-ours", 30514),
                                      ("rsyslogd omjournal", "bench-rsyslog", 20514)):
                 app = f"b{first}"
-                ticks = (cpu_ticks("systemd-journald.service"), cpu_ticks(f"{unit}.service"))
+                ticks = (unit_ticks("systemd-journald.service"), unit_ticks(f"{unit}.service"))
                 start = time.monotonic()
                 c.run("taskset", "-c", "0", PYTHON, "-c", JOURNAL_SENDER, str(n), str(first), str(port), app)
                 last = first + n - 1
@@ -337,8 +336,8 @@ def bench_journal(n: int, runs: int) -> None:
                         break
                     time.sleep(0.02)
                 end = time.monotonic()
-                journald_cpu = (cpu_ticks("systemd-journald.service") - ticks[0]) / hz / (end - start)
-                receiver_cpu = (cpu_ticks(f"{unit}.service") - ticks[1]) / hz / (end - start)
+                journald_cpu = (unit_ticks("systemd-journald.service") - ticks[0]) / HZ / (end - start)
+                receiver_cpu = (unit_ticks(f"{unit}.service") - ticks[1]) / HZ / (end - start)
                 text = c.run("journalctl", f"_SYSTEMD_UNIT={unit}.service", "-o", "cat",
                              check=False, timeout=120).stdout
                 seqs = [int(x) for x in re.findall(r"seq=(\d{8})", text)]
