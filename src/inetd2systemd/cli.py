@@ -13,23 +13,17 @@ import importlib
 import sys
 
 from . import __version__
-from .errors import ConfigError
+from .errors import EXIT_BAD_INPUT, ConfigError
 
 # name -> (module, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("inetd2systemd.convert", "inetd.conf / xinetd configuration -> systemd units"),
     "import": ("inetd2systemd.migrate", "convert a whole legacy host's /etc tree, with a report"),
     "serve": ("inetd2systemd.superserver.cli", "run as the superserver (hosts without systemd)"),
-    "internal": ("inetd2systemd.runtime.internal", "serve an inetd internal service (echo, ...)"),
+    "internal": ("inetd2systemd.runtime.internal_services", "serve an inetd internal service (echo, ...)"),
     "syslogd": ("inetd2systemd.syslog.cli", "syslog listener: journal bridge and syslog.conf rules"),
     "daemonize": ("inetd2systemd.daemon", "run a program as a proper daemon (or not, under systemd)"),
 }
-
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1  # ran, but something could not be carried over (see the report)
-EXIT_BAD_INPUT = 2  # bad configuration or command line: nothing was written
-EXIT_FAILED = 3  # an operation on the system failed (install, start, ...)
-
 
 def _top_parser() -> argparse.ArgumentParser:
     summary = "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from . import pidfile as pidfiles
-from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 
 EXIT_ALREADY_RUNNING = 1
 EXIT_CANNOT_EXECUTE = 126

@@ -1,10 +1,17 @@
-"""The one exception type for bad input, in the manner of tomli's TOMLDecodeError.
+"""The one exception type for bad input, in the manner of tomli's TOMLDecodeError, and
+the exit statuses every command shares.
 
 Every reader raises `ConfigError` with the file and line (and column when known) so the
 command line can print `file:line:col: message` and exit non-zero before writing anything.
 """
 
 from __future__ import annotations
+
+# The exit statuses of every command (daemonize adds its own above these).
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1  # ran, but something could not be carried over (see the report)
+EXIT_BAD_INPUT = 2  # bad configuration or command line: nothing was written
+EXIT_FAILED = 3  # an operation on the system failed (install, start, ...)
 
 
 class ConfigError(ValueError):

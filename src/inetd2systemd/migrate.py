@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import acl, preflight
-from .cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
+from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
 from .config import merge, read_one
 from .config.services import load_services
 from .config.tcpwrappers import (Compiled, HostNames, TcpWrappers, intersect_allow,

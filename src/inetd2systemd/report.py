@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .cli import EXIT_INCOMPLETE, EXIT_OK
+from .errors import EXIT_INCOMPLETE, EXIT_OK
 from .model import Finding, Service, Severity
 
 

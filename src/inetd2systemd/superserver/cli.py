@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 
-from ..cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from ..errors import ConfigError
 from ..model import Configuration
 
