@@ -1,4 +1,4 @@
-"""runtime.internal: the inetd built-ins, their bytes, their loop, and parity with the peers.
+"""runtime.internal_services: the inetd built-ins, their bytes, their loop, and parity with the peers.
 
 Real sockets throughout: `inetd2systemd internal` is started by systemd-socket-activate
 (the LISTEN_FDS protocol and inetd's fd 0), the embeddable InternalService is driven by a
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-from inetd2systemd.runtime.internal import (InternalService, chargen_bytes, chargen_line,
+from inetd2systemd.runtime.internal_services import (InternalService, chargen_bytes, chargen_line,
                                             daytime_bytes, time_bytes)
 
 BIN = Path(sys.executable).parent / "inetd2systemd"

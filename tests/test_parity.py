@@ -248,7 +248,7 @@ def chargen_ok(data: bytes | str) -> bool:
     """RFC 864: 72 printable characters per line, each line one further round the ring.
 
     Where on the ring the first line starts is free (RFC 864 does not say); the
-    in-process engine (runtime.internal) may even start inside a line, so the check
+    in-process engine (runtime.internal_services) may even start inside a line, so the check
     starts at the first full line."""
     if not isinstance(data, bytes) or len(data) < 74:
         return False

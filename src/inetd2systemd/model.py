@@ -98,6 +98,10 @@ class Redirect:
     port: int
 
 
+# inetd's internal services (RFC 862, 863, 864, 867, 868): the readers accept these
+# names, the unit writer and the superserver serve them in-process.
+INTERNAL_NAMES = ("echo", "discard", "chargen", "daytime", "time")
+
 # Resource limits by the systemd directive's suffix (LimitAS=, LimitCPU=, ...).
 # None as a value means unlimited (systemd's `infinity`).
 RLIMIT_NAMES = ("AS", "CPU", "DATA", "RSS", "STACK", "NOFILE")
@@ -166,6 +170,16 @@ class Service:
     def accept(self) -> bool:
         """systemd Accept=: one server per connection. Only stream sockets can accept."""
         return not self.wait and self.socket_type in (SocketType.STREAM, SocketType.SEQPACKET)
+
+
+def fd_name(service: Service) -> str:
+    """The name a service's sockets are passed under (systemd's FileDescriptorName=).
+
+    The unit writer names the sockets with it and the superserver finds its own with it.
+    systemd refuses `:` and control characters there and caps it at 255 bytes."""
+    name = "".join(c if c.isascii() and c.isprintable() and c not in ": " else "_"
+                   for c in service.id)
+    return name[:255] or "_"
 
 
 @dataclass(frozen=True)

@@ -22,23 +22,18 @@ from ..bulk import gc_paused
 
 FORMATS = ("inetd", "xinetd")
 
-_XINETD_HINT = re.compile(r"^\s*(service\s+\S+\s*(\n\s*)*\{|defaults\s*(\n\s*)*\{|includedir\s|"
-                          r"include\s)", re.MULTILINE)
-
-
 # Every xinetd file has one of these words at the start of a line; an inetd.conf
 # almost never does, and then the xinetd reader need not even be imported.
 _XINETD_WORD = re.compile(r"^[ \t]*(service|defaults|include|includedir)\b", re.MULTILINE)
 
 
 def looks_like_xinetd(text: str) -> bool:
-    """Whether text is xinetd syntax; the xinetd reader's own test when it is present."""
+    """Whether text is xinetd syntax (the xinetd reader's own test, imported only when
+    the text has one of xinetd's words)."""
     if not _XINETD_WORD.search(text):
         return False
-    try:
-        from .xinetd import looks_like_xinetd as xinetd_test
-    except ImportError:
-        return bool(_XINETD_HINT.search(text))
+    from .xinetd import looks_like_xinetd as xinetd_test
+
     return xinetd_test(text)
 
 
@@ -71,11 +66,8 @@ def read_one(path: str | Path, *, format: str | None = None, flavor: str = "open
                          if p.is_file() and not p.name.startswith(".") and not p.name.endswith("~"))
         return read_inetd(path, flavor=flavor, services=services,
                           include_disabled=include_disabled)
-    try:
-        from . import xinetd
-    except ImportError:
-        raise ConfigError("xinetd configuration, but this installation has no xinetd reader",
-                          str(path)) from None
+    from . import xinetd
+
     if path.is_dir():
         return xinetd.read_xinetd_dir(path, services=services, include_disabled=include_disabled)
     return xinetd.read_xinetd(path, services=services, include_disabled=include_disabled)

@@ -37,13 +37,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import ConfigError
-from ..model import Configuration, Family, Finding, Listen, RateLimit, Service, Severity, \
+from ..model import INTERNAL_NAMES, Configuration, Family, Finding, Listen, RateLimit, Service, Severity, \
     SocketType, Source
 from .services import ServicesTable, load_services
 from ..bulk import gc_paused
 
 FLAVORS = ("openbsd", "inetutils", "xinetd-compat")
-INTERNAL_NAMES = ("echo", "discard", "chargen", "daytime", "time")
 DISABLED_PREFIX = "#<off>#"  # Debian update-inetd's marker ($SEP in DebianNet.pm)
 TCPD_DAEMON_DIR = "/usr/sbin"  # tcpd's REAL_DAEMON_DIR on Debian
 OPENBSD_MAXARGV = 20

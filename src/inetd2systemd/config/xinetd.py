@@ -53,9 +53,8 @@ from typing import NamedTuple
 
 from .. import acl
 from ..errors import ConfigError
-from ..model import (RLIMIT_NAMES, Configuration, Family, Finding, Listen, RateLimit, Redirect,
-                     Service, Severity, SocketType, Source)
-from .inetd import INTERNAL_NAMES
+from ..model import (INTERNAL_NAMES, RLIMIT_NAMES, Configuration, Family, Finding, Listen, RateLimit,
+                     Redirect, Service, Severity, SocketType, Source)
 from .services import ServicesTable, load_services
 from ..bulk import gc_paused
 

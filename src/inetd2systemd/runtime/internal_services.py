@@ -33,7 +33,9 @@ import sys
 import time
 from typing import Callable
 
-INTERNAL_NAMES = ("echo", "discard", "chargen", "daytime", "time")
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from ..model import INTERNAL_NAMES
+
 
 # Seconds between 1900-01-01 and 1970-01-01 (RFC 868).
 EPOCH_1900 = 2208988800
@@ -374,7 +376,7 @@ class InternalService:
 # ------------------------------------------------------------------------------------
 # The loop of `inetd2systemd internal`
 
-def serve(services: list[InternalService], *, idle_timeout: float | None = None) -> None:
+def serve_until_idle(services: list[InternalService], *, idle_timeout: float | None = None) -> None:
     """Drive the services until idle: no event for `idle_timeout` seconds while no
     connection is open (None or 0: forever), or every accepted connection has ended."""
     selector = selectors.DefaultSelector()
@@ -429,19 +431,13 @@ def run(args: argparse.Namespace) -> int:
         sockets = listen_fds()
     except ActivationError as exc:
         print(f"inetd2systemd internal: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_FAILED
     if not sockets:
         print("inetd2systemd internal: no socket was passed (run it from a .socket unit, "
               "systemd-socket-activate or inetd)", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     services = [InternalService(args.name, s, style=args.style,
                                 max_connections=args.max_connections,
                                 per_source=args.per_source) for s in sockets]
-    serve(services, idle_timeout=args.idle_timeout)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - `inetd2systemd internal` is the entry
-    from ..cli import main
-
-    sys.exit(main(["internal", *sys.argv[1:]]))
+    serve_until_idle(services, idle_timeout=args.idle_timeout)
+    return EXIT_OK

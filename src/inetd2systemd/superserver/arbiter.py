@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..model import Configuration, Service, Severity
+from ..model import Configuration, Service, Severity, fd_name
 from . import limits
 from .log import Log
 from .sockets import EndpointKey, apply_options, endpoint_key, listen_of_socket, open_listener, \
@@ -64,7 +64,7 @@ class Unit:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.launcher: Launcher | None = None
-        self.internal = None  # the runtime.internal engine serving it, when internal
+        self.internal = None  # the runtime.internal_services engine serving it, when internal
         self.rate = limits.SpawnRate(service.rate) if service.rate else None
         self.occupancy = limits.Occupancy(service.instances, service.per_source)
         self.acl = None
@@ -151,7 +151,7 @@ class Arbiter:
         flush = self.log.flush
         while not self._stopping:
             timeout = self._next_timeout()
-            # Callbacks take the event mask: runtime.internal registers its connections
+            # Callbacks take the event mask: runtime.internal_services registers its connections
             # on this same selector with that convention.
             for key, mask in select(timeout):
                 key.data(mask)
@@ -257,8 +257,6 @@ class Arbiter:
             if service.disabled:
                 continue
             reason = unsupported_reason(service)
-            if reason is None and service.internal is not None and service.server is None:
-                reason = self._internal_unsupported(service)
             if reason is not None:
                 self.log.error(f"{service.source}: {service.id}: not started: {reason}")
                 continue
@@ -380,7 +378,6 @@ class Arbiter:
         """Sockets systemd passed for this service (FileDescriptorName= is its id)."""
         if not self._inherited:
             return {}
-        from ..units.writer import fd_name  # the writer names them; one function for both
         # Kept, not consumed: a reload that drops and re-adds a service finds them again
         # (they belong to systemd and can never be re-bound by us).
         socks = self._inherited.get(fd_name(service))
@@ -623,15 +620,8 @@ class Arbiter:
 
     # -- internal services ---------------------------------------------------------------------
 
-    def _internal_unsupported(self, service: Service) -> str | None:
-        try:
-            from . import internals  # noqa: F401
-        except ImportError:
-            return "internal services are not available in this installation"
-        return None
-
     def _internal_for(self, service: Service):
-        from .internals import InternalHandler
+        from .internal_handler import InternalHandler
         return InternalHandler(service, self.selector)
 
     def _internal_callback(self, endpoint: Endpoint) -> Callable[[int], None]:

@@ -1,6 +1,6 @@
 """inetd's internal services inside the superserver's loop, without a fork.
 
-The protocol code is runtime.internal's (the same that `inetd2systemd internal` runs
+The protocol code is runtime.internal_services' (the same that `inetd2systemd internal` runs
 under systemd); this module only connects it to the arbiter: the arbiter accepts and
 applies the protections, then each admitted connection becomes an `InternalService`
 registered on the arbiter's selector, and datagrams are answered with its `reply()`.
@@ -15,7 +15,8 @@ import socket
 from collections import Counter
 
 from ..model import Service
-from ..runtime.internal import INTERNAL_NAMES, MIN_CLIENT_PORT, InternalService
+from ..model import INTERNAL_NAMES
+from ..runtime.internal_services import MIN_CLIENT_PORT, InternalService
 
 
 class InternalHandler:

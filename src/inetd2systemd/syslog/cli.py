@@ -18,7 +18,7 @@ import sys
 
 from collections.abc import Callable
 
-from ..cli import EXIT_FAILED
+from ..errors import EXIT_FAILED
 from ..errors import ConfigError
 from .framing import MAX_FRAME, MAX_MESSAGE
 from .listener import Input, Listener
@@ -224,12 +224,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"inetd2systemd syslogd: {finding}", file=sys.stderr)
         return Router(ruleset)
 
-    try:
-        from ..runtime.notify import Notifier
+    from ..runtime.notify import Notifier
 
-        notifier = Notifier(unset_environment=True)
-    except ImportError:  # the helper lives in another part of the suite
-        notifier = None
+    notifier = Notifier(unset_environment=True)
     listener = Listener(inputs, load_router, tls_context=context, notifier=notifier,
                         max_message=args.max_message, max_frame=max(MAX_FRAME, args.max_message),
                         max_connections=args.max_connections)

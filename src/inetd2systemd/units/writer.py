@@ -30,8 +30,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..model import Family, Finding, Listen, RateLimit, Service, Severity, SocketType
-from ..runtime.internal import INTERNAL_NAMES
+from ..model import INTERNAL_NAMES, Family, Finding, Listen, RateLimit, Service, Severity, SocketType, \
+    fd_name
 from . import escape
 from ..bulk import gc_paused
 
@@ -93,16 +93,6 @@ def default_command() -> tuple[str, ...]:
     if os.access(script, os.X_OK):
         return (script,)
     return (sys.executable, "-m", "inetd2systemd")
-
-
-def fd_name(service: Service) -> str:
-    """The FileDescriptorName= of a service's sockets under the superserver engine.
-
-    systemd refuses `:` and control characters there and caps it at 255 bytes; the
-    superserver looks its sockets up with this same function."""
-    name = "".join(c if c.isascii() and c.isprintable() and c not in ": " else "_"
-                   for c in service.id)
-    return name[:255] or "_"
 
 
 # ------------------------------------------------------------------------------------
@@ -683,5 +673,4 @@ def render(services: Sequence[Service], options: WriterOptions = WriterOptions()
     return tuple(units), tuple(findings)
 
 
-__all__ = ["MARKER", "Unit", "WriterOptions", "render", "fd_name", "default_command",
-           "INTERNAL_NAMES", "UNLIMITED_CONNECTIONS"]
+__all__ = ["MARKER", "Unit", "WriterOptions", "render", "default_command", "UNLIMITED_CONNECTIONS"]
