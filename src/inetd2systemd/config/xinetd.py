@@ -626,16 +626,40 @@ def _bind(raw: _Raw, ipv6_flag: bool, findings: list[Finding], id_: str
     return address
 
 
-def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
-    """One entry (defaults filled in) -> its Service and the findings about it."""
-    findings: list[Finding] = []
-    id_ = raw.first("id") or raw.name
-    where = raw.source
+class _Kind(NamedTuple):
+    """What `type` and `flags` say about how the service runs."""
 
-    def unmapped_entry(attr: str, value: str) -> tuple[str, str, Source]:
-        source = raw.attrs[attr].source if attr in raw.attrs else where
-        return (attr, value, source)
+    types: list[str]
+    flags: list[str]
+    internal: bool  # INTERNAL type, or the SENSOR flag
+    rpc: bool
+    unlisted: bool
+    tcpmux: bool
 
+
+class _Program(NamedTuple):
+    """What runs for a connection: a program, an internal service or a redirect."""
+
+    server: str | None
+    argv: tuple[str, ...]
+    internal: str | None
+    redirect: Redirect | None
+    nameinargs: bool
+
+
+class _Limits(NamedTuple):
+    instances: int | None
+    per_source: int | None
+    rate: RateLimit | None
+    max_load: float | None
+    umask: int | None
+    nice: int | None
+    supplementary_groups: tuple[str, ...] | None
+    rlimits: tuple[tuple[str, int | None], ...]
+
+
+def _kind(raw: _Raw) -> _Kind:
+    """type and flags, checked against xinetd's tables."""
     types = raw.get("type") or []
     for value in types:
         if value not in TYPES:
@@ -646,12 +670,14 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
         if value not in FLAGS:
             raise _error(raw, "flags", f"unknown flag {value!r}: expected any of "
                                        f"{', '.join(FLAGS)}")
-    internal_type = "INTERNAL" in types or "SENSOR" in flags
-    rpc = "RPC" in types
-    unlisted = "UNLISTED" in types
-    tcpmux = "TCPMUX" in types or "TCPMUXPLUS" in types
+    return _Kind(types, flags, internal="INTERNAL" in types or "SENSOR" in flags,
+                 rpc="RPC" in types, unlisted="UNLISTED" in types,
+                 tcpmux="TCPMUX" in types or "TCPMUXPLUS" in types)
 
-    # socket_type and protocol imply each other (confparse.c service_fill)
+
+def _socket(raw: _Raw) -> tuple[SocketType, str, bool]:
+    """(socket type, protocol, wait): socket_type and protocol imply each other
+    (confparse.c service_fill)."""
     socket_type_text = raw.first("socket_type")
     protocol = raw.first("protocol")
     if socket_type_text is not None and socket_type_text not in SOCKET_TYPES:
@@ -671,27 +697,33 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
     wait = _yes_no(raw, "wait")
     if wait is None:
         raise _error(raw, "wait", "missing attribute wait (yes or no)")
+    return socket_type, protocol, wait
 
-    # what runs
-    redirect = None
-    if raw.get("redirect") is not None:
-        host, port_text = raw.get("redirect") or ["", ""]
-        port = int(port_text) if port_text.isdigit() else state.services.port(port_text, "tcp")
-        if port is None or not 0 < port < 65536:
-            raise _error(raw, "redirect", f"bad port {port_text!r}")
-        if socket_type is not SocketType.STREAM or wait:
-            raise _error(raw, "redirect", "redirect needs socket_type stream and wait = no")
-        redirect = Redirect(host, port)
-    internal = None
+
+def _redirect(raw: _Raw, socket_type: SocketType, wait: bool,
+              services: ServicesTable) -> Redirect | None:
+    if raw.get("redirect") is None:
+        return None
+    host, port_text = raw.get("redirect") or ["", ""]
+    port = int(port_text) if port_text.isdigit() else services.port(port_text, "tcp")
+    if port is None or not 0 < port < 65536:
+        raise _error(raw, "redirect", f"bad port {port_text!r}")
+    if socket_type is not SocketType.STREAM or wait:
+        raise _error(raw, "redirect", "redirect needs socket_type stream and wait = no")
+    return Redirect(host, port)
+
+
+def _program(raw: _Raw, kind: _Kind, redirect: Redirect | None, id_: str,
+             findings: list[Finding]) -> _Program:
+    """server, server_args and NAMEINARGS, or the internal service, or the redirect."""
     server = raw.first("server")
     args = raw.get("server_args")
-    argv: tuple[str, ...] = ()
-    nameinargs = "NAMEINARGS" in flags
-    if "SENSOR" in flags:
-        internal, server = "sensor", None  # xinetd serves it itself, whatever `server` says
-    elif internal_type:
-        internal = raw.name
-        if internal not in INTERNAL_NAMES + XINETD_ONLY_INTERNALS:
+    nameinargs = "NAMEINARGS" in kind.flags
+    if "SENSOR" in kind.flags:
+        # xinetd serves it itself, whatever `server` says
+        return _Program(None, (), "sensor", redirect, nameinargs)
+    if kind.internal:
+        if raw.name not in INTERNAL_NAMES + XINETD_ONLY_INTERNALS:
             raise _error(raw, "type", f"no internal service {raw.name!r}: xinetd provides "
                                       f"{', '.join(INTERNAL_NAMES + XINETD_ONLY_INTERNALS)}")
         if nameinargs:
@@ -700,82 +732,84 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
             findings.append(Finding(raw.attrs["server"].source, Severity.INFO,
                                     "server is ignored for an INTERNAL service, as xinetd "
                                     "does", id_))
-        server = None
-    elif redirect is not None:
+        return _Program(None, (), raw.name, redirect, nameinargs)
+    if redirect is not None:
         if nameinargs:
             raise _error(raw, "flags", "a redirected service cannot have NAMEINARGS")
         if server is not None:
             findings.append(Finding(raw.attrs["server"].source, Severity.INFO,
                                     "server is ignored: redirect takes over, as in xinetd", id_))
-        server = None
+        return _Program(None, (), None, redirect, nameinargs)
+    if server is None:
+        raise _error(raw, "server", "missing attribute server (the program to run)")
+    if nameinargs:
+        if not args:
+            raise _error(raw, "flags", "NAMEINARGS needs server_args (their first word "
+                                       "is argv[0])")
+        argv = tuple(args)
     else:
-        if server is None:
-            raise _error(raw, "server", "missing attribute server (the program to run)")
-        if nameinargs:
-            if not args:
-                raise _error(raw, "flags", "NAMEINARGS needs server_args (their first word "
-                                           "is argv[0])")
-            argv = tuple(args)
-        else:
-            argv = (os.path.basename(server), *(args or ()))
-    user = raw.first("user")
-    if user is None and internal is None and redirect is None:
-        raise _error(raw, "user", "missing attribute user")
+        argv = (os.path.basename(server), *(args or ()))
+    return _Program(server, argv, None, None, nameinargs)
 
-    # where it listens
-    listens: tuple[Listen, ...] = ()
+
+def _listens(raw: _Raw, kind: _Kind, protocol: str, state: _State, id_: str,
+             findings: list[Finding]) -> tuple[str, tuple[Listen, ...]]:
+    """(protocol, listens): the port from the attribute or the services table, the
+    family from flags, bind and v6only. RPC and TCPMUX services listen nowhere
+    systemd can (reported), and RPC's protocol becomes rpc/PROTO."""
+    where = raw.source
     v6only = bool(_yes_no(raw, "v6only"))
-    ipv4_flag, ipv6_flag = "IPv4" in flags, "IPv6" in flags
+    ipv4_flag, ipv6_flag = "IPv4" in kind.flags, "IPv6" in kind.flags
     bind = _bind(raw, ipv6_flag, findings, id_)
     port = _integer(raw, "port", minimum=0)
     if port is not None and not 0 < port < 65536:
         raise _error(raw, "port", f"port {port} out of range 1-65535")
-    listed = None if unlisted or rpc or tcpmux else state.services.port(raw.name, protocol)
+    listed = None if kind.unlisted or kind.rpc or kind.tcpmux else \
+        state.services.port(raw.name, protocol)
     if port is not None and listed is not None and port != listed:
         raise _error(raw, "port", f"service {raw.name} is port {listed} in "
                                   f"{state.services.source}, not {port} (xinetd refuses this; "
                                   "add UNLISTED to type for a private port)")
-    if rpc:
-        protocol = f"rpc/{protocol}"
+    if kind.rpc:
         findings.append(Finding(where, Severity.ERROR,
                                 f"RPC service (rpc_version {raw.first('rpc_version') or '?'}): "
                                 "systemd cannot register it with the portmapper; keep the "
                                 "native daemon", id_))
-    elif tcpmux:
+        return f"rpc/{protocol}", ()
+    if kind.tcpmux:
         findings.append(Finding(where, Severity.ERROR,
                                 "TCPMUX service: systemd has no RFC 1078 dispatcher on port 1, "
                                 "so it cannot be reached; give it a port of its own "
                                 "(UNLISTED + port) instead", id_))
+        return protocol, ()
+    if port is None:
+        port = listed
+    if port is None:
+        if kind.unlisted:
+            raise _error(raw, "port", "an UNLISTED service needs a port")
+        raise _error(raw, "port", f"{raw.name}/{protocol} is not in "
+                                  f"{state.services.source} and has no port attribute "
+                                  "(give --services the host's file, or add port)")
+    if listed is None and not kind.unlisted:
+        findings.append(Finding(where, Severity.WARNING,
+                                f"{raw.name}/{protocol} is not in {state.services.source}: "
+                                f"xinetd would refuse it without UNLISTED; port {port} kept",
+                                id_))
+    if bind is not None and not ipv4_flag and not ipv6_flag:
+        family = Family.IPV4 if bind.version == 4 else (Family.IPV6 if v6only else Family.DUAL)
+    elif ipv4_flag and not ipv6_flag:
+        family = Family.IPV4
     else:
-        if port is None:
-            port = listed
-        if port is None:
-            if unlisted:
-                raise _error(raw, "port", "an UNLISTED service needs a port")
-            raise _error(raw, "port", f"{raw.name}/{protocol} is not in "
-                                      f"{state.services.source} and has no port attribute "
-                                      "(give --services the host's file, or add port)")
-        if listed is None and not unlisted:
-            findings.append(Finding(where, Severity.WARNING,
-                                    f"{raw.name}/{protocol} is not in {state.services.source}: "
-                                    f"xinetd would refuse it without UNLISTED; port {port} kept",
-                                    id_))
-        if bind is not None and not ipv4_flag and not ipv6_flag:
-            family = Family.IPV4 if bind.version == 4 else \
-                (Family.IPV6 if v6only else Family.DUAL)
-        elif ipv4_flag and not ipv6_flag:
-            family = Family.IPV4
-        else:
-            family = Family.IPV6 if v6only else Family.DUAL
-        if bind is not None and (bind.version == 4) != (family is Family.IPV4):
-            flag = "IPv6" if bind.version == 4 else "IPv4"
-            raise _error(raw, "bind", f"IPv{bind.version} address {bind} with the {flag} flag")
-        host = None if bind is None or bind.is_unspecified else str(bind)
-        listens = (Listen(family, port, host),)
+        family = Family.IPV6 if v6only else Family.DUAL
+    if bind is not None and (bind.version == 4) != (family is Family.IPV4):
+        flag = "IPv6" if bind.version == 4 else "IPv4"
+        raise _error(raw, "bind", f"IPv{bind.version} address {bind} with the {flag} flag")
+    host = None if bind is None or bind.is_unspecified else str(bind)
+    return protocol, (Listen(family, port, host),)
 
-    # limits
-    instances = _integer(raw, "instances", unlimited=True)
-    per_source = _integer(raw, "per_source", unlimited=True)
+
+def _limits(raw: _Raw) -> _Limits:
+    """instances, per_source, cps, max_load, umask, nice, groups and the rlimits."""
     rate: RateLimit | None = DEFAULT_RATE
     cps = raw.get("cps")
     if cps is not None:
@@ -793,14 +827,23 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
                 from None
         if max_load == 0:
             raise _error(raw, "max_load", "0 is refused by xinetd")
-    umask = _integer(raw, "umask", base=8)
-    nice = _integer(raw, "nice", minimum=-20)
     groups = _yes_no(raw, "groups")
-    rlimits = tuple((RLIMITS[a], _limit(raw, a)) for a in RLIMITS if a in raw.attrs)
-    env = tuple(tuple(v.split("=", 1)) for v in raw.get("env") or ())
-    passenv = raw.get("passenv")
+    return _Limits(
+        instances=_integer(raw, "instances", unlimited=True),
+        per_source=_integer(raw, "per_source", unlimited=True), rate=rate, max_load=max_load,
+        umask=_integer(raw, "umask", base=8), nice=_integer(raw, "nice", minimum=-20),
+        supplementary_groups=None if groups else (),
+        rlimits=tuple((RLIMITS[a], _limit(raw, a)) for a in RLIMITS if a in raw.attrs))
 
-    unmapped: list[tuple[str, str, Source]] = []
+
+def _unmapped(raw: _Raw, kind: _Kind, id_: str, findings: list[Finding]
+              ) -> tuple[tuple[str, str, Source], ...]:
+    """The attributes and flags systemd has no place for, checked, for the writer to
+    report; flags that mean nothing under systemd are noted here."""
+    def entry(attr: str, value: str) -> tuple[str, str, Source]:
+        return (attr, value, raw.attrs[attr].source if attr in raw.attrs else raw.source)
+
+    unmapped = []
     for attr in ("log_type", "log_on_success", "log_on_failure", "deny_time", "rpc_version",
                  "rpc_number", "mdns"):
         values = raw.get(attr)
@@ -818,51 +861,76 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
                                                                               "NEVER")):
             raise _error(raw, attr, f"expected minutes, FOREVER or NEVER, got {values[0]!r}")
         if values:
-            unmapped.append(unmapped_entry(attr, " ".join(values)))
-    for flag in UNMAPPED_FLAGS:
-        if flag in flags:
-            unmapped.append(unmapped_entry("flags", flag))
-    if "SENSOR" in flags:
-        unmapped.append(unmapped_entry("flags", "SENSOR"))
+            unmapped.append(entry(attr, " ".join(values)))
+    for flag in (*UNMAPPED_FLAGS, "SENSOR"):
+        if flag in kind.flags:
+            unmapped.append(entry("flags", flag))
     for flag in ("REUSE", "NORETRY"):
-        if flag in flags:
+        if flag in kind.flags:
             findings.append(Finding(raw.attrs["flags"].source, Severity.INFO,
                                     f"flag {flag} has no meaning under systemd (nothing to do)",
                                     id_))
+    return tuple(unmapped)
+
+
+def _libwrap_name(raw: _Raw, kind: _Kind, socket_type: SocketType, program: _Program
+                  ) -> str | None:
+    """The daemon name hosts.allow/hosts.deny were consulted under, or None when they were
+    not: Debian's xinetd links libwrap and checks every service but NOLIBWRAP ones and
+    RPC over TCP (access.c)."""
+    if "NOLIBWRAP" in kind.flags or (kind.rpc and socket_type is SocketType.STREAM):
+        return None
+    name = raw.first("libwrap")
+    if name is not None:
+        return name
+    if program.internal is not None or program.redirect is not None:
+        return raw.name
+    if program.nameinargs:
+        return os.path.basename(program.argv[0])
+    return os.path.basename(program.server or "")
+
+
+def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
+    """One entry (defaults filled in) -> its Service and the findings about it."""
+    findings: list[Finding] = []
+    id_ = raw.first("id") or raw.name
+    kind = _kind(raw)
+    socket_type, protocol, wait = _socket(raw)
+    redirect = _redirect(raw, socket_type, wait, state.services)
+    program = _program(raw, kind, redirect, id_, findings)
+    user = raw.first("user")
+    if user is None and program.internal is None and redirect is None:
+        raise _error(raw, "user", "missing attribute user")
+    protocol, listens = _listens(raw, kind, protocol, state, id_, findings)
+    limits = _limits(raw)
+    env = tuple(tuple(v.split("=", 1)) for v in raw.get("env") or ())
+    passenv = raw.get("passenv")
+    unmapped = _unmapped(raw, kind, id_, findings)
     if socket_type is SocketType.DGRAM and not wait:
         # The packaged xinetd runs it (checked with /usr/sbin/xinetd), one server per
         # datagram; kept as written, the writer decides how systemd runs it.
-        findings.append(Finding(where, Severity.INFO, "dgram service with wait = no: the "
-                                "packaged xinetd starts a server per datagram", id_))
-
-    # libwrap: Debian's xinetd links it, so every service but NOLIBWRAP ones was checked
-    # against hosts.allow/hosts.deny under this daemon name (access.c)
-    wrapped = "NOLIBWRAP" not in flags and not (rpc and socket_type is SocketType.STREAM)
-    libwrap_name = raw.first("libwrap")
-    if libwrap_name is None:
-        if internal is not None or redirect is not None:
-            libwrap_name = raw.name if redirect is not None or internal_type else id_
-        elif nameinargs:
-            libwrap_name = os.path.basename(argv[0])
-        else:
-            libwrap_name = os.path.basename(server or "")
-
-    disabled = raw.first("disable") == "yes" or "DISABLE" in flags
+        findings.append(Finding(raw.source, Severity.INFO, "dgram service with wait = no: "
+                                "the packaged xinetd starts a server per datagram", id_))
+    libwrap_name = _libwrap_name(raw, kind, socket_type, program)
+    disabled = raw.first("disable") == "yes" or "DISABLE" in kind.flags
     if raw.first("disable") not in (None, "yes", "no"):
         raise _error(raw, "disable", f"expected yes or no, got {raw.first('disable')!r}")
 
     service = Service(
-        dialect="xinetd", name=raw.name, id=id_, source=where, socket_type=socket_type, protocol=protocol,
-        listens=listens, wait=wait, nodelay="NODELAY" in flags, keepalive="KEEPALIVE" in flags,
-        server=server, argv=argv, internal=internal, redirect=redirect, user=user,
-        group=raw.first("group"), supplementary_groups=None if groups else (),
-        env=env, passenv=None if passenv is None else tuple(passenv), nice=nice, umask=umask,
-        rlimits=rlimits, instances=instances, per_source=per_source, rate=rate,
+        dialect="xinetd", name=raw.name, id=id_, source=raw.source, socket_type=socket_type,
+        protocol=protocol, listens=listens, wait=wait, nodelay="NODELAY" in kind.flags,
+        keepalive="KEEPALIVE" in kind.flags, server=program.server, argv=program.argv,
+        internal=program.internal, redirect=redirect, user=user, group=raw.first("group"),
+        supplementary_groups=limits.supplementary_groups, env=env,
+        passenv=None if passenv is None else tuple(passenv), nice=limits.nice,
+        umask=limits.umask, rlimits=limits.rlimits, instances=limits.instances,
+        per_source=limits.per_source, rate=limits.rate,
         only_from=None if raw.get("only_from") is None else tuple(raw.get("only_from") or ()),
         no_access=tuple(raw.get("no_access") or ()), access_times=_access_times(raw),
-        max_load=max_load, tcp_wrapped=wrapped, libwrap_name=libwrap_name if wrapped else None,
-        banner=raw.first("banner"), banner_success=raw.first("banner_success"),
-        banner_fail=raw.first("banner_fail"), disabled=disabled, unmapped=tuple(unmapped))
+        max_load=limits.max_load, tcp_wrapped=libwrap_name is not None,
+        libwrap_name=libwrap_name, banner=raw.first("banner"),
+        banner_success=raw.first("banner_success"), banner_fail=raw.first("banner_fail"),
+        disabled=disabled, unmapped=unmapped)
     return service, findings
 
 
