@@ -524,3 +524,16 @@ def test_the_packaged_xinetd_agrees_on_dgram_nowait_and_duplicates(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+
+
+# -- per-entry errors: the shape both readers report them in ---------------------------------
+
+def test_a_bad_entry_becomes_an_error_finding_with_its_location_and_outcome():
+    from inetd2systemd.config import bad_entry
+    from inetd2systemd.report import exit_status, finding_json, text_lines
+    finding = bad_entry(ConfigError("access_times: invalid time interval", "/x.conf", 9, 17),
+                        "xinetd disables this service", "daytime")
+    assert finding.severity is Severity.ERROR
+    assert text_lines([finding]) == ["/x.conf:9:17: error [daytime]: access_times: invalid "
+                                     "time interval: xinetd disables this service"]
+    assert finding_json(finding)["column"] == 17 and exit_status([finding]) == 1

@@ -18,9 +18,11 @@ class Source:
 
     file: str
     line: int
+    column: int = 0  # 1-based; 0 when the finding concerns the whole line or entry
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.column}" if self.column else \
+            f"{self.file}:{self.line}"
 
 
 class Severity(enum.Enum):

@@ -24,9 +24,10 @@ def exit_status(findings: Iterable[Finding]) -> int:
 
 
 def text_lines(findings: Iterable[Finding], *, verbose: bool = False) -> list[str]:
-    """`file:line: severity [id]: message`, in source order; INFO only when verbose."""
+    """`file:line[:column]: severity [id]: message`, in source order; INFO only when
+    verbose."""
     shown = [f for f in findings if verbose or f.severity is not Severity.INFO]
-    return [str(f) for f in sorted(shown, key=lambda f: (f.source.file, f.source.line))]
+    return [str(f) for f in sorted(shown, key=lambda f: f.source)]
 
 
 def summary(services: Sequence[Service], unit_count: int, findings: Sequence[Finding]) -> str:
@@ -37,6 +38,7 @@ def summary(services: Sequence[Service], unit_count: int, findings: Sequence[Fin
 
 def finding_json(finding: Finding) -> dict[str, Any]:
     return {"file": finding.source.file, "line": finding.source.line,
+            "column": finding.source.column or None,
             "severity": finding.severity.value, "service": finding.service,
             "message": finding.message}
 

@@ -6,6 +6,13 @@ xinetd.d tree; with format="inetd" a directory is an inetutils /etc/inetd.d) and
 merges the results into one Configuration whose service ids are unique across files.
 Services that would listen on the same address are reported and the later one is left
 out, because only one of them could ever bind.
+
+Bad input costs what it costs the daemon, not the whole reading: a bad line, attribute or
+entry becomes an ERROR finding made by `bad_entry` (file, line and column, then what the
+daemon does about it), the reader leaves out what the daemon leaves out and reads on, and
+the command exits 1 with everything else converted. `ConfigError` escapes a reader only
+when nothing can be read: a missing or unreadable file, a directory where a file is
+expected, a file that is not a configuration (exit 2).
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..model import Configuration, Family, Finding, Listen, Service, Severity, SocketType
+from ..model import (Configuration, Family, Finding, Listen, Service, Severity, SocketType,
+                     Source)
 from .services import ServicesTable
 from ..bulk import gc_paused
 
@@ -25,6 +33,18 @@ FORMATS = ("inetd", "xinetd")
 # Every xinetd file has one of these words at the start of a line; an inetd.conf
 # almost never does, and then the xinetd reader need not even be imported.
 _XINETD_WORD = re.compile(r"^[ \t]*(service|defaults|include|includedir)\b", re.MULTILINE)
+
+
+def bad_entry(error: ConfigError, outcome: str, service: str | None = None) -> Finding:
+    """The ERROR finding for one bad line, attribute or entry, in place of stopping.
+
+    `error` is what the reader would have raised (message, file, line, column); `outcome`
+    says what the real daemon does about it, in its words ("xinetd ignores this
+    attribute", "xinetd disables this service", "inetd skips this line"), so that the
+    report tells the administrator what was running rather than what was refused.
+    """
+    where = Source(error.file or "<input>", error.line or 0, error.column or 0)
+    return Finding(where, Severity.ERROR, f"{error.msg}: {outcome}", service)
 
 
 def looks_like_xinetd(text: str) -> bool:
