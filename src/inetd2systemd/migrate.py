@@ -39,7 +39,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import acl, preflight
+from . import preflight
+from .config import addresses
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
 from .config import merge, read_one
 from .config.services import load_services
@@ -282,7 +283,7 @@ def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
         return replace(service, tcp_wrapped=False), access, _own_allow(service), notes
     own = None
     if service.only_from is not None or service.no_access:
-        own = acl.compile_allow(service.only_from, service.no_access)
+        own = addresses.compile_allow(service.only_from, service.no_access)
         notes += [Finding(service.source, Severity.WARNING, note, service.id) for note in own.notes]
     allow = intersect_allow(own.allow if own else None, access.allow)
     lines = ", ".join(str(r.source) for r in access.rules)
@@ -301,7 +302,7 @@ def _own_allow(service: Service) -> tuple[str, ...] | None:
     if service.only_from is None and not service.no_access:
         return None
     try:
-        return acl.compile_allow(service.only_from, service.no_access).allow
+        return addresses.compile_allow(service.only_from, service.no_access).allow
     except ValueError:
         return ()
 

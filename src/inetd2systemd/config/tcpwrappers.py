@@ -30,7 +30,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import acl
+from . import addresses
 from ..errors import ConfigError
 from ..model import Finding, Severity, Source
 
@@ -548,7 +548,7 @@ def _option_findings(rule: Rule, service: str | None) -> list[Finding]:
 
 
 # -- address sets ---------------------------------------------------------------------
-# Collapsed tuples of ip_network. The CIDR subtraction is acl.py's (its public
+# Collapsed tuples of ip_network. The CIDR subtraction is addresses.py's (its public
 # compile_allow: only_from minus no_access), fed explicit a.b.c.d/len forms so that
 # xinetd's wildcard rules for trailing .0 octets never apply.
 
@@ -574,7 +574,7 @@ def _subtract_cached(a: tuple, b: tuple) -> tuple:
         return NOTHING
     if not b:
         return _union(a)
-    allowed = acl.compile_allow(tuple(_cidr(n) for n in a), tuple(_cidr(n) for n in b)).allow
+    allowed = addresses.compile_allow(tuple(_cidr(n) for n in a), tuple(_cidr(n) for n in b)).allow
     return _union([ipaddress.ip_network(x) for x in allowed or ()])
 
 

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import acl
+from . import addresses
 from ..errors import ConfigError
 from ..model import (INTERNAL_NAMES, RLIMIT_NAMES, Configuration, Family, Finding, Listen, RateLimit,
                      Redirect, Service, Severity, SocketType, Source)
@@ -302,8 +302,8 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
     if name in ("only_from", "no_access"):
         for index, value in enumerate(values):
             try:
-                acl.parse_address(value)
-            except acl.AddressError as exc:
+                addresses.parse_address(value)
+            except addresses.AddressError as exc:
                 raise _fail(a, file, f"{name}: {exc}", index) from None
     if count != MODIFIABLE:
         if a.op != "=":
@@ -356,9 +356,9 @@ def _same_entry(name: str, value: str, removed: list[str]) -> bool:
     if name in ("only_from", "no_access"):
         # xinetd removes by address and mask, however the entry was written
         try:
-            nets = acl.parse_address(value).networks
-            return bool(nets) and any(acl.parse_address(r).networks == nets for r in removed)
-        except acl.AddressError:
+            nets = addresses.parse_address(value).networks
+            return bool(nets) and any(addresses.parse_address(r).networks == nets for r in removed)
+        except addresses.AddressError:
             return False
     return False
 

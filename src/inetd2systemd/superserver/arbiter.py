@@ -309,7 +309,7 @@ class Arbiter:
             unit.launcher = None
             unit.internal = self._internal_for(service)
         if service.only_from is not None or service.no_access:
-            from ..acl import AccessList
+            from ..config.addresses import AccessList
             unit.acl = AccessList(service.only_from, service.no_access)
         else:
             unit.acl = None

@@ -358,7 +358,7 @@ def _access_lines(s: Service, plan: _Plan) -> list[str]:
     """only_from / no_access -> IPAddressDeny=any + IPAddressAllow=, on the socket."""
     if s.only_from is None and not s.no_access:
         return []
-    from ..acl import compile_allow
+    from ..config.addresses import compile_allow
 
     try:
         compiled = compile_allow(s.only_from, s.no_access)

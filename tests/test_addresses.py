@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from inetd2systemd.acl import AccessList, AddressError, compile_allow, parse_address, \
+from inetd2systemd.config.addresses import AccessList, AddressError, compile_allow, parse_address, \
     parse_networks
 
 NETWORKS = parse_networks("loopback 127\nlink-local 169.254.0.0\ncorp 10.20\n")
