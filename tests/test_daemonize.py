@@ -228,7 +228,7 @@ def test_pidfile_names_the_daemon_and_stays_locked(detached):
 
 
 def test_holder_names_the_live_daemon_only(detached, tmp_path):
-    from inetd2systemd.pidfile import holder
+    from inetd2systemd.daemon.pidfile import holder
 
     assert holder(str(detached["pidfile"])) == detached["pid"]
     stale = tmp_path / "stale.pid"
@@ -565,7 +565,7 @@ def test_under_systemd_without_notify_socket_it_execs_in_place(tmp_path):
 def test_concurrent_starts_exactly_one_wins(tmp_path, existing):
     """Many starters released at once on the same pidfile (absent, or stale): exactly one
     gets it, every other one is told who runs, and the file names the winner."""
-    from inetd2systemd import pidfile as pidfiles
+    from inetd2systemd.daemon import pidfile as pidfiles
 
     path = tmp_path / "race.pid"
     if existing == "stale":

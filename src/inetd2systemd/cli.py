@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("inetd2systemd.superserver.cli", "run as the superserver (hosts without systemd)"),
     "internal": ("inetd2systemd.runtime.internal_services", "serve an inetd internal service (echo, ...)"),
     "syslogd": ("inetd2systemd.syslog.cli", "syslog listener: journal bridge and syslog.conf rules"),
-    "daemonize": ("inetd2systemd.daemon", "run a program as a proper daemon (or not, under systemd)"),
+    "daemonize": ("inetd2systemd.daemon.cli", "run a program as a proper daemon (or not, under systemd)"),
 }
 
 def _top_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,12 @@ EXIT_INCOMPLETE = 1  # ran, but something could not be carried over (see the rep
 EXIT_BAD_INPUT = 2  # bad configuration or command line: nothing was written
 EXIT_FAILED = 3  # an operation on the system failed (install, start, ...)
 
+# daemonize's own, after start-stop-daemon and the shell: 1 means "already running"
+# there (nothing was done), and 126/127 are the shell's "cannot execute"/"not found".
+EXIT_ALREADY_RUNNING = 1
+EXIT_CANNOT_EXECUTE = 126
+EXIT_NOT_FOUND = 127
+
 
 class ConfigError(ValueError):
     def __init__(self, message: str, file: str | None = None, line: int | None = None,

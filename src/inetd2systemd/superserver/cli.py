@@ -4,7 +4,7 @@
                         [--services FILE] [--foreground] [--pidfile FILE]
 
 Reads the same inetd.conf / xinetd files as `convert` (config.load) and serves them.
-Without --foreground it detaches as a classic daemon (daemon.py) and logs to syslog;
+Without --foreground it detaches as a classic daemon (the daemon package) and logs to syslog;
 with it, it stays attached and logs to stderr. Under systemd (LISTEN_FDS, set by the
 units `convert --engine superserver` writes) it takes its listening sockets from the
 manager, one FileDescriptorName= per service id, and never forks away.
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve_foreground(args: argparse.Namespace, load) -> int:
-    from .. import pidfile as pidfiles
+    from ..daemon import pidfile as pidfiles
     from .log import Log
 
     lock = None

@@ -38,7 +38,6 @@ cannot be executed, 127 it was not found.
 
 from __future__ import annotations
 
-import argparse
 import errno
 import gc
 import grp
@@ -53,12 +52,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from ..errors import EXIT_ALREADY_RUNNING, EXIT_BAD_INPUT, EXIT_CANNOT_EXECUTE, EXIT_FAILED, \
+    EXIT_NOT_FOUND, EXIT_OK
 from . import pidfile as pidfiles
-from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-
-EXIT_ALREADY_RUNNING = 1
-EXIT_CANNOT_EXECUTE = 126
-EXIT_NOT_FOUND = 127
 
 # Variables that tie a process to the session or manager that started it; a daemon
 # outlives both (daemon(7) step 4). LISTEN_* are handed over explicitly, see _Plan.
@@ -161,7 +157,7 @@ class Daemon:
                 try:
                     _wait_started(read_fd, child)
                 except DaemonError as exc:
-                    _print_error(str(exc))
+                    print_error(str(exc))
                     os._exit(exc.status)
                 os._exit(EXIT_OK)
             os.close(read_fd)
@@ -186,7 +182,7 @@ class Daemon:
             os.close(self._status_fd)
             self._status_fd = -1
         elif self._notify_address:
-            from .runtime.notify import Notifier
+            from ..runtime.notify import Notifier
 
             with Notifier(self._notify_address) as notifier:
                 notifier.ready(status)
@@ -320,7 +316,7 @@ class _Reporter:
     def fail(self, message: str, status: int, *, exit_now: bool = True) -> None:
         self._send(f"E{status} {message}")
         if self.fd < 0:  # no one waits on a pipe: stderr is all there is (the journal)
-            _print_error(message)
+            print_error(message)
         if self.syslog:
             syslog.syslog(syslog.LOG_ERR, message)
         if exit_now:
@@ -369,7 +365,7 @@ def _reap(pid: int) -> int:
             return 0
 
 
-def _print_error(message: str) -> None:
+def print_error(message: str) -> None:
     try:
         sys.stderr.write(f"inetd2systemd daemonize: {message}\n")
         sys.stderr.flush()
@@ -425,7 +421,7 @@ def _exec_in_place(plan: _Plan) -> NoReturn:
 
 def _announce(pid: int) -> None:
     """Type=notify: hand MainPID to the program, and only then say READY=1."""
-    from .runtime.notify import Notifier
+    from ..runtime.notify import Notifier
 
     with Notifier() as notifier:
         notifier.send(f"MAINPID={pid}", "READY=1")
@@ -619,69 +615,3 @@ def _drop_privileges(plan: _Plan) -> None:
     except OSError as exc:
         who = plan.user_name or plan.options.group
         raise _StepFailed(f"cannot switch to {who}: {exc.strerror}") from None
-
-
-# -- the sub-command ------------------------------------------------------------------------
-def _umask(text: str) -> int:
-    try:
-        value = int(text, 8)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an octal umask") from None
-    if not 0 <= value <= 0o777:
-        raise argparse.ArgumentTypeError(f"{text!r} is not between 000 and 777")
-    return value
-
-
-def _assignment(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
-    return key, value
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Run PROGRAM as a daemon: every step of daemon(7), a locked pidfile, and an exit "
-        "status that says whether it really started. Under systemd (NOTIFY_SOCKET or "
-        "INVOCATION_ID set) it does not detach: it runs PROGRAM in the unit and sends "
-        "READY=1 and MAINPID= once PROGRAM is executing.")
-    parser.epilog = ("exit status: 0 started, 1 already running, 2 bad input, 3 a set-up "
-                     "step failed, 126 cannot execute, 127 program not found")
-    parser.add_argument("--pidfile", metavar="FILE", help="write and lock this pidfile")
-    parser.add_argument("--user", metavar="USER", help="run as USER (with its groups)")
-    parser.add_argument("--group", metavar="GROUP", help="run with GROUP as primary group")
-    parser.add_argument("--chdir", metavar="DIR", default="/", help="working directory (/)")
-    parser.add_argument("--umask", metavar="MASK", type=_umask, default=0o022,
-                        help="octal file mode creation mask (022)")
-    parser.add_argument("--stdout", metavar="FILE", help="append standard output to FILE")
-    parser.add_argument("--stderr", metavar="FILE", help="append standard error to FILE")
-    parser.add_argument("--env", metavar="K=V", type=_assignment, action="append", default=[],
-                        help="set a variable in the program's environment (repeatable)")
-    parser.add_argument("--ident", metavar="NAME", help="syslog identity (program name)")
-    how = parser.add_mutually_exclusive_group()
-    how.add_argument("--detach", dest="mode", action="store_const", const="detach",
-                     help="always detach, even under systemd (for Type=forking units)")
-    how.add_argument("--foreground", dest="mode", action="store_const", const="foreground",
-                     help="never detach")
-    parser.set_defaults(mode="auto")
-    parser.add_argument("program", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS",
-                        help="the program to run and its arguments")
-
-
-def run(args: argparse.Namespace) -> int:
-    argv = list(args.program)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
-    if not argv:
-        _print_error("no program given (inetd2systemd daemonize [OPTIONS] -- PROGRAM ARGS)")
-        return EXIT_BAD_INPUT
-    options = DaemonOptions(pidfile=args.pidfile, user=args.user, group=args.group,
-                            chdir=args.chdir, umask=args.umask, stdout=args.stdout,
-                            stderr=args.stderr, env=dict(args.env), mode=args.mode,
-                            ident=args.ident)
-    try:
-        daemonize(argv, options)
-    except DaemonError as exc:
-        _print_error(str(exc))
-        return exc.status
-    return EXIT_OK
