@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from inetd2systemd import preflight
+from inetd2systemd.migrate import preflight
 from inetd2systemd.migrate import (Probe, compare, plan_migration, record_transcripts,
                                    transcript)
 from inetd2systemd.model import Family, Listen, Service, Severity, SocketType, Source
@@ -95,7 +95,7 @@ def test_sample_services_access_and_status(name, tmp_path):
 
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
 def test_sample_unexpressible_rules_and_lost_options_are_reported(name, tmp_path):
-    from inetd2systemd.migration_report import html, markdown
+    from inetd2systemd.migrate.report import html, markdown
     migration, exp = plan_sample(name, tmp_path)
     findings = [f for p in migration.plans for f in p.findings]
     md, page = markdown(migration), html(migration)

@@ -18,7 +18,7 @@ from .errors import EXIT_BAD_INPUT, ConfigError
 # name -> (module, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("inetd2systemd.convert", "inetd.conf / xinetd configuration -> systemd units"),
-    "import": ("inetd2systemd.migrate", "convert a whole legacy host's /etc tree, with a report"),
+    "import": ("inetd2systemd.migrate.cli", "convert a whole legacy host's /etc tree, with a report"),
     "serve": ("inetd2systemd.superserver.cli", "run as the superserver (hosts without systemd)"),
     "internal": ("inetd2systemd.runtime.internal_services", "serve an inetd internal service (echo, ...)"),
     "syslogd": ("inetd2systemd.syslog.cli", "syslog listener: journal bridge and syslog.conf rules"),

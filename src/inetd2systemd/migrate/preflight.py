@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .model import Family, Finding, Service, Severity, SocketType, Source
+from ..model import Family, Finding, Service, Severity, SocketType, Source
 
 TCP_LISTEN = "0A"  # include/net/tcp_states.h: TCP_LISTEN
 UDP_UNCONNECTED = "07"  # a bound UDP socket shows as TCP_CLOSE

@@ -1,0 +1,100 @@
+"""`inetd2systemd import ROOT --output-dir DIR`: a whole legacy host, converted in one go.
+
+ROOT is a copy of the legacy host's root (ROOT/etc/...), its /etc itself, or `/`.
+The output directory then holds:
+
+    units/         the .socket/.service files (config.load -> units.writer.render)
+    report.md      per service: source lines, units, access rules, warnings, what to check
+    report.html    the same for a browser
+    summary.json   the counts and per-service status, for scripts
+    install.sh     stops the legacy superserver, installs and starts the sockets
+    rollback.sh    puts back exactly what install.sh changed
+
+and the last line printed on stdout is the summary line (`key=value` words).
+
+Equivalence: `--check before` (on the legacy superserver) and `--check after` (on the
+new sockets) send the same client transcript to every service, optionally from several
+source addresses (`--source`), and the report shows them side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
+from . import report
+from .output import write_file, write_output
+from .plan import plan_migration
+from .probe import load_probes, load_transcripts, record_transcripts
+
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__.split("\n\n")[0]
+    parser.add_argument("root", help="the legacy host's root (a copy of it, its /etc, or /)")
+    parser.add_argument("-o", "--output-dir", required=True,
+                        help="where the units, report and scripts go")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing, non-empty output directory")
+    parser.add_argument("--prefix", default="", help="prefix for every unit name")
+    parser.add_argument("--flavor", choices=("openbsd", "inetutils", "xinetd-compat"),
+                        help="inetd.conf dialect (default: from the host's /etc/default)")
+    parser.add_argument("--include-disabled", action="store_true",
+                        help="convert disabled services too (their sockets are not started)")
+    parser.add_argument("--systemd-version", type=int, default=None,
+                        help="target systemd version (default: this host's)")
+    parser.add_argument("--target-root", default="/",
+                        help="root of the host the units will run on (programs are looked "
+                             "for there; default /)")
+    parser.add_argument("--no-port-check", action="store_true",
+                        help="skip the ports-in-use preflight (the target is another host)")
+    parser.add_argument("--check", choices=("before", "after"),
+                        help="record the client transcripts of every service into "
+                             "OUTPUT_DIR/transcripts (before: against the legacy "
+                             "superserver; after: the new sockets) and refresh the report")
+    parser.add_argument("--source", action="append", default=None, metavar="ADDRESS",
+                        help="client source address for --check (repeatable)")
+    parser.add_argument("--probes", help="JSON: service id -> {send, read, wait} for --check")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..units.install import installed_systemd_version
+
+    version = args.systemd_version or installed_systemd_version()
+    migration = plan_migration(args.root, prefix=args.prefix, flavor=args.flavor,
+                               include_disabled=args.include_disabled, systemd_version=version,
+                               target_root=args.target_root,
+                               check_ports=not args.no_port_check and args.check is None)
+    out = Path(args.output_dir)
+    if args.check:
+        if not (out / "units").is_dir():
+            print(f"inetd2systemd import: {out} holds no import yet: run without --check first",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        records = record_transcripts(migration, args.source, load_probes(args.probes))
+        (out / "transcripts").mkdir(exist_ok=True)
+        write_file(out / "transcripts" / f"{args.check}.json", json.dumps(records, indent=2) + "\n")
+        transcripts = load_transcripts(out)
+        write_file(out / "report.md", report.markdown(migration, transcripts))
+        write_file(out / "report.html", report.html(migration, transcripts))
+        verdicts = report.equivalence_rows(migration, transcripts)
+        differs = sum(1 for row in verdicts if row["verdict"].startswith("DIFFERS"))
+        print(f"{report.SUMMARY_TAG} check={args.check} probes={len(records)} "
+              f"compared={sum(1 for r in verdicts if r['verdict'] != 'missing')} differs={differs} "
+              f"report={out / 'report.md'}")
+        return EXIT_INCOMPLETE if differs else EXIT_OK
+    try:
+        write_output(migration, out, force=args.force, transcripts=None)
+    except FileExistsError as exc:
+        print(f"inetd2systemd import: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    from ..report import text_lines
+    every = [f for p in migration.plans for f in p.findings] + list(migration.findings) \
+        + list(migration.preflight)
+    for line in text_lines(every):
+        print(line, file=sys.stderr)
+    print(report.summary_line(migration, out))
+    return migration.exit_status
