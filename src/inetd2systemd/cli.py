@@ -17,7 +17,7 @@ from .errors import EXIT_BAD_INPUT, ConfigError
 
 # name -> (module, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "convert": ("inetd2systemd.convert", "inetd.conf / xinetd configuration -> systemd units"),
+    "convert": ("inetd2systemd.convert.cli", "inetd.conf / xinetd configuration -> systemd units"),
     "import": ("inetd2systemd.migrate.cli", "convert a whole legacy host's /etc tree, with a report"),
     "serve": ("inetd2systemd.superserver.cli", "run as the superserver (hosts without systemd)"),
     "internal": ("inetd2systemd.runtime.internal_services", "serve an inetd internal service (echo, ...)"),

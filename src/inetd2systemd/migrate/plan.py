@@ -145,7 +145,7 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
                    include_disabled: bool = False, systemd_version: int = 252,
                    command: tuple[str, ...] | None = None, target_root: str | Path = "/",
                    proc: str | Path = "/proc", check_ports: bool = True) -> Migration:
-    from ..convert import merge_findings
+    from ..convert.pipeline import merge_findings
     from ..units.writer import WriterOptions, render
 
     etc = locate_etc(root)

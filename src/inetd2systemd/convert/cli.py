@@ -1,8 +1,4 @@
-"""`inetd2systemd convert`: inetd.conf / xinetd configuration -> systemd units.
-
-Reading, rendering and checking all happen before anything is written, so a bad line
-leaves the output directory (and /etc/systemd/system) exactly as it was.
-"""
+"""`inetd2systemd convert`: inetd.conf / xinetd configuration -> systemd units."""
 
 from __future__ import annotations
 
@@ -10,15 +6,12 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
-from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
-from .config import load
-from .config.services import DEFAULT_PATH as SERVICES_PATH, load_services
-from .model import Configuration, Finding, Service, Severity
-from . import report
+from .. import report
+from ..config.services import DEFAULT_PATH as SERVICES_PATH, load_services
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
+from .pipeline import as_json, convert, is_unit_directory, sockets_to_start
 
 EPILOG = f"""\
 exit status:
@@ -83,9 +76,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .units.install import InstallError, install, installed_systemd_version, plan, \
+    from ..units.install import InstallError, install, installed_systemd_version, plan, \
         unit_directory, write_units
-    from .units.writer import WriterOptions, render
+    from ..units.writer import WriterOptions
 
     if args.install and args.output_dir:
         print("inetd2systemd convert: --install and --output-dir exclude each other "
@@ -94,18 +87,17 @@ def run(args: argparse.Namespace) -> int:
     if args.root != "/" and not args.install:
         print("inetd2systemd convert: --root only goes with --install", file=sys.stderr)
         return EXIT_BAD_INPUT
-    services = load_services(args.services)
-    configuration = load(args.paths, format=args.format, flavor=args.flavor, services=services,
-                         include_disabled=args.include_disabled)
-    if not args.no_host_check:
-        configuration = check_host(configuration, args.root if args.install else "/")
     version = args.systemd_version or installed_systemd_version()
     options = WriterOptions(prefix=args.prefix, systemd_version=version, engine=args.engine,
                             stderr_to_journal=args.stderr_to_journal,
                             config_paths=tuple(os.path.abspath(p) for p in args.paths))
-    units, writer_findings = render(configuration.services, options)
-    findings = merge_findings(configuration.findings, writer_findings)
-    status = report.exit_status(findings)
+    conversion = convert(args.paths, options, format=args.format, flavor=args.flavor,
+                         services=load_services(args.services),
+                         include_disabled=args.include_disabled,
+                         host_root=None if args.no_host_check else
+                         (args.root if args.install else "/"))
+    configuration, units, findings = conversion.configuration, conversion.units, conversion.findings
+    status = conversion.status
 
     target = None
     if args.install:
@@ -162,106 +154,3 @@ def run(args: argparse.Namespace) -> int:
                                  for unit in units))
     print(report.summary(configuration.services, len(units), findings), file=sys.stderr)
     return status
-
-
-SYSTEMD_UNIT_DIRECTORIES = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system",
-                            "/lib/systemd/system", "/usr/local/lib/systemd/system")
-
-
-def is_unit_directory(directory: Path) -> bool:
-    resolved = directory.resolve()
-    return any(resolved == Path(d).resolve() for d in SYSTEMD_UNIT_DIRECTORIES)
-
-
-def check_host(configuration: Configuration, root: str = "/") -> Configuration:
-    """Leave out services whose program, user or group does not exist (under root), with
-    an ERROR each.
-
-    Such a unit would only fail when a client connects (status 203/EXEC or 217/USER,
-    and systemd-analyze verify refuses a missing program): better said now, by file and
-    line, than found by the first client.
-    """
-    user_exists = _account_check(root, "passwd")
-    group_exists = _account_check(root, "group")
-    kept: list[Service] = []
-    findings = list(configuration.findings)
-    for service in configuration.services:
-        problem = None
-        if service.server is not None:
-            path = Path(root) / service.server.lstrip("/")
-            if not (path.is_file() and os.access(path, os.X_OK)):
-                problem = f"server program {service.server} does not exist or is not executable"
-        if problem is None and service.user and not service.user.isdigit() \
-                and not user_exists(service.user):
-            problem = f"user {service.user!r} does not exist"
-        if problem is None and service.group and not service.group.isdigit() \
-                and not group_exists(service.group):
-            problem = f"group {service.group!r} does not exist"
-        if problem is not None:
-            where = "" if Path(root).resolve() == Path("/") else f" under {root}"
-            findings.append(Finding(service.source, Severity.ERROR,
-                                    f"{problem}{where}: left out (--no-host-check keeps it)",
-                                    service.id))
-            continue
-        kept.append(service)
-    return replace(configuration, services=tuple(kept), findings=tuple(findings))
-
-
-def _account_check(root: str, database: str) -> Callable[[str], bool]:
-    """name -> whether the account exists in ROOT/etc/passwd (or group); on this
-    machine NSS is asked too (LDAP, sssd, systemd-userdb accounts exist as well). With
-    no such file under a root, nothing can be checked and every name passes."""
-    live = Path(root).resolve() == Path("/")
-    try:
-        text = (Path(root) / "etc" / database).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = None
-    if text is None and not live:
-        return lambda name: True
-    names = {line.split(":", 1)[0] for line in (text or "").splitlines() if line[:1] != "#"}
-    if not live:
-        return names.__contains__
-    import grp
-    import pwd
-    lookup = pwd.getpwnam if database == "passwd" else grp.getgrnam
-
-    def exists(name: str) -> bool:
-        if name in names:
-            return True
-        try:
-            lookup(name)
-        except KeyError:
-            return False
-        return True
-    return exists
-
-
-def merge_findings(parsed: tuple[Finding, ...], written: tuple[Finding, ...]) -> list[Finding]:
-    """The reader's findings, then the writer's; a service the reader already reported as
-    not convertible (rpc, raw, ...) is not reported a second time by the writer."""
-    refused = {f.service for f in parsed if f.severity is Severity.ERROR and f.service}
-    return list(parsed) + [f for f in written
-                           if not (f.severity is Severity.ERROR and f.service in refused)]
-
-
-def sockets_to_start(units, services) -> list[str]:
-    disabled = {s.id for s in services if s.disabled}
-    return [u.name for u in units if u.name.endswith(".socket") and u.service_id not in disabled]
-
-
-def as_json(configuration: Configuration, units, findings, status: int) -> dict:
-    by_service: dict[str, list[str]] = {}
-    for unit in units:
-        by_service.setdefault(unit.service_id, []).append(unit.name)
-    services = []
-    for service in configuration.services:
-        entry = report.service_json(service)
-        entry["units"] = by_service.get(service.id, [])
-        services.append(entry)
-    return {
-        "services": services,
-        "units": [{"name": u.name, "service": u.service_id, "text": u.text} for u in units],
-        "findings": [report.finding_json(f) for f in findings],
-        "complete": status == EXIT_OK,
-        "exit_status": status,
-    }

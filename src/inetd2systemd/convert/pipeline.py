@@ -1,0 +1,151 @@
+"""The conversion itself, shared by `convert`, `import` and the generator: read the
+configuration, leave out what cannot run on the target host, render the units.
+
+Reading, rendering and checking all happen before anything is written, so a bad line
+leaves the output directory (and /etc/systemd/system) exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .. import report
+from ..config import load
+from ..config.services import ServicesTable
+from ..errors import EXIT_OK
+from ..model import Configuration, Finding, Service, Severity
+from ..units.writer import Unit, WriterOptions, render
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What one conversion produced: the services read, the units, every finding and the
+    exit status they call for."""
+
+    configuration: Configuration
+    units: tuple[Unit, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def status(self) -> int:
+        return report.exit_status(self.findings)
+
+
+def convert(paths: Iterable[str | Path], options: WriterOptions, *, format: str | None = None,
+            flavor: str = "openbsd", services: ServicesTable | None = None,
+            include_disabled: bool = False, host_root: str | None = "/") -> Conversion:
+    """Read `paths`, check the services against the host under `host_root` (None: no
+    check, the units are for another host) and render them with `options`."""
+    configuration = load(paths, format=format, flavor=flavor, services=services,
+                         include_disabled=include_disabled)
+    if host_root is not None:
+        configuration = check_host(configuration, host_root)
+    units, writer_findings = render(configuration.services, options)
+    return Conversion(configuration, tuple(units),
+                      tuple(merge_findings(configuration.findings, writer_findings)))
+
+
+SYSTEMD_UNIT_DIRECTORIES = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system",
+                            "/lib/systemd/system", "/usr/local/lib/systemd/system")
+
+
+def is_unit_directory(directory: Path) -> bool:
+    resolved = directory.resolve()
+    return any(resolved == Path(d).resolve() for d in SYSTEMD_UNIT_DIRECTORIES)
+
+
+def check_host(configuration: Configuration, root: str = "/") -> Configuration:
+    """Leave out services whose program, user or group does not exist (under root), with
+    an ERROR each.
+
+    Such a unit would only fail when a client connects (status 203/EXEC or 217/USER,
+    and systemd-analyze verify refuses a missing program): better said now, by file and
+    line, than found by the first client.
+    """
+    user_exists = _account_check(root, "passwd")
+    group_exists = _account_check(root, "group")
+    kept: list[Service] = []
+    findings = list(configuration.findings)
+    for service in configuration.services:
+        problem = None
+        if service.server is not None:
+            path = Path(root) / service.server.lstrip("/")
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                problem = f"server program {service.server} does not exist or is not executable"
+        if problem is None and service.user and not service.user.isdigit() \
+                and not user_exists(service.user):
+            problem = f"user {service.user!r} does not exist"
+        if problem is None and service.group and not service.group.isdigit() \
+                and not group_exists(service.group):
+            problem = f"group {service.group!r} does not exist"
+        if problem is not None:
+            where = "" if Path(root).resolve() == Path("/") else f" under {root}"
+            findings.append(Finding(service.source, Severity.ERROR,
+                                    f"{problem}{where}: left out (--no-host-check keeps it)",
+                                    service.id))
+            continue
+        kept.append(service)
+    return replace(configuration, services=tuple(kept), findings=tuple(findings))
+
+
+def _account_check(root: str, database: str) -> Callable[[str], bool]:
+    """name -> whether the account exists in ROOT/etc/passwd (or group); on this
+    machine NSS is asked too (LDAP, sssd, systemd-userdb accounts exist as well). With
+    no such file under a root, nothing can be checked and every name passes."""
+    live = Path(root).resolve() == Path("/")
+    try:
+        text = (Path(root) / "etc" / database).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = None
+    if text is None and not live:
+        return lambda name: True
+    names = {line.split(":", 1)[0] for line in (text or "").splitlines() if line[:1] != "#"}
+    if not live:
+        return names.__contains__
+    import grp
+    import pwd
+    lookup = pwd.getpwnam if database == "passwd" else grp.getgrnam
+
+    def exists(name: str) -> bool:
+        if name in names:
+            return True
+        try:
+            lookup(name)
+        except KeyError:
+            return False
+        return True
+    return exists
+
+
+def merge_findings(parsed: tuple[Finding, ...], written: tuple[Finding, ...]) -> list[Finding]:
+    """The reader's findings, then the writer's; a service the reader already reported as
+    not convertible (rpc, raw, ...) is not reported a second time by the writer."""
+    refused = {f.service for f in parsed if f.severity is Severity.ERROR and f.service}
+    return list(parsed) + [f for f in written
+                           if not (f.severity is Severity.ERROR and f.service in refused)]
+
+
+def sockets_to_start(units, services) -> list[str]:
+    disabled = {s.id for s in services if s.disabled}
+    return [u.name for u in units if u.name.endswith(".socket") and u.service_id not in disabled]
+
+
+def as_json(configuration: Configuration, units, findings, status: int) -> dict:
+    by_service: dict[str, list[str]] = {}
+    for unit in units:
+        by_service.setdefault(unit.service_id, []).append(unit.name)
+    services = []
+    for service in configuration.services:
+        entry = report.service_json(service)
+        entry["units"] = by_service.get(service.id, [])
+        services.append(entry)
+    return {
+        "services": services,
+        "units": [{"name": u.name, "service": u.service_id, "text": u.text} for u in units],
+        "findings": [report.finding_json(f) for f in findings],
+        "complete": status == EXIT_OK,
+        "exit_status": status,
+    }
