@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -61,7 +60,3 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 @pytest.fixture
 def port():
     return free_port()
-
-
-def needs_root():
-    return pytest.mark.skipif(os.geteuid() != 0, reason="root: needs to switch users")

@@ -210,7 +210,7 @@ def test_mixed_v6_only_and_dual_stack_listens_get_separate_sockets():
 def test_unix_socket_mode_and_socket_options():
     units, _ = render([svc("local", listens=(Listen(Family.UNIX, host="/run/my%sock"),),
                            protocol="unix", recv_buffer=65536, send_buffer=131072,
-                           nodelay=True, keepalive=True, backlog=128)])
+                           nodelay=True, keepalive=True)])
     sock = one(units, "local.socket")
     assert get(sock, "Socket", "ListenStream") == ["/run/my%%sock"]
     assert get(sock, "Socket", "SocketMode") == ["0666"]
@@ -218,7 +218,6 @@ def test_unix_socket_mode_and_socket_options():
     assert get(sock, "Socket", "SendBuffer") == ["131072"]
     assert get(sock, "Socket", "NoDelay") == ["yes"]
     assert get(sock, "Socket", "KeepAlive") == ["yes"]
-    assert get(sock, "Socket", "Backlog") == ["128"]
 
 
 def test_instances_and_per_source_become_connection_limits():

@@ -127,7 +127,6 @@ class Service:
     send_buffer: int | None = None
     nodelay: bool = False
     keepalive: bool = False
-    backlog: int | None = None
 
     # -- what runs --------------------------------------------------------------------
     server: str | None = None  # absolute path; None for internal services

@@ -40,7 +40,7 @@ Three uses, one parser:
   `allow` is None when there is no restriction at all (neither list set): emit nothing.
   An empty tuple means nobody (xinetd's `only_from =` with no value): `IPAddressDeny=any`
   alone. Host and domain names cannot be BPF rules. Given `resolve=` (a function from a
-  host name to its addresses, e.g. `resolve_host`), host names are resolved now and the
+  host name to its addresses), host names are resolved now and the
   staleness is noted; otherwise, and always for `.domain` entries, they are reported in
   `unexpressed`, and the result never widens access: an unmatched `only_from` name simply
   lets nobody in through that entry, and a `no_access` name that cannot be matched makes
@@ -253,15 +253,6 @@ def load_networks(path: str | Path = NETWORKS_PATH) -> dict[str, int]:
 
 
 # -- compiling for systemd -----------------------------------------------------------------
-
-def resolve_host(name: str) -> tuple[str, ...]:
-    """Every address a host name resolves to now (for `compile_allow(resolve=...)`)."""
-    try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        return ()
-    return tuple(dict.fromkeys(info[4][0] for info in infos))
-
 
 @dataclass(frozen=True)
 class CompiledAccess:
@@ -478,10 +469,6 @@ class AccessList:
         deny = _Compiled.of(parse_addresses(self.no_access, networks=self.networks))
         object.__setattr__(self, "_only", only)
         object.__setattr__(self, "_deny", deny)
-
-    @property
-    def unrestricted(self) -> bool:
-        return self.only_from is None and not self.no_access
 
     def allows(self, ip: str) -> bool:
         """True when xinetd would let a client with this source address in."""

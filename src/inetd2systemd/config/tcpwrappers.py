@@ -36,7 +36,6 @@ from ..model import Finding, Severity, Source
 
 # -- the rules -----------------------------------------------------------------------
 
-WILDCARDS = ("ALL", "LOCAL", "KNOWN", "UNKNOWN", "PARANOID")
 # hosts_options(5): name -> whether it takes a value ("optional" for nice/rfc931).
 OPTIONS: dict[str, str] = {
     "allow": "no", "deny": "no", "twist": "yes", "spawn": "yes", "severity": "yes",
@@ -104,10 +103,6 @@ class TcpWrappers:
                     _list_matches(rule.clients, client.matches):
                 return rule.grants and rule.twist is None
         return True
-
-    def applies_to(self, daemon: str) -> tuple[Rule, ...]:
-        """The rules whose daemon list may name `daemon`."""
-        return tuple(r for r in self.rules if _daemon_list_tri(r.daemons, daemon) is not _NO)
 
     def compile(self, daemon: str, service: str | None = None, *,
                 names: "HostNames | None" = None) -> "Compiled":

@@ -98,15 +98,6 @@ def chargen_bytes(position: int, size: int) -> bytes:
     return bytes(out)
 
 
-def chargen_blocks(position: int = 0, size: int = CHUNK):
-    """Endless chargen stream in blocks of `size` bytes (memoryviews, no copying)."""
-    position %= _CYCLE_LEN
-    size = min(size, CHUNK)
-    while True:
-        yield _STREAM[position:position + size]
-        position = (position + size) % _CYCLE_LEN
-
-
 # ------------------------------------------------------------------------------------
 # One connection
 

@@ -164,9 +164,6 @@ class Arbiter:
         flush()
         return 0
 
-    def request_stop(self) -> None:
-        self._stopping = True
-
     # -- signals: one queue, handled in the loop -----------------------------------------------
 
     def _install_signals(self) -> None:

@@ -49,10 +49,6 @@ class Log:
             except (OSError, ValueError):
                 pass
 
-    def reopened(self) -> None:
-        """After daemonizing the pid changed: the prefix names the running process."""
-        self._prefix = self._prefix.split("[", 1)[0] + f"[{os.getpid()}]: "
-
     def debug(self, message: str) -> None:
         self._emit(syslog.LOG_DEBUG, message)
 

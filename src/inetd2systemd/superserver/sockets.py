@@ -89,7 +89,7 @@ def open_listener(service: Service, listen: Listen) -> socket.socket:
     try:
         apply_options(sock, service)
         if kind != socket.SOCK_DGRAM:
-            sock.listen(service.backlog or DEFAULT_BACKLOG)
+            sock.listen(DEFAULT_BACKLOG)
     except BaseException:
         sock.close()
         raise

@@ -18,8 +18,7 @@ import sys
 
 from collections.abc import Callable
 
-from ..errors import EXIT_FAILED
-from ..errors import ConfigError
+from ..errors import EXIT_FAILED, ConfigError
 from .framing import MAX_FRAME, MAX_MESSAGE
 from .listener import Input, Listener
 from .rules import RuleSet, journal_ruleset, read_syslog_conf
@@ -29,6 +28,7 @@ JOURNAL_SOCKET = "/run/systemd/journal/socket"
 JOURNAL_DEV_LOG = "/run/systemd/journal/dev-log"
 JOURNAL_SYSLOG = "/run/systemd/journal/syslog"  # journald's ForwardToSyslog= target
 DEV_LOG = "/dev/log"
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux: SO_RCVBUF past rmem_max
 PRIVATE_SOCKET = "/run/inetd2systemd-syslogd/log"
 SYSLOG_CONF = "/etc/syslog.conf"
 UDP_RECEIVE_BUFFER = 8 * 1024 * 1024  # a burst of ~30k messages, as journald's own socket
@@ -140,7 +140,7 @@ def _clear_stale_socket(path: str, kind: int) -> None:
 def _size_receive_buffer(sock: socket.socket, size: int) -> None:
     """Room for a burst: SO_RCVBUFFORCE passes net.core.rmem_max when privileged."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, 33, size)  # SO_RCVBUFFORCE
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
     except OSError:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 

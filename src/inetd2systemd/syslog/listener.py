@@ -36,7 +36,6 @@ from .framing import MAX_FRAME, MAX_MESSAGE, StreamFramer
 from .sinks import Router
 
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux; not exported by Python 3.11
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: IntFlag's & costs microseconds per datagram
 DATAGRAM_BUFFER = 256 * 1024  # larger than any UDP payload and most unix datagrams
 DATAGRAM_BATCH = 512  # datagrams per socket per turn, so streams get their turn too

@@ -67,14 +67,6 @@ def _convert_timestamp(ts: bytes) -> bytes:
     return b""
 
 
-def tag_of(message: Message) -> bytes:
-    if not message.app_name:
-        return b""
-    if message.procid:
-        return b"%s[%s]: " % (message.app_name, message.procid)
-    return message.app_name + b": "
-
-
 def hostname_of(message: Message) -> bytes:
     if message.hostname:
         return message.hostname
@@ -398,10 +390,6 @@ class TCPForwardSink(Sink):
         except OSError as exc:
             _warn(f"forwarding to {self.describe()} failed: {exc.strerror}; reconnecting")
             self._drop_connection()
-
-    @property
-    def backlog(self) -> int:
-        return len(self._pending)
 
     def close(self, wait: float = 2.0) -> None:
         deadline = time.monotonic() + wait

@@ -432,8 +432,6 @@ def _socket_unit(plan: _Plan, stem: str, listens: list[Listen], opts: WriterOpti
         if s.per_source is not None:
             lines.append(f"MaxConnectionsPerSource={s.per_source}")
     lines += list(extra)
-    if s.backlog is not None:
-        lines.append(f"Backlog={s.backlog}")
     if s.recv_buffer is not None:
         lines.append(f"ReceiveBuffer={s.recv_buffer}")
     if s.send_buffer is not None:
