@@ -12,14 +12,19 @@ from hypothesis import given, strategies as st
 from inetd2systemd.units import escape
 
 
-@pytest.mark.parametrize("word, quoted", [
-    ("plain", '"plain"'),
+@pytest.mark.parametrize("word, written", [
+    ("plain", "plain"),
+    ("-w", "-w"),
+    ("--base-path=/srv/git", "--base-path=/srv/git"),
+    ("a;b", "a;b"),  # only a lone `;` separates command lines
+    ("#x", "#x"),  # `#` starts a comment only at the start of a line
     ("two words", '"two words"'),
     ('say "hi"', '"say \\"hi\\""'),
     ("back\\slash", '"back\\\\slash"'),
-    ("100%", '"100%%"'),
-    ("%n%i", '"%%n%%i"'),
+    ("100%", "100%%"),
+    ("%n%i", "%%n%%i"),
     ("$HOME ${X} $$", '"$$HOME $${X} $$$$"'),
+    ("$HOME", "$$HOME"),
     (";", '";"'),
     ("", '""'),
     ("it's", '"it\'s"'),
@@ -27,8 +32,8 @@ from inetd2systemd.units import escape
     ("ü", '"\\xc3\\xbc"'),
     ("\udcff", '"\\xff"'),  # a non-UTF-8 byte read with surrogateescape
 ])
-def test_exec_word(word, quoted):
-    assert escape.exec_word(word) == quoted
+def test_exec_word_is_bare_unless_it_must_be_quoted(word, written):
+    assert escape.exec_word(word) == written
 
 
 def test_nul_cannot_be_an_argument():
@@ -38,8 +43,9 @@ def test_nul_cannot_be_an_argument():
 
 def test_exec_line_keeps_argv0_with_the_at_prefix():
     assert escape.exec_line("/usr/sbin/tcpd", ["in.fingerd", "-w"], prefix="-") == \
-        '-@"/usr/sbin/tcpd" "in.fingerd" "-w"'
-    assert escape.exec_line("/usr/bin/cat", []) == '@"/usr/bin/cat" "cat"'
+        "-@/usr/sbin/tcpd in.fingerd -w"
+    assert escape.exec_line("/usr/bin/cat", []) == "@/usr/bin/cat cat"
+    assert escape.exec_line("/opt/my tools/prog", ["prog"]) == '@"/opt/my tools/prog" prog'
 
 
 @pytest.mark.parametrize("path, ok", [
@@ -61,6 +67,7 @@ def test_executable_problem(path, ok):
 
 def test_environment_assignment():
     assert escape.env_assignment("MSG", 'a "b" 5% \\ $X') == '"MSG=a \\"b\\" 5%% \\\\ $X"'
+    assert escape.env_assignment("LANG", "C.UTF-8") == "LANG=C.UTF-8"
     with pytest.raises(ValueError):
         escape.env_assignment("BAD-NAME", "x")
 
@@ -82,9 +89,13 @@ def test_unit_stem(text, stem):
 
 
 def _unquote(word: str) -> bytes:
-    """systemd's reading of one quoted word (specifiers, $$, C escapes), for the property
-    test below; the real systemd reads the same words in test_units_systemd.py."""
-    assert word[0] == word[-1] == '"'
+    """systemd's reading of one word (specifiers, $$, then quotes and C escapes), for the
+    property test below; the real systemd reads the same words in test_units_systemd.py."""
+    assert word and word != ";"
+    if word[0] != '"':  # bare: nothing but the specifier and variable escapes
+        assert not set(word) & set(" \"'\\") and word.isascii() and word.isprintable()
+        return word.replace("%%", "%").replace("$$", "$").encode()
+    assert word[-1] == '"'
     body, out, i = word[1:-1], bytearray(), 0
     while i < len(body):
         c = body[i]

@@ -37,6 +37,9 @@ HANDLER_CODE = (
 HANDLER_PATH = "/srv/bin/my python"
 AWKWARD = ("argv0 with space", "a b", '"q"', "it's", "back\\slash", "%n", "100%", "$HOME",
            "${X}", ";", "", "ü", "\udcff", "tab\there", "new\nline", "\x01",
+           # written bare: every printable ASCII character a bare word may hold
+           "a;b", "#x", "-w", "--opt=[x]", "".join(chr(c) for c in range(0x21, 0x7F)
+                                                 if chr(c) not in "\"'\\"),
            os.fsdecode(bytes(range(1, 256))))  # every byte an argument can hold
 
 

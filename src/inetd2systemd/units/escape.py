@@ -12,8 +12,11 @@ lines", load-fragment.c `config_parse_exec`):
   and `\xNN` gives one raw byte (how non-ASCII and control bytes travel);
 - a lone unquoted `;` separates two command lines.
 
-Every argument is therefore written as one double-quoted word with all four layers
-escaped, which round-trips any byte string except NUL (which argv cannot hold anyway).
+An argument of printable ASCII without space, quote or backslash (and not `;` alone)
+passes the last two passes unchanged and is written bare, as an administrator would
+(`ExecStart=-@/usr/sbin/in.fingerd in.fingerd -w`); any other is one double-quoted word
+with C escapes. Both forms escape `%` and `$`, and together they round-trip any byte
+string except NUL (which argv cannot hold anyway).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ def specifiers(text: str) -> str:
 _ESCAPED = tuple("\\" + chr(b) if b in b'"\\' else chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}"
                  for b in range(256))
 _PLAIN = re.compile(rb'[ !#-\[\]-~]*\Z')  # printable ASCII but `"` and `\`: nothing to escape
+# A word systemd reads back unchanged without quotes: printable ASCII but space, `"`,
+# `'` and `\` (quotes and escapes would be interpreted), and not a lone `;`.
+_BARE = re.compile(rb"[!#-&(-\[\]-~]+\Z")
 
 
 def _c_escape(data: bytes) -> str:
@@ -56,12 +62,14 @@ def _as_bytes(text: str) -> bytes:
 
 
 def exec_word(word: str) -> str:
-    """One ExecStart= argument as a quoted word that systemd turns back into `word`."""
+    """One ExecStart= argument, bare when it can be, else quoted, that systemd turns back
+    into `word`."""
     data = _as_bytes(word)
     if b"\0" in data:
         raise ValueError("an argument cannot contain a NUL byte")
-    quoted = _c_escape(data)
-    return '"' + quoted.replace("%", "%%").replace("$", "$$") + '"'
+    text = data.decode("ascii") if _BARE.match(data) and data != b";" \
+        else '"' + _c_escape(data) + '"'
+    return text.replace("%", "%%").replace("$", "$$")
 
 
 def executable_problem(path: str) -> str | None:
@@ -96,13 +104,15 @@ def exec_line(path: str, argv: tuple[str, ...] | list[str], *, prefix: str = "")
 
 
 def env_assignment(name: str, value: str) -> str:
-    """An `Environment=` value: one quoted `NAME=value` word (no `$` expansion there)."""
+    """An `Environment=` value: one `NAME=value` word, quoted when it must be (no `$`
+    expansion there)."""
     if not valid_env_name(name):
         raise ValueError(f"not a valid environment variable name: {name!r}")
     data = _as_bytes(f"{name}={value}")
     if b"\0" in data:
         raise ValueError("an environment value cannot contain a NUL byte")
-    return '"' + _c_escape(data).replace("%", "%%") + '"'
+    text = data.decode("ascii") if _BARE.match(data) else '"' + _c_escape(data) + '"'
+    return text.replace("%", "%%")
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
