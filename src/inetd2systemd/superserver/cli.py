@@ -51,11 +51,21 @@ def make_loader(args: argparse.Namespace):
 
     def load() -> Configuration:
         from ..config import load as load_configuration
+        from ..config.trust import check_trusted
+        # A file another user can change decides what runs as root: refused before it is
+        # read, at start (exit 2) as at a reload (the running configuration stays).
+        for path in paths:
+            check_trusted(path)
         services = None
         if services_path is not None:
             from ..config.services import load_services
+            check_trusted(services_path)
             services = load_services(services_path)  # re-read on reload, like the rest
-        return load_configuration(paths, format=args.format, flavor=args.flavor, services=services)
+        configuration = load_configuration(paths, format=args.format, flavor=args.flavor,
+                                           services=services)
+        for included in sorted({s.source.file for s in configuration.services} - set(paths)):
+            check_trusted(included)  # xinetd's include and includedir files
+        return configuration
 
     return load
 
