@@ -8,6 +8,7 @@ test_examples_activation.py; here every odd environment must be reachable).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -16,7 +17,7 @@ import sys
 import textwrap
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 LAUNCHER = r"""
 import json, os, sys
@@ -136,8 +137,8 @@ def test_a_listening_socket_passed_in_really_accepts(tcp_listener):
     {"LISTEN_PID": "1", "LISTEN_FDS": "1"},  # a parent's, inherited because it did not unset
     {"LISTEN_FDS": "1"},  # no LISTEN_PID at all
     {"LISTEN_PID": "$PID"},  # no LISTEN_FDS
-    {"LISTEN_PID": "$PID", "LISTEN_FDS": "0"},
-], ids=["foreign-pid", "no-pid", "no-count", "zero"])
+    {"LISTEN_PID": "$PID", "LISTEN_FDS": "1", "LISTEN_PIDFDID": "1"},  # pid reused
+], ids=["foreign-pid", "no-pid", "no-count", "foreign-pidfd"])
 def test_activation_meant_for_no_one_here_gives_no_sockets(tcp_listener, env):
     result = launch("""
         print(json.dumps({"fds": len(listen_fds()),
@@ -146,15 +147,32 @@ def test_activation_meant_for_no_one_here_gives_no_sockets(tcp_listener, env):
     assert report(result) == {"fds": 0, "env": []}
 
 
+def test_the_pidfd_inode_id_of_this_process_is_accepted(tcp_listener):
+    """LISTEN_PIDFDID (systemd 255 and later) names the process by its pidfd's inode, so
+    a reused pid cannot receive another process's sockets; ours matches."""
+    result = launch("""
+        fd = os.pidfd_open(os.getpid())
+        os.environ["LISTEN_PIDFDID"] = str(os.fstat(fd).st_ino)
+        print(json.dumps({"fds": len(listen_fds()),
+                          "env": sorted(k for k in os.environ if k.startswith("LISTEN_"))}))
+    """, fds=[tcp_listener.fileno()], env={"LISTEN_PID": "$PID", "LISTEN_FDS": "1"})
+    assert report(result) == {"fds": 1, "env": []}
+
+
 @pytest.mark.parametrize("env, message", [
     ({"LISTEN_PID": "$PID", "LISTEN_FDS": "two"}, "LISTEN_FDS='two' is not a number"),
-    ({"LISTEN_PID": "$PID", "LISTEN_FDS": " 1"}, "LISTEN_FDS=' 1' is not a number"),
-    ({"LISTEN_PID": "$PID", "LISTEN_FDS": "-1"}, "LISTEN_FDS='-1' is negative"),
+    ({"LISTEN_PID": "$PID", "LISTEN_FDS": "1 "}, "LISTEN_FDS='1 ' is not a number"),
+    ({"LISTEN_PID": "$PID", "LISTEN_FDS": "0"}, "LISTEN_FDS='0' is not a positive count"),
+    ({"LISTEN_PID": "$PID", "LISTEN_FDS": "-1"}, "LISTEN_FDS='-1' is not a positive count"),
     ({"LISTEN_PID": "self", "LISTEN_FDS": "1"}, "LISTEN_PID='self' is not a number"),
+    ({"LISTEN_PID": "0", "LISTEN_FDS": "1"}, "LISTEN_PID='0' is not a valid process id"),
+    ({"LISTEN_PID": "$PID", "LISTEN_FDS": "1", "LISTEN_PIDFDID": "x"},
+     "LISTEN_PIDFDID='x' is not a number"),
     ({"LISTEN_PID": "$PID", "LISTEN_FDS": "1", "LISTEN_FDNAMES": "a:b"},
      "LISTEN_FDNAMES='a:b' has 2 names for LISTEN_FDS=1"),
     ({"LISTEN_PID": "$PID", "LISTEN_FDS": "2"}, "fd 4 (LISTEN_FDS=2) is not open"),
-], ids=["word", "space", "negative", "bad-pid", "names-count", "closed-fd"])
+], ids=["word", "trailing-space", "zero", "negative", "bad-pid", "pid-zero", "bad-pidfd",
+        "names-count", "closed-fd"])
 def test_a_wrong_environment_is_a_clear_error_and_still_unset(tcp_listener, env, message):
     result = launch("""
         try:
@@ -168,19 +186,46 @@ def test_a_wrong_environment_is_a_clear_error_and_still_unset(tcp_listener, env,
     assert seen["env"] == []
 
 
-def test_an_fd_that_is_not_a_socket_is_named(tcp_listener, tmp_path):
+def test_fds_that_are_not_sockets_are_returned_with_their_names(tcp_listener):
+    """The fd store and OpenFile= pass files, pipes and memfds too: they come back as
+    their fd numbers (close-on-exec, still open), named; listen_fds() lists the sockets."""
     read_end, write_end = os.pipe()
     try:
         result = launch("""
-            try:
-                listen_fds()
-            except ActivationError as exc:
-                print(json.dumps({"error": str(exc)}))
-        """, fds=[tcp_listener.fileno(), read_end], env={"LISTEN_PID": "$PID", "LISTEN_FDS": "2"})
+            got = listen_fds_with_names(unset_environment=False)
+            print(json.dumps({"pairs": [[n, p if isinstance(p, int) else "socket"]
+                                        for n, p in got.pairs],
+                              "files": got.files, "by_name": {k: len(v) for k, v in got.items()},
+                              "cloexec": os.get_inheritable(4),
+                              "sockets": [s.fileno() for s in listen_fds()]}))
+        """, fds=[tcp_listener.fileno(), read_end],
+            env={"LISTEN_PID": "$PID", "LISTEN_FDS": "2", "LISTEN_FDNAMES": "web:stored"})
     finally:
         os.close(read_end)
         os.close(write_end)
-    assert report(result)["error"] == "fd 4 (LISTEN_FDS=2) is not a socket but a pipe"
+    assert report(result) == {"pairs": [["web", "socket"], ["stored", 4]], "files": [4],
+                              "by_name": {"web": 1, "stored": 1}, "cloexec": False,
+                              "sockets": [3]}
+
+
+def test_serve_skips_what_is_not_a_socket_and_says_so(tcp_listener):
+    read_end, write_end = os.pipe()
+    try:
+        proc = start("""
+            from inetd2systemd import serve
+            serve(lambda conn, peer: conn.sendall(b"served"))
+        """, fds=[tcp_listener.fileno(), read_end],
+            env={"LISTEN_PID": "$PID", "LISTEN_FDS": "2", "LISTEN_FDNAMES": "web:stored"})
+        try:
+            with socket.create_connection(tcp_listener.getsockname(), timeout=20) as client:
+                assert client.recv(100) == b"served"
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=20)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert "fd 4 (stored) is a pipe, not a socket: not served" in err
 
 
 def test_inetd_style_connection_on_fd0_is_taken_over():
@@ -233,31 +278,93 @@ def test_nothing_passed_at_all_gives_no_sockets():
     assert report(launch("print(json.dumps(len(listen_fds())))")) == 0
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=12).filter(lambda t: not (t.isascii() and t.isdigit())))
-def test_any_count_that_is_not_plain_digits_is_an_activation_error(text):
-    """In-process (no fd is touched: the count is rejected before any fd is looked at)."""
-    from inetd2systemd import ActivationError, listen_fds
+# -- the same environment through libsystemd (systemd-python) and through ours -----------
 
-    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
-        expected = "negative" if int(text) else None
-    else:
-        expected = "is not a number"
-    saved = {k: os.environ.get(k) for k in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")}
+def _libsystemd_verdict(count_text: str, pid_text: str) -> str:
+    """What libsystemd's sd_listen_fds makes of LISTEN_FDS=count_text with LISTEN_PID set
+    by pid_text: "none", "count", or "error" (closed fds in the range are 'count': the
+    number was read, the fds are another matter, checked by the tests above)."""
+    from systemd import daemon
+
+    os.environ["LISTEN_PID"], os.environ["LISTEN_FDS"] = pid_text, count_text
     try:
-        os.environ["LISTEN_PID"] = str(os.getpid())
-        if "\0" in text:
-            return  # cannot be in an environment at all
-        os.environ["LISTEN_FDS"] = text
-        if expected is None:  # "-0": zero, i.e. nothing passed
-            assert listen_fds(stdin=False) == []
-        else:
-            with pytest.raises(ActivationError, match=expected):
-                listen_fds(stdin=False)
-        assert "LISTEN_FDS" not in os.environ and "LISTEN_PID" not in os.environ
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        return "count" if daemon.listen_fds(unset_environment=False) else "none"
+    except OSError as exc:
+        return "count" if exc.errno == errno.EBADF else "error"
+
+
+def _our_verdict(count_text: str, pid_text: str) -> str:
+    from inetd2systemd.runtime.activation import ActivationError, _read_environment
+
+    os.environ["LISTEN_PID"], os.environ["LISTEN_FDS"] = pid_text, count_text
+    try:
+        return "count" if _read_environment()[0] else "none"
+    except ActivationError:
+        return "error"
+
+
+@pytest.fixture
+def saved_environment():
+    variables = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PIDFDID")
+    saved = {k: os.environ.pop(k, None) for k in variables}
+    yield
+    for key, value in saved.items():
+        os.environ.pop(key, None)
+        if value is not None:
+            os.environ[key] = value
+
+
+PID_FORMS = ["{pid}", " {pid}", "\t{pid}", "\v{pid}", "{pid} ", "+{pid}", "-{pid}", "0{pid}",
+             "0x{pid:x}", "0X{pid:X}", "0o{pid:o}", "0{pid:o}", "0b{pid:b}", "1", "0", "-0", "",
+             "abc", "99999999999999999999", "{pid}\n", " +{pid}", "+ {pid}", "0x"]
+COUNT_FORMS = ["1", "0", "-1", " 1", "+1", "01", "0x1", "0o1", "0b1", "1 ", "", "x", "00",
+               "-0", "\v1", "0x", "2147483644", "2147483645", "99999999999", " +1", "+ 1",
+               "1_0", "\u0661", "0b", "08", "0o8"]
+
+
+@pytest.mark.parametrize("pid_form", PID_FORMS)
+def test_listen_pid_is_read_as_libsystemd_reads_it(pid_form, saved_environment):
+    pid_text = pid_form.format(pid=os.getpid())
+    assert _our_verdict("1", pid_text) == _libsystemd_verdict("1", pid_text)
+
+
+@pytest.mark.parametrize("count_text", COUNT_FORMS)
+def test_listen_fds_is_read_as_libsystemd_reads_it(count_text, saved_environment):
+    pid_text = str(os.getpid())
+    assert _our_verdict(count_text, pid_text) == _libsystemd_verdict(count_text, pid_text)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # every input sets both
+@given(count=st.one_of(st.text(alphabet=" \t\v+-0123456789abxoXO_", max_size=12), st.text(max_size=8)),
+       pid_form=st.sampled_from(PID_FORMS))
+def test_any_count_and_pid_text_get_libsystemds_verdict(count, pid_form, saved_environment):
+    """In-process, no fd touched: only the reading of the numbers is compared."""
+    assume("\0" not in count)  # cannot be in an environment at all
+    pid_text = pid_form.format(pid=os.getpid())
+    assert _our_verdict(count, pid_text) == _libsystemd_verdict(count, pid_text)
+
+
+def test_names_are_split_and_counted_as_libsystemd_does(saved_environment, tcp_listener,
+                                                         udp_socket):
+    """An empty LISTEN_FDNAMES is one empty name, '::' three; a count that differs is an
+    error in both."""
+    result = launch("""
+        from systemd import daemon
+        out = []
+        for names in ("", ":", "a::b", "a:b"):
+            os.environ["LISTEN_FDNAMES"] = names
+            try:
+                theirs = list(daemon.listen_fds_with_names(False).values())
+            except OSError:
+                theirs = "error"
+            try:
+                ours = list(listen_fds_with_names(False, stdin=False).names)
+            except ActivationError:
+                ours = "error"
+            out.append([names, theirs, ours])
+        print(json.dumps(out))
+    """, fds=[tcp_listener.fileno(), udp_socket.fileno()],
+        env={"LISTEN_PID": "$PID", "LISTEN_FDS": "2"})
+    for names, theirs, ours in report(result):
+        assert ours == theirs, names

@@ -31,7 +31,7 @@ __all__ = ["SD_LISTEN_FDS_START", "ActivationError", "Activated", "listen_fds",
            "listen_fds_with_names", "serve"]
 
 SD_LISTEN_FDS_START = 3
-_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+_VARIABLES = ("LISTEN_PID", "LISTEN_PIDFDID", "LISTEN_FDS", "LISTEN_FDNAMES")
 # Names for the socket found on fd 0; a connected stream gets the name systemd gives
 # the Accept=yes connection, so name lookups work the same in both modes.
 CONNECTION_NAME = "connection"
@@ -46,21 +46,27 @@ class ActivationError(RuntimeError):
 
 
 class Activated(dict):
-    """name -> [sockets], as `dict`, plus the order the sockets were passed in.
+    """name -> [passed fds], as `dict`, plus the order they were passed in.
 
-    Names repeat (several sockets may share one FileDescriptorName=), hence lists.
-    `sockets` is every socket in fd order, `names` their names in the same order.
+    Names repeat (several sockets may share one FileDescriptorName=), hence lists. A
+    socket is a socket.socket; anything else (a stored file, a memfd) its fd number.
+    `sockets` is every socket in fd order, `files` the fd numbers of the rest, `names`
+    the names of all in order.
     """
 
-    def __init__(self, pairs: Iterable[tuple[str, socket.socket]] = ()) -> None:
+    def __init__(self, pairs: Iterable[tuple[str, socket.socket | int]] = ()) -> None:
         super().__init__()
-        self.pairs: tuple[tuple[str, socket.socket], ...] = tuple(pairs)
-        for name, sock in self.pairs:
-            self.setdefault(name, []).append(sock)
+        self.pairs: tuple[tuple[str, socket.socket | int], ...] = tuple(pairs)
+        for name, passed in self.pairs:
+            self.setdefault(name, []).append(passed)
 
     @property
     def sockets(self) -> list[socket.socket]:
-        return [sock for _, sock in self.pairs]
+        return [passed for _, passed in self.pairs if isinstance(passed, socket.socket)]
+
+    @property
+    def files(self) -> list[int]:
+        return [passed for _, passed in self.pairs if isinstance(passed, int)]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -76,18 +82,21 @@ _owned: dict[int, socket.socket] = {}
 def listen_fds(unset_environment: bool = True, *, stdin: bool = True) -> list[socket.socket]:
     """The sockets this process was started with, in the order they were passed.
 
-    Outcomes, per sd_listen_fds(3):
+    The environment is read exactly as libsystemd's sd_listen_fds(3) reads it:
     - LISTEN_PID absent, or not this process's pid (inherited from a parent that did
-      not unset it), or LISTEN_FDS absent or 0: no LISTEN_FDS sockets, so fall back to
-      fd 0 (below), else [].
-    - LISTEN_PID or LISTEN_FDS not a plain decimal number, LISTEN_FDS negative, an fd in
-      the range closed or not a socket, LISTEN_FDNAMES with a different count:
+      not unset it), or LISTEN_PIDFDID present and not this process's pidfd inode, or
+      LISTEN_FDS absent: nothing was passed, so fall back to fd 0 (below), else [].
+    - Numbers as libsystemd's parser takes them: leading whitespace, a sign, and C's
+      0x (hex) and 0 (octal) prefixes are accepted, anything after the digits is not.
+      A LISTEN_PID that is not a valid pid, a LISTEN_FDS that is not a positive count,
+      an fd in the range that is not open, LISTEN_FDNAMES with a different count:
       ActivationError naming the variable or the fd.
-    - With unset_environment (the default) the three variables are removed before
-      returning, whatever the outcome, so children do not inherit them; a second call
-      then returns [].
-    - Every returned fd has FD_CLOEXEC set; the objects have the family, type and
-      protocol of the real socket.
+    - With unset_environment (the default) the variables are removed before returning,
+      whatever the outcome, so children do not inherit them; a second call then
+      returns [].
+    - Every passed fd gets FD_CLOEXEC; the socket objects have the family, type and
+      protocol of the real socket. Fds that are not sockets (the fd store, OpenFile=,
+      a memfd) are not in this list: listen_fds_with_names() returns them.
 
     inetd style (no LISTEN_FDS and fd 0 is a socket; `stdin=False` turns this off): the
     socket is moved off fd 0 to a new close-on-exec fd, and fd 0 (and fd 1 when it is
@@ -101,22 +110,24 @@ def listen_fds(unset_environment: bool = True, *, stdin: bool = True) -> list[so
 
 
 def listen_fds_with_names(unset_environment: bool = True, *, stdin: bool = True) -> Activated:
-    """Like listen_fds(), with names: LISTEN_FDNAMES, else "unknown" for each fd.
+    """Like listen_fds(), with names (LISTEN_FDNAMES, else "unknown" for each fd), and
+    with every passed fd: a socket as a socket object, anything else (a stored file, a
+    memfd, an OpenFile= file) as its fd number, which the caller then owns.
 
     The socket found on fd 0 is named "connection" when it is a connected stream (the
     name systemd gives the Accept=yes connection) and "stdin" otherwise.
     """
     try:
         count, names = _read_environment()
+        fds = range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count)
+        for fd in fds:  # all first, as sd_listen_fds does, so none leaks into a child
+            _set_cloexec(fd, f"LISTEN_FDS={count}")
     finally:
         if unset_environment:
             for variable in _VARIABLES:
                 os.environ.pop(variable, None)
     if count:
-        fds = range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count)
-        for fd in fds:  # all first, as sd_listen_fds does, so none leaks into a child
-            _check_socket(fd, f"LISTEN_FDS={count}")
-        return Activated(zip(names, (_own(fd) for fd in fds)))
+        return Activated(zip(names, (_own(fd) if _is_socket(fd) else fd for fd in fds)))
     if stdin and _is_socket(0):
         sock = _take_stdin(move=unset_environment)
         return Activated([(_stdin_name(sock), sock)])
@@ -124,19 +135,35 @@ def listen_fds_with_names(unset_environment: bool = True, *, stdin: bool = True)
 
 
 def _read_environment() -> tuple[int, list[str]]:
-    env = os.environ
+    """(count, names) from the environment, with libsystemd's verdict on every value."""
+    try:
+        return _read_variables(os.environ)
+    except ValueError as exc:
+        raise ActivationError(str(exc)) from None
+
+
+def _read_variables(env) -> tuple[int, list[str]]:
+    names_text = env.get("LISTEN_FDNAMES")
     pid_text = env.get("LISTEN_PID")
     if pid_text is None:
         return 0, []
-    if _number(pid_text, "LISTEN_PID") != os.getpid():
+    pid = systemd_integer(pid_text, "LISTEN_PID", unsigned=True)
+    if not 0 < pid <= _PID_MAX:
+        raise ActivationError(f"LISTEN_PID={pid_text!r} is not a valid process id")
+    if pid != os.getpid():
         return 0, []  # meant for another process (a parent that did not unset it)
+    pidfd_id = env.get("LISTEN_PIDFDID")
+    if pidfd_id is not None:
+        wanted = systemd_integer(pidfd_id, "LISTEN_PIDFDID", unsigned=True, bits=64)
+        own = _own_pidfd_id()
+        if own is not None and own != wanted:
+            return 0, []  # the pid was reused: these fds were meant for another process
     fds_text = env.get("LISTEN_FDS")
     if fds_text is None:
         return 0, []
-    count = _number(fds_text, "LISTEN_FDS")
-    if count == 0:
-        return 0, []
-    names_text = env.get("LISTEN_FDNAMES")
+    count = systemd_integer(fds_text, "LISTEN_FDS", unsigned=False)
+    if not 0 < count <= _INT_MAX - SD_LISTEN_FDS_START:
+        raise ActivationError(f"LISTEN_FDS={fds_text!r} is not a positive count of descriptors")
     if names_text is None:
         return count, ["unknown"] * count
     names = names_text.split(":")
@@ -146,25 +173,70 @@ def _read_environment() -> tuple[int, list[str]]:
     return count, names
 
 
-def _number(text: str, variable: str) -> int:
-    # int() would also take " 3", "+3", "3_0" and non-ASCII digits; libsystemd does not.
-    digits = text[1:] if text.startswith("-") else text
-    if not (digits.isascii() and digits.isdigit()):
-        raise ActivationError(f"{variable}={text!r} is not a number")
-    value = int(text)
-    if value < 0:
-        raise ActivationError(f"{variable}={text!r} is negative")
+_INT_MAX = 2**31 - 1
+_PID_MAX = 2**31 - 1  # pid_t
+# libsystemd skips these before looking for a base prefix; C's strtol then skips all of
+# isspace() (vertical tab and form feed too) before the sign.
+_SYSTEMD_WHITESPACE = " \t\n\r"
+_C_SPACE = " \t\n\v\f\r"
+_DIGITS = "0123456789abcdef"
+
+
+def systemd_integer(text: str, variable: str, *, unsigned: bool, bits: int = 64) -> int:
+    """A number as libsystemd's safe_atoi (signed) or safe_atolu (unsigned) reads it:
+    its own whitespace skip, its 0b/0o prefixes, then C's strtol/strtoul with base 0
+    (0x hex, 0 octal), and nothing after the digits. ValueError naming the variable
+    otherwise (the environment protocols all share this reading)."""
+    s = text.lstrip(_SYSTEMD_WHITESPACE)
+    base = 0
+    if s[:2] in ("0b", "0B", "0o", "0O"):
+        base, s = (2 if s[1] in "bB" else 8), s[2:]
+    first = s[:1]  # libsystemd's test for a negative unsigned value looks here
+    body = s.lstrip(_C_SPACE)
+    negative = body[:1] == "-"
+    if body[:1] in ("+", "-"):
+        body = body[1:]
+    if base in (0, 16) and body[:2] in ("0x", "0X") and body[2:3].lower() in tuple(_DIGITS):
+        base, body = 16, body[2:]
+    elif base == 0:
+        base = 8 if body[:1] == "0" else 10
+    digits = len(body) - len(body.lstrip(_DIGITS[:base] + _DIGITS[10:base].upper()))
+    if digits == 0 or digits != len(body):
+        raise ValueError(f"{variable}={text!r} is not a number")
+    value = int(body, base)
+    if unsigned:
+        if value >= 2**bits:
+            raise ValueError(f"{variable}={text!r} is out of range")
+        if negative and value:
+            if first == "-":
+                raise ValueError(f"{variable}={text!r} is negative")
+            value = 2**bits - value  # strtoul's wrap-around, which libsystemd lets by
+        return value
+    value = -value if negative else value
+    if not -2**63 <= value < 2**63 or not -_INT_MAX - 1 <= value <= _INT_MAX:
+        raise ValueError(f"{variable}={text!r} is out of range")
     return value
 
 
-def _check_socket(fd: int, why: str) -> None:
+def _own_pidfd_id() -> int | None:
+    """The inode number of a pidfd for this process (unique per process where pidfds
+    live on pidfs, Linux 6.9 and later, which is where a manager sets LISTEN_PIDFDID);
+    None where it cannot be had, and then, as libsystemd does, the check is skipped."""
     try:
-        mode = os.fstat(fd).st_mode
+        fd = os.pidfd_open(os.getpid())
+    except (AttributeError, OSError):
+        return None
+    try:
+        return os.fstat(fd).st_ino
+    finally:
+        os.close(fd)
+
+
+def _set_cloexec(fd: int, why: str) -> None:
+    try:
+        os.set_inheritable(fd, False)
     except OSError as exc:
         raise ActivationError(f"fd {fd} ({why}) is not open: {exc.strerror}") from None
-    if not stat.S_ISSOCK(mode):
-        raise ActivationError(f"fd {fd} ({why}) is not a socket but a {_kind(mode)}")
-    os.set_inheritable(fd, False)
 
 
 def _kind(mode: int) -> str:
@@ -282,7 +354,7 @@ def serve(handler: StreamHandler | None = None, *, datagram: DatagramHandler | N
     only that connection. The sockets are closed when serve() returns, never shut
     down (the manager shares them). No socket at all: ActivationError.
     """
-    socks = list(listen_fds(unset_environment) if sockets is None else sockets)
+    socks = list(_passed_sockets(unset_environment) if sockets is None else sockets)
     if not socks:
         raise ActivationError("no sockets were passed: start this under a socket unit, "
                               "systemd-socket-activate, inetd or `inetd2systemd serve`")
@@ -299,6 +371,17 @@ def serve(handler: StreamHandler | None = None, *, datagram: DatagramHandler | N
         _serve_connection(handler, socks[0])
         return
     _Loop(handler, datagram, socks, idle_timeout, max(1, max_connections)).run()
+
+
+def _passed_sockets(unset_environment: bool) -> list[socket.socket]:
+    """The passed sockets; a passed fd that is not a socket (an fd store entry, an
+    OpenFile= file) is no business of a socket loop: said once on stderr, left alone."""
+    passed = listen_fds_with_names(unset_environment)
+    for name, fd in passed.pairs:
+        if isinstance(fd, int):
+            print(f"serve: fd {fd} ({name}) is a {_kind(os.fstat(fd).st_mode)}, not a socket: "
+                  "not served (listen_fds_with_names() returns it)", file=sys.stderr)
+    return passed.sockets
 
 
 def _serve_connection(handler: StreamHandler, conn: socket.socket) -> None:
@@ -520,7 +603,7 @@ class _LoopNotifier:
         self.notifier = None
         self.every: float | None = None
         self.next_ping = 0.0
-        if not os.environ.get("NOTIFY_SOCKET"):
+        if "NOTIFY_SOCKET" not in os.environ:
             return
         from .notify import Notifier
 

@@ -1,7 +1,10 @@
 """sd_notify(3) for Type=notify services: readiness, status, watchdog, fd store.
 
-The transport is one datagram of newline-separated VAR=value to $NOTIFY_SOCKET, '@'
-meaning the abstract namespace. The `sdnotify` package speaks it too, but cannot do what
+The transport is one datagram of newline-separated VAR=value to $NOTIFY_SOCKET, read
+as libsystemd reads it: an absolute path or an '@abstract' name is an AF_UNIX datagram
+socket; `vsock:CID:PORT` (and `vsock-dgram:`, `vsock-seqpacket:`, `vsock-stream:`) is
+AF_VSOCK, which a virtual machine's manager listens on (systemd 254 and later); any
+other value, the empty one included, is an error, as it is for sd_notify(). The `sdnotify` package speaks it too, but cannot do what
 a service needs beyond READY=1: it reads NOTIFY_SOCKET only from the environment, encodes
 latin-1 (STATUS= is UTF-8), swallows every error, and cannot pass file descriptors
 (SCM_RIGHTS), so FDSTORE=1 and BARRIER=1 are impossible with it. This module therefore
@@ -16,10 +19,13 @@ surface only as a start-up timeout with no clue.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import time
 from collections.abc import Iterable
+
+from .activation import systemd_integer
 
 __all__ = ["Notifier", "notify"]
 
@@ -46,8 +52,9 @@ class Notifier:
 
     @property
     def enabled(self) -> bool:
-        """Whether there is a manager to talk to."""
-        return bool(self.address)
+        """Whether a manager asked to be told (NOTIFY_SOCKET set, even if malformed:
+        sending then raises, as sd_notify() fails)."""
+        return self.address is not None
 
     # -- the protocol ---------------------------------------------------------------------
     def send(self, *states: str, fds: Iterable[int | socket.socket] = ()) -> bool:
@@ -55,8 +62,9 @@ class Notifier:
 
         False when there is no NOTIFY_SOCKET; True once the datagram is sent.
         """
-        if not self.address:
+        if self.address is None:
             return False
+        family, kind, target = destination(self.address)
         payload = "\n".join(states).encode("utf-8")
         numbers = [fd if isinstance(fd, int) else fd.fileno() for fd in fds]
         ancillary = []
@@ -64,12 +72,15 @@ class Notifier:
             import array
 
             ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", numbers))]
-        sock = self._socket()
-        # Unconnected: each message is addressed, so a manager that re-executed (and
-        # re-created its socket) is still reached, as with libsystemd's sd_notify.
-        sent = sock.sendmsg([payload], ancillary, 0, _sockaddr(self.address))
+        if family == socket.AF_UNIX:
+            # Unconnected: each message is addressed, so a manager that re-executed (and
+            # re-created its socket) is still reached, as with libsystemd's sd_notify.
+            sent = self._socket().sendmsg([payload], ancillary, 0, target)
+        else:
+            sent = _send_vsock(kind, target, payload, ancillary)
         if sent != len(payload):
-            raise OSError(f"short write to {self.address}: {sent} of {len(payload)} bytes")
+            raise OSError(errno.EIO, f"short write to {self.address}: {sent} of "
+                          f"{len(payload)} bytes")
         return True
 
     def notify(self, state: str) -> bool:
@@ -161,7 +172,7 @@ class Notifier:
         sent before it. A short-lived sender calls this before exiting, or its last
         message may be attributed to no unit. False without NOTIFY_SOCKET; TimeoutError
         when the manager does not answer in time."""
-        if not self.address:
+        if self.address is None:
             return False
         read_end, write_end = os.pipe()
         try:
@@ -193,18 +204,101 @@ def _status(text: str | None) -> list[str]:
     return ["STATUS=" + " ".join(text.splitlines())]
 
 
-def _sockaddr(address: str) -> str | bytes:
-    if address.startswith("@"):
-        return b"\0" + address[1:].encode("utf-8")  # Linux abstract namespace
-    if address.startswith("/"):
-        return address
-    raise ValueError(f"NOTIFY_SOCKET={address!r}: neither a path nor an @abstract name")
+# AF_VSOCK's special context ids, by the names libsystemd accepts for them.
+VSOCK_CIDS = {"hypervisor": 0, "local": 1, "host": 2}
+VMADDR_CID_ANY = VMADDR_PORT_ANY = 0xFFFFFFFF
+_VSOCK_TYPES = {"vsock:": 0, "vsock-dgram:": socket.SOCK_DGRAM,
+                "vsock-seqpacket:": socket.SOCK_SEQPACKET, "vsock-stream:": socket.SOCK_STREAM}
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes, a path's NUL included
+
+
+def destination(address: str) -> tuple[int, int, str | bytes | tuple[int, int]]:
+    """(family, socket type or 0 for "datagram if it can", address) for NOTIFY_SOCKET,
+    as libsystemd parses it; OSError(EINVAL) for what it refuses."""
+    if address[:1] in ("/", "@"):
+        name = address.encode("utf-8", "surrogateescape")
+        if len(name) == 1:
+            raise OSError(errno.EINVAL, f"NOTIFY_SOCKET={address!r}: an empty name")
+        if len(name) > _SUN_PATH_MAX:
+            code = errno.ENAMETOOLONG if name[:1] == b"/" else errno.EINVAL
+            raise OSError(code, f"NOTIFY_SOCKET={address!r}: longer than a socket address")
+        return socket.AF_UNIX, socket.SOCK_DGRAM, (b"\0" + name[1:] if name[:1] == b"@" else address)
+    for prefix, kind in _VSOCK_TYPES.items():
+        if address.startswith(prefix):
+            return socket.AF_VSOCK, kind, _vsock_address(address, address[len(prefix):])
+    raise OSError(errno.EINVAL, f"NOTIFY_SOCKET={address!r}: neither an absolute path, an "
+                                "@abstract name nor vsock:CID:PORT")
+
+
+def _vsock_address(address: str, rest: str) -> tuple[int, int]:
+    cid_text, colon, port_text = rest.partition(":")
+    try:
+        if not colon:
+            raise ValueError("no :PORT")
+        port = systemd_integer(port_text, "PORT", unsigned=True, bits=32)
+        if port == VMADDR_PORT_ANY:
+            raise ValueError("the port is the wildcard")
+        if cid_text in ("", "any", "-1"):
+            raise ValueError("a notification needs a specific CID, not any")
+        cid = VSOCK_CIDS.get(cid_text)
+        if cid is None:
+            cid = systemd_integer(cid_text, "CID", unsigned=True, bits=32)
+    except ValueError as exc:
+        raise OSError(errno.EINVAL, f"NOTIFY_SOCKET={address!r}: {exc}") from None
+    return cid, port
+
+
+def _send_vsock(kind: int, target: tuple[int, int], payload: bytes, ancillary: list) -> int:
+    """One message over AF_VSOCK, as libsystemd sends it: a datagram where the host has
+    AF_VSOCK datagrams (QEMU has not: then seqpacket, then stream, connected), from a
+    privileged port when we may bind one (the manager trusts those), and for a
+    connection, the end of the message is our shutdown() and the manager's EOF."""
+    sock = None
+    for candidate in ((kind,) if kind else (socket.SOCK_DGRAM, socket.SOCK_SEQPACKET,
+                                             socket.SOCK_STREAM)):
+        try:
+            sock = socket.socket(socket.AF_VSOCK, candidate | socket.SOCK_CLOEXEC)
+            break
+        except OSError as exc:
+            if kind or exc.errno not in _NOT_SUPPORTED:
+                raise
+    assert sock is not None
+    with sock:
+        _bind_privileged_port(sock)
+        if sock.type == socket.SOCK_DGRAM:
+            return sock.sendmsg([payload], ancillary, 0, target)
+        sock.connect(target)
+        sent = sock.sendmsg([payload], ancillary)
+        if sock.type == socket.SOCK_STREAM:
+            sock.sendall(payload[sent:])
+            sent = len(payload)
+        sock.shutdown(socket.SHUT_WR)
+        if sock.recv(1):
+            raise OSError(errno.EPROTO, "the manager sent data on the notify connection")
+        return sent
+
+
+_NOT_SUPPORTED = {errno.ENODEV, errno.EOPNOTSUPP, errno.ENOSYS, errno.EAFNOSUPPORT,
+                  errno.EPFNOSUPPORT, errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT}
+
+
+def _bind_privileged_port(sock: socket.socket) -> None:
+    for port in range(1023, 0, -1):
+        try:
+            sock.bind((VMADDR_CID_ANY, port))
+            return
+        except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.EACCES):
+                return  # not privileged: the manager may still take it
+            if exc.errno != errno.EADDRINUSE:
+                raise
 
 
 def _positive(text: str, variable: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) == 0:
+    value = systemd_integer(text, variable, unsigned=True)
+    if value == 0:
         raise ValueError(f"{variable}={text!r} is not a positive number")
-    return int(text)
+    return value
 
 
 def _check_fdname(name: str) -> None:
@@ -230,7 +324,7 @@ def notify(*states: str, fds: Iterable[int | socket.socket] = (),
     address = os.environ.get("NOTIFY_SOCKET")
     if unset_environment:
         os.environ.pop("NOTIFY_SOCKET", None)
-    if not address:
+    if address is None:
         return False
     if _default is None or _default.address != address:
         _default = Notifier(address)
