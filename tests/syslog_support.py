@@ -146,3 +146,34 @@ def send_tcp(port: int, frames: list[bytes], octet: bool = False) -> None:
             s.sendall(b"".join(b"%d %s" % (len(f), f) for f in frames))
         else:
             s.sendall(b"".join(f + b"\n" for f in frames))
+
+
+# -- the two roads of the file sinks (sinks.traditional_lines and parse + route) ------------
+
+# Files for most PRIs, nothing for mail (mail.none), and local0 also forwarded, so
+# some PRIs go to line sinks only, some nowhere and some to a sink that needs a Message.
+ROAD_RULES = "*.*;mail.none\t-{dir}/all.log\nlocal0.*\t@127.0.0.1:9\n*.err\t{dir}/err.log\n"
+
+
+def both_roads(tmp: Path, frames: list[bytes], transport: str,
+               received: float = 1_700_000_000.0) -> dict[str, bytes]:
+    """Deliver the frames through Router.deliver (the fast path where it applies) and
+    through parse + route one by one; assert both wrote the same bytes, return them."""
+    from inetd2systemd.syslog.message import parse
+    from inetd2systemd.syslog.rules import parse_syslog_conf
+    from inetd2systemd.syslog.sinks import Router
+
+    routers = {}
+    for name in ("fast", "general"):
+        (tmp / name).mkdir(exist_ok=True)
+        routers[name] = Router(parse_syslog_conf(ROAD_RULES.format(dir=tmp / name), "rules"))
+    sender = "" if transport.startswith("unix") else "10.0.0.9"
+    routers["fast"].deliver(frames, sender, transport, received)
+    for frame in frames:
+        routers["general"].route(parse(frame, sender, transport, received))
+    written = {}
+    for name, router in routers.items():
+        router.close()
+        written[name] = {p.name: p.read_bytes() for p in sorted((tmp / name).iterdir())}
+    assert written["fast"] == written["general"]
+    return written["fast"]

@@ -55,6 +55,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-connections", type=int, default=1024, metavar="N")
     parser.add_argument("--check", action="store_true",
                         help="read the configuration, report, and exit")
+    # rsyslog's $EscapeControlCharactersOnReceive and $EscapeControlCharacterTab.
+    parser.add_argument("--escape-control-characters-on-receive", choices=("on", "off"),
+                        default="on", help="write control characters as #ooo (default on)")
+    parser.add_argument("--escape-control-character-tab", choices=("on", "off"), default="on",
+                        help="escape TAB too (#011) while escaping is on (default on)")
 
 
 def journald_running() -> bool:
@@ -222,7 +227,8 @@ def run(args: argparse.Namespace) -> int:
         ruleset = load()
         for finding in ruleset.findings:
             print(f"inetd2systemd syslogd: {finding}", file=sys.stderr)
-        return Router(ruleset)
+        return Router(ruleset, escape=args.escape_control_characters_on_receive == "on",
+                      escape_tab=args.escape_control_character_tab == "on")
 
     from ..runtime.notify import Notifier
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import sys
 import time
@@ -20,7 +21,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 
 from ..errors import ConfigError
-from .message import BOM, PRI_5424, Message, parse
+from .message import BOM, CONTROL, HOSTNAME, YEAR, ISO_TAIL, PRI_5424, PRI_TEXT, Message, parse
 from .rules import Action, RuleSet
 from .tables import MONTHS
 
@@ -30,41 +31,58 @@ MAX_QUEUED_LINES = 4096  # a sink writes at least this often, even in a long bat
 
 
 # -- the traditional text format (rsyslog's RSYSLOG_TraditionalFileFormat) --------------
+#
+# `%TIMESTAMP% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg%`: the TAG as the sender
+# wrote it (RFC 3164) or APP-NAME[PROCID] without a colon (RFC 5424, NIL written `-`),
+# then one space, then MSG. Control characters were escaped on receive (parse), so one
+# message is always one line.
 
-_MONTH_BY_NUMBER = {f"{i + 1:02d}".encode(): name for i, name in enumerate(MONTHS)}
-_MONTH_NAMES = frozenset(MONTHS)
-_stamp_cache: dict[bytes, bytes] = {}
+_MONTHS_BY_NUMBER = {b"%02d" % (i + 1): name for i, name in enumerate(MONTHS)}
+_MONTHS_BY_NAME = {name.lower(): name for name in MONTHS}
+_ISO_STAMP = re.compile(rb"\d{4}-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)")
+_BSD_STAMP = re.compile(rb"(?:\d{4} )?([A-Za-z]{3}) {1,2}(\d{1,2})(?: \d{4})? (\d{1,2}):(\d\d):(\d\d)")
+_stamp_cache: dict[bytes, bytes] = {}  # timestamp text (ISO: its first 19 bytes) -> stamp
 _now_cache = [0, b""]
 
 
+def convert_timestamp(ts: bytes) -> bytes:
+    """`Mmm dd hh:mm:ss` from the sender's timestamp text; b"" when it is not one. The
+    sender's clock and zone are kept as written, as rsyslog does. Never raises."""
+    m = _ISO_STAMP.match(ts)
+    if m is not None:
+        month = _MONTHS_BY_NUMBER.get(m[1])
+    else:
+        m = _BSD_STAMP.match(ts)
+        month = None if m is None else _MONTHS_BY_NAME.get(m[1].lower())
+    if month is None:
+        return b""
+    day, hour, minute, second = (int(g) for g in m.groups()[1:])
+    if not (1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
+        return b""
+    return b"%s %2d %02d:%02d:%02d" % (month, day, hour, minute, second)
+
+
+def _cached_stamp(ts: bytes) -> bytes:
+    key = ts[:19] if ts[4:5] == b"-" else ts  # an ISO stamp's text after 19 bytes is not used
+    stamp = _stamp_cache.get(key)
+    if stamp is None:
+        stamp = convert_timestamp(ts)
+        if len(_stamp_cache) > 8192:
+            _stamp_cache.clear()
+        _stamp_cache[key] = stamp
+    return stamp
+
+
 def traditional_timestamp(message: Message) -> bytes:
-    """`Mmm dd hh:mm:ss` from whatever the sender wrote, else from the receive time.
-    The sender's clock and zone are kept as written, as rsyslog does."""
-    ts = message.timestamp
-    if ts:
-        stamp = _stamp_cache.get(ts[:19]) or _cached_stamp(ts)
-        if stamp:
-            return stamp
+    """The sender's timestamp converted, else the time the message was received."""
+    stamp = _cached_stamp(message.timestamp) if message.timestamp else b""
+    if stamp:
+        return stamp
     second = int(message.received or time.time())
     if _now_cache[0] != second:
         _now_cache[0] = second
         _now_cache[1] = time.strftime("%b %e %H:%M:%S", time.localtime(second)).encode()
     return _now_cache[1]
-
-
-def _convert_timestamp(ts: bytes) -> bytes:
-    if ts[4:5] == b"-":  # ISO 8601 / RFC 3339
-        month = _MONTH_BY_NUMBER.get(ts[5:7])
-        if month is None:
-            return b""
-        return b"%s %2d %s" % (month, int(ts[8:10]), ts[11:19])
-    words = ts.split()
-    if words and words[0].isdigit():  # "2023 Oct 11 ..." (year first)
-        words = words[1:]
-    if len(words) >= 3 and words[0] in _MONTH_NAMES:
-        clock = words[-1].split(b".")[0]
-        return b"%s %2d %s" % (words[0], int(words[1]), clock)
-    return b""
 
 
 def hostname_of(message: Message) -> bytes:
@@ -76,61 +94,123 @@ def hostname_of(message: Message) -> bytes:
 
 
 def traditional_line(message: Message) -> bytes:
-    """`TIMESTAMP HOSTNAME TAG: MSG\\n`, with line breaks in MSG escaped as #012 the way
-    rsyslog escapes control characters, so one message is always one line."""
+    """`TIMESTAMP HOSTNAME TAG MSG\n`, byte for byte as rsyslogd writes it."""
     # One unpacking and one format per message: this runs for every line written.
-    _, _, ts, host, app, procid, _, _, msg, _, _, _, _, _ = message
-    stamp = _stamp_cache.get(ts[:19]) if ts else None
-    if stamp is None:
+    _, _, ts, host, app, procid, _, _, msg, _, syntax, _, _, _, tag = message
+    stamp = _stamp_cache.get(ts) if ts else None
+    if not stamp:
         stamp = traditional_timestamp(message)
-    if not host:
+    if syntax == "rfc5424":
+        host = host or b"-"
+        app = app or b"-"
+        tag = b"%s[%s]" % (app, procid) if procid else app
+        if msg[:1] == b" ":  # sp-if-no-1st-sp: a MSG's own leading space is the separator
+            msg = msg[1:]
+    elif not host:
         host = hostname_of(message)
-    if LF in msg:
-        msg = msg.replace(b"\n", b"#012")
-    if app:
-        if procid:
-            return b"%s %s %s[%s]: %s\n" % (stamp, host, app, procid, msg)
-        return b"%s %s %s: %s\n" % (stamp, host, app, msg)
-    return b"%s %s %s\n" % (stamp, host, msg)
+    return b"%s %s %s %s\n" % (stamp, host, tag, msg)
 
 
 # `byte in bytes` with a bytes operand first tries it as an integer and formats a
 # TypeError for that; with an int it is a plain memchr. This runs for every message.
-LF = 0x0A
-_STRIPPED_LAST = frozenset({0x0D, 0x00})  # parse() strips CR and NUL from a frame's end
-_BOM_FIRST = BOM[0]
+SP = 0x20
+COLON = 0x3A
+_VALID_HOSTS: dict[bytes, bool] = {}
+_VALID_STAMPS: dict[bytes, bool] = {}
 
 
-def traditional_lines(frames: Iterator[bytes],
-                      queues: Sequence[tuple[list[bytes], ...] | None]) -> bytes | None:
-    """The common case at full speed: RFC 5424 frames with every header field present
-    and no structured data, whose PRI goes to line sinks only, turned into traditional
-    lines without building a Message; each line is appended to the queues of its PRI.
+def _is_hostname(host: bytes) -> bool:
+    valid = _VALID_HOSTS.get(host)
+    if valid is None:
+        # A year after the time (`Oct 11 22:14:15 2009 host`) is read as the year.
+        valid = HOSTNAME.fullmatch(host + b" ") is not None and YEAR.fullmatch(host) is None
+        if len(_VALID_HOSTS) > 4096:
+            _VALID_HOSTS.clear()
+        _VALID_HOSTS[host] = valid
+    return valid
 
-    Stops at the first frame it does not take and returns it, for parse() and the
-    routing table, so lines keep the order their messages came in; None when the
-    iterator is exhausted. Only frames for which both roads give the same bytes are
-    taken here (tests/test_syslog_fastpath.py checks that): anything unusual (a NIL
-    field, a BOM, a line break or a trailing CR/NUL in the text, a timestamp that does
-    not convert) goes the general road.
+
+def _is_canonical_stamp(stamp: bytes) -> bool:
+    """`Mmm dd hh:mm:ss` exactly as the traditional format writes it back."""
+    valid = _VALID_STAMPS.get(stamp)
+    if valid is None:
+        valid = convert_timestamp(stamp) == stamp
+        if len(_VALID_STAMPS) > 8192:
+            _VALID_STAMPS.clear()
+        _VALID_STAMPS[stamp] = valid
+    return valid
+
+
+def traditional_lines(frames: Iterator[bytes], queues: Sequence[tuple[list[bytes], ...] | None],
+                      local: bool = False) -> bytes | None:
+    """The common cases at full speed: frames whose PRI goes to line sinks only are turned
+    into traditional lines without building a Message, and each line is appended to the
+    queues of its PRI. Taken here:
+
+    - RFC 3164 as sent by glibc, logger, rsyslog and most devices,
+      `<PRI>Mmm dd hh:mm:ss HOST TAG MSG` (from a local socket, `local`, without HOST), the
+      stamp written as the traditional format writes it, the TAG ended by `: ` or a space;
+      the line is then the frame itself after the PRI (with the local hostname inserted);
+    - RFC 5424 with every header field present, no structured data and MSG not starting
+      with a space, BOM or line break.
+
+    Stops at the first frame it does not take and returns it, for parse() and the routing
+    table, so lines keep the order their messages came in; None when the iterator is
+    exhausted. Only frames for which both roads give the same bytes are taken here
+    (tests/test_syslog_fastpath.py checks that): anything unusual, a control character
+    above all, goes the general road.
     """
-    pri_of = PRI_5424.get
+    pri_5424 = PRI_5424.get
+    pri_3164 = PRI_TEXT.get
     stamp_of = _stamp_cache.get
     for frame in frames:
+        if frame.translate(None, CONTROL) is not frame:  # a control character: escape it
+            return frame
+        end = frame.find(b">", 1, 5)
+        pri = pri_3164(frame[:end + 1])
+        if pri is not None and frame[end + 16:end + 17] == b" " and frame[:1] == b"<":
+            targets = queues[pri]
+            if targets is None or not _is_canonical_stamp(frame[end + 1:end + 16]):
+                return frame
+            if local:
+                rest = frame[end + 17:]
+                head = rest
+                if rest[4:5] == b" " and rest[:4].isdigit():
+                    return frame  # perhaps a year after the time
+            else:
+                host_end = frame.find(b" ", end + 17)
+                if host_end < 0 or not _is_hostname(frame[end + 17:host_end]):
+                    return frame
+                rest = frame[end + 1:]
+                head = frame[host_end + 1:]
+            space = head.find(b" ")
+            colon = head.find(b":", 0, space)
+            if space <= 0 or (colon >= 0 and colon != space - 1):
+                return frame  # no TAG, or a colon inside it or not followed by a space
+            if targets:
+                if local:
+                    line = b"%s %s %s\n" % (frame[end + 1:end + 16], LOCAL_HOSTNAME, rest)
+                else:
+                    line = rest + b"\n"
+                for queue in targets:
+                    queue.append(line)
+            continue
         p = frame.split(b" ", 7)
         if len(p) == 8 and p[6] == b"-":
-            pri = pri_of(p[0])
+            pri = pri_5424(p[0])
             targets = None if pri is None else queues[pri]
             if targets is not None:
                 ts, host, app, procid, msg = p[1], p[2], p[3], p[4], p[7]
                 stamp = stamp_of(ts[:19])
-                if stamp is None and ts != b"-":
+                if stamp is None and ts[4:5] == b"-":
                     stamp = _cached_stamp(ts)
-                if stamp and host != b"-" and app != b"-" and procid != b"-" and host and \
-                        app and procid and p[5] and LF not in msg and \
-                        (not msg or (msg[0] != _BOM_FIRST and msg[-1] not in _STRIPPED_LAST)):
+                # NIL HOSTNAME and APP-NAME are written `-` on both roads; an empty field
+                # (two spaces) or a NIL PROCID is not written as it stands.
+                if stamp and ISO_TAIL.fullmatch(ts, 19) is not None and host and app and \
+                        procid and procid != b"-" and \
+                        (not msg or (msg[0] != _BOM_FIRST and msg[0] != SP)):
                     if targets:  # else no rule takes this PRI
-                        line = b"%s %s %s[%s]: %s\n" % (stamp, host, app, procid, msg)
+                        line = b"%s %s %s[%s] %s\n" % (stamp, host, app, procid, msg)
                         for queue in targets:
                             queue.append(line)
                     continue
@@ -138,17 +218,11 @@ def traditional_lines(frames: Iterator[bytes],
     return None
 
 
-def _cached_stamp(ts: bytes) -> bytes:
-    stamp = _convert_timestamp(ts)
-    if stamp:
-        if len(_stamp_cache) > 8192:
-            _stamp_cache.clear()
-        _stamp_cache[ts[:19]] = stamp
-    return stamp
+_BOM_FIRST = BOM[0]
 
 
 def forward_frame(message: Message) -> bytes:
-    """`<PRI>TIMESTAMP HOSTNAME TAG: MSG` (RFC 3164 as relays send it)."""
+    """`<PRI>TIMESTAMP HOSTNAME TAG MSG` (RFC 3164 as relays send it)."""
     return b"<%d>%s" % (message.facility * 8 + message.severity, traditional_line(message)[:-1])
 
 
@@ -440,7 +514,8 @@ def journal_fields(m: Message) -> list[bytes]:
     """The journal entry for one message: fields named as journald and systemd-netlogd
     name them, plus the sender's own hostname and address in fields of their own
     (journald will not let a client set _HOSTNAME)."""
-    fields = [b"MESSAGE=" + m.msg, b"PRIORITY=%d" % m.severity,
+    msg = m.msg[3:] if m.msg[:3] == BOM else m.msg
+    fields = [b"MESSAGE=" + msg, b"PRIORITY=%d" % m.severity,
               b"SYSLOG_FACILITY=%d" % m.facility,
               b"SYSLOG_IDENTIFIER=" + (m.app_name or b"-")]
     if m.procid:
@@ -478,8 +553,9 @@ class Router:
     Message object altogether (traditional_lines); None where any other sink is involved.
     """
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, escape: bool = True, escape_tab: bool = True) -> None:
         self.ruleset = ruleset
+        self.escape, self.escape_tab = escape, escape_tab
         self.sinks: dict[tuple, Sink] = {a.key(): SINK_TYPES[a.kind](a) for a in ruleset.actions()}
         routes = [tuple(self.sinks[a.key()] for a in actions) for actions in ruleset.route_table()]
         self.table: Sequence[tuple[Callable[[Message], None], ...]] = \
@@ -497,9 +573,11 @@ class Router:
     def deliver(self, frames: Sequence[bytes], sender: str, transport: str, received: float) -> None:
         """Route a batch of frames from one sender."""
         table, queues = self.table, self.line_queues
+        escape, escape_tab = self.escape, self.escape_tab
+        local = transport.startswith("unix")
         rest = iter(frames)
-        while (raw := traditional_lines(rest, queues)) is not None:
-            m = parse(raw, sender, transport, received)
+        while (raw := traditional_lines(rest, queues, local)) is not None:
+            m = parse(raw, sender, transport, received, escape, escape_tab)
             for emit in table[m[0] * 8 + m[1]]:  # facility * 8 + severity
                 emit(m)
         for sink in self._line_sinks:
