@@ -28,16 +28,20 @@ if ((${#missing[@]})); then
   if [ "$had_policy" = 0 ]; then rm -f "$policy"; fi
 fi
 
-# xinetd and openbsd-inetd conflict as Debian packages (both provide inet-superserver);
-# the benchmarks and parity tests need both, so openbsd-inetd is unpacked privately.
+# xinetd, openbsd-inetd and inetutils-inetd conflict as Debian packages (all provide
+# inet-superserver); the benchmarks and the reading tests need each, so the two inetds
+# are unpacked privately (nothing is configured or started).
 PEERS=/opt/inetd2systemd-peers
-if [ ! -x "$PEERS/openbsd-inetd/usr/sbin/inetd" ]; then
-  tmp=$(mktemp -d); chmod 777 "$tmp"
-  (cd "$tmp" && apt-get download -qq openbsd-inetd 2>/dev/null)
-  mkdir -p "$PEERS/openbsd-inetd"
-  dpkg -x "$tmp"/openbsd-inetd_*.deb "$PEERS/openbsd-inetd"
-  rm -rf "$tmp"
-fi
+for peer in openbsd-inetd:usr/sbin/inetd inetutils-inetd:usr/sbin/inetutils-inetd; do
+  package=${peer%%:*}
+  if [ ! -x "$PEERS/$package/${peer#*:}" ]; then
+    tmp=$(mktemp -d); chmod 777 "$tmp"
+    (cd "$tmp" && apt-get download -qq "$package" 2>/dev/null)
+    mkdir -p "$PEERS/$package"
+    dpkg -x "$tmp"/"$package"_*.deb "$PEERS/$package"
+    rm -rf "$tmp"
+  fi
+done
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

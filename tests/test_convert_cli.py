@@ -164,30 +164,29 @@ def test_install_under_a_root_writes_the_system_unit_directory(conf, tmp_path):
     assert "systemctl enable" in out.stderr  # said, not done: no systemd runs that root
 
 
-# -- bad input: exit 2, file:line, nothing written ------------------------------------
+# -- a bad line costs only itself: exit 1, file:line:col, every other service written --
 
 @pytest.mark.parametrize("line,message", [
     ("ftp stream tcp nowait root", "missing server-program"),
     ("ftp strem tcp nowait root /usr/bin/echo echo", "unknown socket type 'strem'"),
     ("ftp stream tcpx nowait root /usr/bin/echo echo", "unknown protocol 'tcpx'"),
-    ("nosuchservice stream tcp nowait root /usr/bin/echo echo", "unknown service name"),
+    ("nosuchservice stream tcp nowait root /usr/bin/echo echo", "--services"),
     ("ftp stream tcp nowait.x root /usr/bin/echo echo", "bad max"),
     ("ftp stream tcp sometimes root /usr/bin/echo echo", "bad wait field"),
     ("ftp stream tcp,rcvbuf=1q nowait root /usr/bin/echo echo", "bad buffer size"),
     ("ftp stream tcp nowait root echo echo", "not an absolute path"),
 ])
-def test_bad_input_names_file_and_line_and_writes_nothing(conf, tmp_path, line, message):
+def test_a_bad_line_is_reported_at_its_column_and_the_rest_converted(conf, tmp_path, line,
+                                                                      message):
     path = conf(CLEAN + line + "\n")
     target = tmp_path / "units"
     out = convert(path, "--output-dir", str(target))
-    assert out.returncode == 2
-    assert f"{path}:4:" in out.stderr and message in out.stderr
-    assert not target.exists() and out.stdout == ""
-    # an existing directory is left exactly as it was
-    target.mkdir()
-    (target / "kept.socket").write_text("x")
-    assert convert(path, "--output-dir", str(target)).returncode == 2
-    assert tree(target) == {"kept.socket": "x"}
+    assert out.returncode == 1, out.stderr
+    reported = [x for x in out.stderr.splitlines() if x.startswith(f"{path}:4:")]
+    assert len(reported) == 1 and message in reported[0] and ": error" in reported[0]
+    assert "openbsd-inetd" in reported[0]  # what the daemon did with that line
+    assert {"qotd.socket", "echo-tcp.socket", "echo-udp.socket"} <= set(tree(target))
+    assert not any(name.startswith(("ftp", "nosuch")) for name in tree(target))
 
 
 def test_missing_file_and_services_file_are_bad_input(tmp_path):

@@ -12,18 +12,21 @@ import re
 import shutil
 import string
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import inetd_support
 from conftest import DATA
 
-from inetd2systemd.config import load, looks_like_xinetd, same_address
-from inetd2systemd.config.inetd import parse_inetd, read_inetd, unique_ids
+from inetd2systemd.config import load, looks_like_xinetd, merge, same_address
+from inetd2systemd.config.inetd import BUSYBOX_PATH, parse_inetd, read_inetd, unique_ids
 from inetd2systemd.config.services import load_services, parse_services
 from inetd2systemd.errors import ConfigError
 from inetd2systemd.model import Family, Listen, RateLimit, Severity, SocketType
+from inetd2systemd.units.writer import WriterOptions, render
 
 SERVICES = parse_services("""\
 echo 7/tcp
@@ -57,10 +60,29 @@ def one(text: str, **kw):
     return configuration.services[0]
 
 
-def error(text: str, **kw) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        parse(text, **kw)
-    return info.value
+@dataclass(frozen=True)
+class Bad:
+    """The one ERROR finding a bad entry becomes, with its location."""
+
+    file: str
+    line: int
+    column: int
+    msg: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.msg}"
+
+
+def error(text: str, **kw) -> Bad:
+    """A bad entry costs only itself: one ERROR finding at its file:line:column, saying
+    what the daemon does about it, and no service for it."""
+    configuration = parse(text, **kw)
+    errors = [f for f in configuration.findings if f.severity is Severity.ERROR]
+    assert len(errors) == 1, configuration.findings
+    (finding,) = errors
+    assert finding.source.column > 0, finding
+    assert all(s.source.line != finding.source.line for s in configuration.services)
+    return Bad(finding.source.file, finding.source.line, finding.source.column, finding.message)
 
 
 # -- fields ---------------------------------------------------------------------------
@@ -161,7 +183,7 @@ def test_host_name_is_resolved_and_reported():
 def test_address_family_must_match_the_protocol():
     e = error("ftp stream tcp nowait root /bin/cat cat\n[::1]:telnet stream tcp4 nowait root "
               "/bin/cat cat\n")
-    assert (e.file, e.line, e.column) == ("inetd.conf", 2, 1)
+    assert (e.file, e.line, e.column) == ("inetd.conf", 2, 2)  # the address inside [...]
     assert "IPv6" in e.msg and "ipv4 only" in e.msg
 
 
@@ -268,8 +290,12 @@ def test_a_blank_line_ends_an_entry():
 
 
 def test_a_comment_ends_an_entry():
-    e = error("ftp stream tcp nowait root\n# comment\n  /usr/sbin/in.ftpd in.ftpd\n")
-    assert e.line == 1 and "too few fields" in e.msg
+    c = parse("ftp stream tcp nowait root\n# comment\n  /usr/sbin/in.ftpd in.ftpd\n"
+              "telnet stream tcp nowait root /bin/cat cat\n")
+    assert [(f.source.line, f.severity) for f in c.findings] == [(1, Severity.ERROR),
+                                                                 (3, Severity.ERROR)]
+    assert all("too few fields" in f.message for f in c.findings)
+    assert [s.name for s in c.services] == ["telnet"]
 
 
 def test_inetutils_has_no_continuation_lines():
@@ -448,7 +474,8 @@ def test_unknown_service_name():
     e = error("ftp stream tcp nowait root /bin/cat cat\n"
               "nosuch stream tcp nowait root /bin/cat cat\n")
     assert (e.line, e.column) == (2, 1)
-    assert "unknown service name 'nosuch'" in e.msg and "test-services" in e.msg
+    assert "service nosuch/tcp is not in test-services" in e.msg and "--services" in e.msg
+    assert "cannot listen for it" in e.msg  # what openbsd-inetd does with it
 
 
 def test_unknown_service_name_after_a_host_points_at_the_name():
@@ -458,7 +485,7 @@ def test_unknown_service_name_after_a_host_points_at_the_name():
 
 def test_service_known_only_for_the_other_protocol():
     e = error("tftp stream tcp nowait root /bin/cat cat\n")
-    assert "unknown service name 'tftp' for tcp" in e.msg
+    assert "service tftp/tcp is not in" in e.msg
 
 
 def test_port_out_of_range():
@@ -478,9 +505,9 @@ def test_unknown_flavour():
 def test_read_inetd_names_the_file(tmp_path):
     path = tmp_path / "inetd.conf"
     path.write_text("ftp stream tcp nowait root /bin/cat cat\nbad\n")
-    with pytest.raises(ConfigError) as info:
-        read_inetd(path, services=SERVICES)
-    assert str(info.value).startswith(f"{path}:2:")
+    c = read_inetd(path, services=SERVICES)
+    assert [s.name for s in c.services] == ["ftp"]
+    assert [str(f).split(": ")[0] for f in c.findings] == [f"{path}:2:4"]
     with pytest.raises(ConfigError, match="no such file"):
         read_inetd(tmp_path / "missing", services=SERVICES)
 
@@ -558,75 +585,289 @@ def test_inetutils_tcpmux_services_are_reported():
 
 # -- the same reading as the real openbsd-inetd -----------------------------------------
 
-OPENBSD_INETD = Path("/opt/inetd2systemd-peers/openbsd-inetd/usr/sbin/inetd")
-ADD = re.compile(r"^ADD: (?P<key>\S+) proto=(?P<proto>[^,]+), wait\.max=(?P<wait>\d)\.(?P<max>\d+) "
-                 r"user:group=(?P<user>[^:]+):(?P<group>\S+) builtin=(?P<builtin>\S+) "
-                 r"server=(?P<server>\S+)$")
-
-
-def _inetd_entries(path: Path) -> list[tuple]:
-    """What openbsd-inetd itself accepts from a file: `inetd -d` prints an ADD line per
-    socket. Run in a network namespace of its own so it binds nothing on the host."""
-    proc = subprocess.Popen(["unshare", "-n", str(OPENBSD_INETD), "-d", "-i", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=1.5)
-    except subprocess.TimeoutExpired:  # it stays up serving: what it printed is complete
-        proc.kill()
-        out, _ = proc.communicate()
-    rows = []
-    previous = None
-    for line in out.splitlines():
-        m = ADD.match(line)
-        if not m:
-            continue
-        if previous and previous["proto"] in ("tcp", "udp") \
-                and m["proto"] == previous["proto"] + "6" \
-                and ":" not in m["key"] and m["key"] == previous["key"]:
-            previous = None
-            continue  # the IPv6 half of a plain tcp/udp line: one dual service for us
-        previous = m
-        host, _, name = m["key"].rpartition(":") if not m["key"].startswith("/") else ("", "",
-                                                                                     m["key"])
-        proto = m["proto"]
-        base = proto[:3]
-        if proto in ("tcp46", "udp46") or (proto in ("tcp", "udp") and not host):
-            family = "dual"  # tcp opens v4 and v6 sockets; tcp46 one mapped socket
-        elif proto.endswith("6") or ":" in host:
-            family = "ipv6"
-        elif proto == "unix":
-            family, base = "unix", "unix"
-        else:
-            family = "ipv4"
-        internal = m["server"] == "internal"
-        rows.append((name, host or None, base, family, None if internal else m["wait"] == "1",
-                     int(m["max"]), m["user"], None if m["group"] == "(default)" else m["group"],
-                     m["server"]))
-    return sorted(set(rows), key=repr)
-
-
-def _our_entries(path: Path) -> list[tuple]:
-    configuration = read_inetd(path, services=load_services())
-    rows = []
-    for s in configuration.services:
-        server = "internal" if s.internal else "/usr/sbin/tcpd" if s.tcp_wrapped else s.server
-        for listen in s.listens:
-            family = listen.family.value
-            rows.append((s.name, listen.host if listen.family is not Family.UNIX else None,
-                         s.protocol, family, None if s.internal else s.wait, s.rate.count,
-                         s.user, s.group, server))
-    return sorted(set(rows), key=repr)
-
-
 @pytest.mark.peers
 @pytest.mark.parametrize("name", ["parity.conf", "debian.conf"])
 def test_same_reading_as_openbsd_inetd(name):
-    if not OPENBSD_INETD.exists() or shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs root, unshare and openbsd-inetd (scripts/setup.sh unpacks it)")
+    reason = inetd_support.unavailable(inetd_support.OPENBSD_INETD)
+    if reason:
+        pytest.skip(reason)
     path = DATA / "inetd" / name
-    theirs = _inetd_entries(path)
+    (theirs,) = inetd_support.openbsd_readings([path])
     assert len(theirs) > 8  # inetd really read the file
-    assert _our_entries(path) == theirs
+    ours = read_inetd(path, services=load_services())
+    assert inetd_support.our_openbsd_rows(ours) == theirs
+
+
+# -- one bad entry costs only itself (#13) ----------------------------------------------
+
+def test_a_bad_entry_is_left_out_and_every_other_line_read():
+    c = parse("ftp stream tcp nowait root /bin/cat cat\n"
+              "telnet strem tcp nowait root /bin/cat cat\n"
+              "finger stream tcp nowait nobody /bin/cat cat\n")
+    assert [s.name for s in c.services] == ["ftp", "finger"]
+    (bad,) = c.findings
+    assert (bad.severity, bad.source.line, bad.source.column) == (Severity.ERROR, 2, 8)
+    assert bad.message.endswith(": openbsd-inetd skips this line")
+
+
+def test_each_dialect_names_its_own_daemon_in_the_outcome():
+    for flavor, daemon in [("inetutils", "inetutils-inetd"), ("freebsd", "FreeBSD's inetd"),
+                           ("netbsd", "NetBSD's inetd"), ("busybox", "busybox inetd")]:
+        assert error("ftp strem tcp nowait root /bin/cat cat\n",
+                     flavor=flavor).msg.endswith(f"{daemon} skips this line")
+
+
+def test_an_unknown_service_name_names_the_services_option():
+    e = error("ftp stream tcp nowait root /bin/cat cat\nfortune stream tcp nowait ect "
+              "/usr/games/fortune fortune\n")
+    assert (e.line, e.column) == (2, 1)
+    assert "fortune/tcp is not in test-services" in e.msg and "--services" in e.msg
+
+
+# -- host names the resolver cannot take (#14) ----------------------------------------------
+
+@pytest.mark.parametrize("host", ["a..b", "x" * 64 + ".example", ".lead", "trail..", "nul\0x",
+                                  "caf\udcc3\udca9", "-dash.example", "a." * 130, "b c"])
+def test_host_names_the_idna_codec_refuses_are_a_located_error(host):
+    if " " in host:
+        host = "[" + host + "]"  # a blank inside brackets still splits the field
+        return
+    e = error(f"ftp stream tcp nowait root /bin/cat cat\n{host}:telnet stream tcp nowait root "
+              "/bin/cat cat\n")
+    assert (e.line, e.column) == (2, 1)
+    assert "bad host name" in e.msg and "openbsd-inetd reads this line but cannot listen" in e.msg
+
+
+def test_a_bad_name_in_a_host_list_points_at_that_name():
+    e = error("127.0.0.1,a..b:telnet stream tcp nowait root /bin/cat cat\n")
+    assert (e.line, e.column) == (1, 11)
+
+
+def test_invalid_utf8_in_a_host_is_a_located_error(tmp_path):
+    path = tmp_path / "inetd.conf"
+    path.write_bytes(b"ftp stream tcp nowait root /bin/cat cat\n\xff\xfe.example:telnet stream "
+                     b"tcp nowait root /bin/cat cat\n")
+    c = read_inetd(path, services=SERVICES)
+    assert [s.name for s in c.services] == ["ftp"]
+    assert [(f.source.line, f.source.column, f.severity) for f in c.findings] == \
+        [(2, 1, Severity.ERROR)]
+
+
+def test_a_default_host_line_with_a_bad_name_costs_the_lines_below_it():
+    c = parse("a..b:\nftp stream tcp nowait root /bin/cat cat\n*:\n"
+              "telnet stream tcp nowait root /bin/cat cat\n")
+    assert [s.name for s in c.services] == ["telnet"]
+    assert [f.source.line for f in c.findings] == [2]
+
+
+# -- FreeBSD (grammar from FreeBSD's inetd(8) and its parser: no daemon runs here) ------------
+
+def test_freebsd_limits_become_max_connections_and_per_source():
+    s = one("ftp stream tcp nowait/3/10/2 root /bin/cat cat\n", flavor="freebsd")
+    assert (s.instances, s.per_source, s.wait) == (3, 2, False)
+    assert [(a, v) for a, v, _ in s.unmapped] == [("max-connections-per-ip-per-minute", "10")]
+    assert s.rate == RateLimit(256, 60, 600)  # -R: 256 a minute, then ten minutes off
+    units, findings = render([s], WriterOptions(systemd_version=252))
+    socket_unit = next(u.text for u in units if u.name.endswith(".socket"))
+    assert "MaxConnections=3\n" in socket_unit and "MaxConnectionsPerSource=2\n" in socket_unit
+    assert any("max-connections-per-ip-per-minute = 10: not carried over" in f.message
+               and f.severity is Severity.WARNING for f in findings)
+
+
+@pytest.mark.parametrize("field,instances,per_source,cpm", [
+    ("nowait", None, None, None),
+    ("nowait/0", None, None, None),  # 0: no maximum
+    ("nowait//10", None, None, "10"),  # an empty field keeps the default
+    ("nowait///4", None, 4, None),
+    ("wait/1", 1, None, None),
+    ("nowait/32767", 32767, None, None),
+])
+def test_freebsd_wait_field_forms(field, instances, per_source, cpm):
+    s = one(f"ftp stream tcp {field} root /bin/cat cat\n", flavor="freebsd")
+    assert (s.instances, s.per_source) == (instances, per_source)
+    assert [v for _, v, _ in s.unmapped] == ([cpm] if cpm else [])
+
+
+def test_freebsd_reads_the_wait_keyword_as_a_prefix_and_says_what_it_ignores():
+    c = parse("swat stream tcp nowait.400 root /usr/local/sbin/swat swat\n".replace(
+        "swat stream", "ftp stream"), flavor="freebsd")
+    assert c.services[0].wait is False and c.services[0].instances is None
+    assert any("ignores '.400'" in f.message and f.severity is Severity.WARNING
+               for f in c.findings)
+
+
+@pytest.mark.parametrize("field,column", [("nowait/32768", 23), ("nowait/x", 23),
+                                          ("nowait/3/y", 25), ("sometimes/3", 16)])
+def test_freebsd_bad_limits(field, column):
+    e = error(f"ftp stream tcp {field} root /bin/cat cat\n", flavor="freebsd")
+    assert (e.line, e.column) == (1, column) and "FreeBSD's inetd skips this line" in e.msg
+
+
+def test_freebsd_protocols_users_and_no_host_prefix():
+    c = parse("ftp stream tcp46 nowait root /bin/cat cat\n"
+              "telnet stream tcp6 nowait nobody:kmem/daemon /bin/cat cat\n"
+              "finger stream tcp nowait nobody.kmem /bin/cat cat\n"
+              "127.0.0.1:comsat dgram udp wait root /bin/cat cat\n", flavor="freebsd")
+    ftp, telnet, finger = c.services
+    assert ftp.listens == (Listen(Family.DUAL, 21),)  # tcp46: one mapped socket
+    assert telnet.listens == (Listen(Family.IPV6, 23),)
+    assert (telnet.user, telnet.group) == ("nobody", "kmem")
+    assert [(a, v) for a, v, _ in telnet.unmapped] == [("login-class", "daemon")]
+    assert (finger.user, finger.group) == ("nobody.kmem", None)  # only ':' separates
+    (bad,) = [f for f in c.findings if f.severity is Severity.ERROR]
+    assert bad.source.line == 4 and "127.0.0.1:comsat/udp is not in" in bad.message
+
+
+def test_freebsd_internal_services_and_tcpmux():
+    c = parse("auth stream tcp nowait root internal auth -r -f\n"
+              "tcpmux stream tcp nowait root internal\n"
+              "tcpmux/+date stream tcp nowait guest /bin/date date\n"
+              "echo stream tcp nowait root internal\n", flavor="freebsd")
+    assert [s.name for s in c.services] == ["tcpmux", "tcpmux/+date", "echo"]
+    errors = [(f.source.line, f.message) for f in c.findings if f.severity is Severity.ERROR]
+    assert [line for line, _ in errors] == [1, 2, 3]
+    assert "ident" in errors[0][1] and "TCPMUX" in errors[2][1] and "port 1" in errors[2][1]
+    assert c.services[1].listens == ()
+
+
+def test_freebsd_continues_lines_as_4_4bsd_did():
+    s = one("ftp stream tcp nowait root\n\t/usr/libexec/ftpd ftpd -l\n", flavor="freebsd")
+    assert s.argv == ("ftpd", "-l")
+
+
+# -- NetBSD (grammar from NetBSD's usr.sbin/inetd/parse.c and inetd.h) --------------------
+
+@pytest.mark.parametrize("field,rate", [
+    ("nowait", RateLimit(40, 60, 600)),  # TOOMANY 40 a minute, RETRYTIME ten minutes
+    ("nowait:600", RateLimit(600, 60, 600)),
+    ("nowait.5", RateLimit(5, 60, 600)),
+    ("wait:2", RateLimit(2, 60, 600)),
+])
+def test_netbsd_max_after_a_colon_or_a_dot(field, rate):
+    assert one(f"ftp stream tcp {field} root /bin/cat cat\n", flavor="netbsd").rate == rate
+
+
+def test_netbsd_families_follow_the_last_character():
+    c = parse("ftp stream tcp nowait root /bin/cat cat\n"
+              "ftp stream tcp6 nowait root /bin/cat cat\n"
+              "telnet stream tcp46 nowait root /bin/cat cat\n", flavor="netbsd")
+    assert [s.listens[0].family for s in c.services] == [Family.IPV4, Family.IPV6, Family.IPV6]
+
+
+def test_netbsd_quotes_like_a_shell_and_separates_groups_either_way():
+    c = parse("ftp stream tcp nowait nobody.kmem /bin/echo echo \"a b\" c'd e'f\n"
+              "telnet stream tcp nowait a:b.c /bin/cat cat\n", flavor="netbsd")
+    assert c.services[0].argv == ("echo", "a b", "cd ef")
+    assert (c.services[0].user, c.services[0].group) == ("nobody", "kmem")
+    assert (c.services[1].user, c.services[1].group) == ("a", "b.c")
+
+
+def test_netbsd_ipsec_policies_accept_filters_and_what_is_not_read():
+    c = parse("#@ in ipsec esp/transport//require\n"
+              "ftp stream:dataready tcp nowait root /bin/cat cat\n"
+              "#@\n"
+              "telnet stream tcp nowait root /bin/cat cat\n"
+              ".include /etc/inetd.d/*.conf\n"
+              "finger on socktype=stream protocol=tcp;\n", flavor="netbsd")
+    ftp, telnet = c.services
+    assert ftp.socket_type is SocketType.STREAM
+    assert sorted((a, v) for a, v, _ in ftp.unmapped) == [
+        ("IPsec policy", "in ipsec esp/transport//require"), ("accept filter", "dataready")]
+    assert telnet.unmapped == ()
+    errors = [(f.source.line, f.message) for f in c.findings if f.severity is Severity.ERROR]
+    assert [line for line, _ in errors] == [5, 6]
+    assert ".include" in errors[0][1] and "key-value syntax" in errors[1][1]
+
+
+# -- busybox (grammar from busybox's networking/inetd.c; Debian builds it without inetd) --------
+
+def test_busybox_cuts_comments_anywhere_and_does_not_continue_lines():
+    c = parse("ftp stream tcp nowait root /bin/echo echo a#b\n"
+              " telnet stream tcp nowait root /bin/cat cat  # the shell\n", flavor="busybox")
+    assert c.services[0].argv == ("echo", "a")
+    assert c.services[1].name == "telnet" and c.services[1].argv == ("cat",)
+
+
+def test_busybox_looks_a_bare_program_up_in_its_path():
+    s = one("ftp stream tcp nowait root cat cat -u\n", flavor="busybox")
+    assert s.server == shutil.which("cat", path=":".join(BUSYBOX_PATH))
+    assert s.argv == ("cat", "-u")
+    e = error("ftp stream tcp nowait root no-such-program-here x\n", flavor="busybox")
+    assert (e.line, e.column) == (1, 28) and "PATH" in e.msg
+    assert "not an absolute path" in error("ftp stream tcp nowait root cat cat\n").msg
+
+
+def test_busybox_protocols_rates_and_mixups():
+    c = parse("ftp stream tcp nowait root /bin/cat cat\n"
+              "telnet stream tcp6 nowait.30 root /bin/cat cat\n", flavor="busybox")
+    ftp, telnet = c.services
+    assert ftp.listens == (Listen(Family.IPV4, 21),) and ftp.rate is None  # -R: no limit
+    assert telnet.listens == (Listen(Family.DUAL, 23),)  # no IPV6_V6ONLY: v4-mapped too
+    assert telnet.rate == RateLimit(30, 60, 60)  # then paused for RETRYTIME, a minute
+    for line in ["ftp stream tcp4 nowait root /bin/cat cat", "ftp stream udp nowait root "
+                 "/bin/cat cat", "echo stream tcp wait root internal",
+                 "echo dgram udp nowait root internal"]:
+        assert "busybox inetd skips this line" in error(line + "\n", flavor="busybox").msg
+
+
+# -- openbsd-inetd: tcpmux lines, and tcp + tcp6 pairs ---------------------------------------
+
+def test_openbsd_reads_tcpmux_lines_but_serves_them_nowhere():
+    c = parse("tcpmux/+status stream tcp nowait root /bin/cat cat\n"
+              "tcpmux/phonebook stream tcp nowait root /bin/cat cat\n"
+              "ftp stream tcp nowait root /bin/cat cat\n")
+    assert [s.name for s in c.services] == ["ftp"]
+    assert [(f.source.line, f.severity) for f in c.findings] == [(1, Severity.WARNING),
+                                                                 (2, Severity.WARNING)]
+    assert all("TCPMUX" in f.message and "never served it" in f.message for f in c.findings)
+
+
+def test_a_tcp6_line_after_a_dual_tcp_line_is_a_note_not_a_clash():
+    c = load_text("daytime stream tcp nowait root internal\n"
+                  "daytime stream tcp6 nowait root internal\n"
+                  "echo stream tcp nowait root internal\n"
+                  "echo stream tcp6 nowait nobody internal\n")
+    assert [(s.name, s.listens) for s in c.services] == [
+        ("daytime", (Listen(Family.DUAL, 13),)), ("echo", (Listen(Family.DUAL, 7),))]
+    notes = [(f.source.line, f.severity) for f in c.findings]
+    assert notes == [(2, Severity.INFO), (4, Severity.WARNING)]  # the second echo differs
+    assert "nothing is lost" in c.findings[0].message
+
+
+def test_a_tcp_line_after_a_tcp6_line_keeps_ipv4_as_openbsd_inetd_does():
+    c = load_text("ftp stream tcp6 nowait root /bin/cat cat\n"
+                  "ftp stream tcp nowait root /bin/echo echo\n")
+    assert [s.listens for s in c.services] == [(Listen(Family.IPV6, 21),),
+                                               (Listen(Family.IPV4, 21),)]
+    assert [f.severity for f in c.findings] == [Severity.INFO]
+
+
+def test_in_bsd_dialects_a_tcp_tcp6_pair_is_two_sockets():
+    c = load_text("ftp stream tcp nowait root /bin/cat cat\n"
+                  "ftp stream tcp6 nowait root /bin/cat cat\n", flavor="freebsd")
+    assert [s.listens[0].family for s in c.services] == [Family.IPV4, Family.IPV6]
+    assert c.findings == ()
+
+
+def load_text(text: str, flavor: str = "openbsd"):
+    """parse and then the loader's merge, where address clashes are found."""
+    return merge([parse(text, flavor=flavor)])
+
+
+# -- inetutils: the same reading as the real inetutils-inetd ----------------------------------
+
+@pytest.mark.peers
+def test_same_reading_as_inetutils_inetd(tmp_path):
+    reason = inetd_support.unavailable(inetd_support.INETUTILS_INETD)
+    if reason:
+        pytest.skip(reason)
+    paths = [DATA / "inetd" / "inetutils.conf",
+             DATA / "corpus" / "inetd" / "debian-rush" / "rush.inetutils-inetd"]
+    for path, theirs in zip(paths, inetd_support.inetutils_readings(paths)):
+        assert len(theirs) >= 3  # it really read the file
+        ours = read_inetd(path, flavor="inetutils", services=load_services())
+        assert inetd_support.our_inetutils_rows(ours) == \
+            inetd_support.their_inetutils_rows(theirs)
 
 
 _TOKENS = ["echo", "ftp", "7", "127.0.0.1:", "[::1]:ftp", "*:", "stream", "dgram", "raw", "tcp",

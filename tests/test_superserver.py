@@ -12,12 +12,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from inetd2systemd.model import RateLimit
 from inetd2systemd.superserver import limits
@@ -231,16 +233,19 @@ def test_reload_under_steady_connections_keeps_sockets_and_refuses_nobody(setup)
 
 
 @needs_root
-def test_reload_with_a_broken_file_keeps_the_running_configuration(setup):
+def test_reload_with_a_bad_entry_applies_the_rest_and_keeps_running(setup):
+    # One bad entry costs only itself, as in inetd: the reload goes through without it.
     work, ports, services, conf = setup
     daemon = start(setup)
     try:
         inode = socket_inode(ports["i2s-cat"])
-        conf.write_text(conf_text(work) + "127.0.0.1:i2s-new stream tcp4 sometimes root /bin/cat cat\n")
+        conf.write_text(conf_text(work) + "127.0.0.1:i2s-new stream tcp4 sometimes root /bin/cat cat\n"
+                        "a..b:i2s-new stream tcp4 nowait root /bin/cat cat\n")
         daemon.signal(signal.SIGHUP)
-        assert wait_until(lambda: "reload failed" in daemon.log())
+        assert wait_until(lambda: "reloaded" in daemon.log())
         bad_line = len(conf_text(work).splitlines()) + 1
-        assert f"{conf}:{bad_line}:" in daemon.log()  # file:line of the bad entry
+        assert f"{conf}:{bad_line}:31: error" in daemon.log()  # file:line:col of the bad field
+        assert f"{conf}:{bad_line + 1}:1: error" in daemon.log()  # a host the IDNA codec refuses
         assert tcp_exchange(ports["i2s-cat"], b"still here\n") == b"still here\n"
         assert tcp_exchange(ports["i2s-id"]).startswith(b"uid=0(root)")
         assert socket_inode(ports["i2s-cat"]) == inode
@@ -249,12 +254,27 @@ def test_reload_with_a_broken_file_keeps_the_running_configuration(setup):
         daemon.stop()
 
 
-def test_bad_configuration_at_start_names_file_and_line_and_starts_nothing(tmp_path, cli):
+def test_a_bad_entry_at_start_is_reported_and_the_rest_served(tmp_path, cli):
+    port = free_port()
+    conf = tmp_path / "inetd.conf"
+    conf.write_text(f"# fine\n127.0.0.1:7 stream tcp4 sometimes root /bin/cat cat\n"
+                    f"127.0.0.1:{port} stream tcp4 nowait root /bin/cat cat\n")
+    proc = subprocess.Popen([sys.executable, "-m", "inetd2systemd", "serve", "-c", str(conf),
+                             "--foreground"], stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: tcp_exchange(port, b"up\n") == b"up\n")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert f"{conf}:2:25: error" in err and "openbsd-inetd skips this line" in err
+
+
+def test_nothing_servable_at_start_names_file_and_line_and_starts_nothing(tmp_path, cli):
     conf = tmp_path / "inetd.conf"
     conf.write_text("# fine\n127.0.0.1:7 stream tcp4 sometimes root /bin/cat cat\n")
     result = cli("serve", "-c", str(conf), "--foreground", "--pidfile", str(tmp_path / "pid"))
     assert result.returncode == 2
-    assert f"{conf}:2:" in result.stderr
+    assert f"{conf}:2:" in result.stderr and "no service could be started" in result.stderr
     assert not (tmp_path / "pid").exists()
 
 

@@ -1,29 +1,44 @@
-"""inetd.conf, the full grammar of the inetd flavours, read into `Service` values.
+"""inetd.conf in each inetd's dialect, read into `Service` values.
 
 In the manner of tomli: pure functions over the text, each taking a position and
-returning values; every problem is a `ConfigError` carrying file, line and column.
+returning values; every problem is a `ConfigError` carrying file, line and column. One bad
+entry costs only itself, as it does in the daemons: `parse_inetd` turns the error into an
+ERROR finding that says what the daemon does about it ("openbsd-inetd skips this line"),
+leaves that service out and reads on. Only a file that cannot be read at all raises.
+
 The only things read from outside the text are the port table (passed in, or
-/etc/services when none is given) and, for a symbolic host name in a `host:` prefix,
-the resolver (reported, since the result is frozen into the units).
+/etc/services when none is given), for a symbolic host name in a `host:` prefix the
+resolver (reported, since the result is frozen into the units), and for busybox a bare
+program name, looked up in PATH as busybox's execvp() does.
 
-Flavours (converter-reference.md section 2) disagree on a few tokens:
+The dialects (`--flavor`) disagree on a few tokens. Each row says what the daemon does,
+taken from its source or, for the two installed here, from the daemon itself (`-d`):
 
-=============  ==========================  ===================  =================
-aspect         openbsd (Debian, default)   inetutils            xinetd-compat
-=============  ==========================  ===================  =================
-continuation   line starting with blank    none                 none
-quoting        none                        "..." and '...'      none
-tcp / udp      IPv4 + IPv6                 IPv4 only            IPv4 + IPv6
-tcp6           IPv6 only                   IPv6 only            IPv6 only
-tcp46          IPv4-mapped on IPv6         unknown              unknown
-tcp6only       unknown                     IPv6 only            unknown
-user.group     '.' searched first          ':' searched first   '.' only
-wait.N         N starts/minute, 10 min off same                 refused
-no .N          256/min (-R default)        1000/min (TOOMANY)   cps 50 10
-=============  ==========================  ===================  =================
+==============  ============  ===========  ==========  =========  =========  ==========
+aspect          openbsd       inetutils    freebsd     netbsd     busybox    xinetd-
+                (Debian)                                                     compat
+==============  ============  ===========  ==========  =========  =========  ==========
+continuation    leading blank none         leading     leading    none       none
+                                           blank       blank
+quoting         none          "..." '...'  none        shell-like none       none
+comments        # in col. 1   # in col. 1  # in col. 1 # in col. 1 # anywhere # in col. 1
+host: prefix    yes           yes          no (-a)     yes        yes        no
+tcp / udp       IPv4 + IPv6   IPv4         IPv4        IPv4       IPv4       IPv4 + IPv6
+tcp6            IPv6 only     IPv6 only    IPv6 only   IPv6 only  IPv6 and   IPv6 only
+                                                                  mapped v4
+tcp46           mapped v4     unknown      mapped v4   IPv6 only  unknown    unknown
+wait limits     .N per min    .N per min   /child/     :N or .N   .N per     none
+                                           cpm/perip   per min    min
+no limit given  256/min, 10   1000/min,    256/min,    40/min,    none       cps 50 10
+                min off       10 min off   10 min off  10 min off
+user.group      '.' then ':'  ':' then '.' ':' (/class) ':' then  '.' then   '.'
+                                                       '.'        ':'
+program         absolute      absolute     absolute    absolute   PATH       absolute
+tcpmux/NAME     no TCPMUX     TCPMUX       TCPMUX      TCPMUX     no         no
+==============  ============  ===========  ==========  =========  =========  ==========
 
-What the parser keeps but systemd cannot express (rpc, raw, rdm) stays in the model
-with an ERROR finding, so a superserver may still use it and the report says why.
+What a dialect keeps but systemd cannot express (rpc, raw, rdm, TCPMUX) stays in the
+model with an ERROR finding, so a superserver may still use it and the report says why.
 """
 
 from __future__ import annotations
@@ -32,38 +47,95 @@ import ipaddress
 import os.path
 import re
 import socket
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import ConfigError
-from ..model import INTERNAL_NAMES, Configuration, Family, Finding, Listen, RateLimit, Service, Severity, \
-    SocketType, Source
-from .services import ServicesTable, load_services
 from ..bulk import gc_paused
+from ..errors import ConfigError
+from ..model import (INTERNAL_NAMES, Configuration, Family, Finding, Listen, RateLimit, Service,
+                     Severity, SocketType, Source)
+from .services import ServicesTable, load_services
 
-FLAVORS = ("openbsd", "inetutils", "xinetd-compat")
 DISABLED_PREFIX = "#<off>#"  # Debian update-inetd's marker ($SEP in DebianNet.pm)
 TCPD_DAEMON_DIR = "/usr/sbin"  # tcpd's REAL_DAEMON_DIR on Debian
-OPENBSD_MAXARGV = 20
-
-# Rate limit when the wait field has no `.N`: (count, interval, pause) per flavour.
-DEFAULT_RATE = {
-    "openbsd": RateLimit(256, 60, 600),  # inetd(8): -R default 256/min, off for ten minutes
-    "inetutils": RateLimit(1000, 60, 600),  # inetd.c TOOMANY (the man page's 40 is stale)
-    "xinetd-compat": RateLimit(50, 1, 10),  # xinetd's cps default
-}
-
-# protocol token -> (base protocol, family for a wildcard address) per flavour.
-_IP_PROTOCOLS = {
-    "openbsd": {"tcp": Family.DUAL, "tcp4": Family.IPV4, "tcp6": Family.IPV6,
-                "tcp46": Family.DUAL},
-    "inetutils": {"tcp": Family.IPV4, "tcp4": Family.IPV4, "tcp6": Family.IPV6,
-                  "tcp6only": Family.IPV6},
-    "xinetd-compat": {"tcp": Family.DUAL, "tcp4": Family.IPV4, "tcp6": Family.IPV6},
-}
-_SOCKET_TYPES = {t.value: t for t in SocketType}
+TCPMUX_PREFIX = "tcpmux/"
+# busybox inetd runs a bare program name with execvp(), so through the PATH it was started
+# with; init and the rc scripts of the systems that ship it give it this one.
+BUSYBOX_PATH = ("/sbin", "/usr/sbin", "/bin", "/usr/bin")
 _FIELDS = "service socket-type protocol wait[.max] user[.group] server-program [arguments]"
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII digits only, and a bounded count of them
+
+
+class NoAddress(ConfigError):
+    """A line the daemon reads but cannot listen for: no port for its service name, a
+    host that does not resolve. It serves nothing, so nothing is converted."""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one inetd reads its file: everything `--flavor` changes."""
+
+    name: str
+    daemon: str  # as the messages name it: "openbsd-inetd skips this line"
+    protocols: Mapping[str, Family]  # tcp tokens; the udp ones follow (udp6 as tcp6)
+    default_rate: RateLimit | None  # when the wait field sets none; None: unlimited
+    rate_pause: float = 600  # seconds off after a `.N` limit is hit
+    wait_separators: str = "."  # what may join a rate to wait/nowait, in search order
+    user_separators: str = ".:"  # user.group / user:group, in search order
+    continuation: bool = False  # a line starting with a blank continues the entry
+    quoting: str = ""  # "" none; "argcv" whole-word quotes; "shell" quotes inside words
+    hash_anywhere: bool = False  # '#' starts a comment anywhere, not only in column 1
+    hosts: bool = True  # `host:service` and `host:` lines
+    unix: bool = True
+    buffers: bool = False  # `,sndbuf=N` and `,rcvbuf=N` after the protocol
+    internals: tuple[str, ...] = INTERNAL_NAMES
+    tcpmux: bool = False  # serves `tcpmux/NAME` lines through its internal tcpmux
+    freebsd_limits: bool = False  # wait/max-child/max-connections-per-ip-per-minute/per-ip
+    login_class: bool = False  # user[:group][/login-class]
+    path_lookup: bool = False  # a bare program name is looked up in PATH
+    max_argv: int | None = None  # arguments past this many are dropped by the daemon
+
+
+def _families(tcp: Family, tcp6: Family = Family.IPV6, **more: Family) -> dict[str, Family]:
+    return {"tcp": tcp, "tcp4": Family.IPV4, "tcp6": tcp6, **more}
+
+
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (
+    # Debian's openbsd-inetd: `tcp` opens an IPv4 and an IPv6 socket (seen with -d).
+    Dialect("openbsd", "openbsd-inetd", _families(Family.DUAL, tcp46=Family.DUAL),
+            RateLimit(256, 60, 600), continuation=True, buffers=True, max_argv=20),
+    # GNU inetutils: the man page's 40/min is stale, inetd.c has TOOMANY 1000.
+    Dialect("inetutils", "inetutils-inetd", _families(Family.IPV4, tcp6only=Family.IPV6),
+            RateLimit(1000, 60, 600), user_separators=":.", quoting="argcv",
+            internals=INTERNAL_NAMES + ("tcpmux",), tcpmux=True),
+    # FreeBSD inetd(8) and its parser: `tcp` is IPv4 (for compatibility), tcp46 one
+    # mapped socket; no host prefix (inetd -a binds one address for all); -R 256/min.
+    Dialect("freebsd", "FreeBSD's inetd", _families(Family.IPV4, tcp46=Family.DUAL),
+            RateLimit(256, 60, 600), wait_separators="/", user_separators=":",
+            continuation=True, hosts=False, buffers=True,
+            internals=INTERNAL_NAMES + ("tcpmux", "auth"), tcpmux=True, freebsd_limits=True,
+            login_class=True, max_argv=64),
+    # NetBSD inetd(8), parse.c: the last character of the protocol picks the family
+    # ('6' IPv6, anything else IPv4, so tcp46 is IPv6); max after ':' or '.', TOOMANY 40.
+    Dialect("netbsd", "NetBSD's inetd", _families(Family.IPV4, tcp46=Family.IPV6),
+            RateLimit(40, 60, 600), wait_separators=":.", user_separators=":.",
+            continuation=True, quoting="shell", buffers=True,
+            internals=INTERNAL_NAMES + ("tcpmux",), tcpmux=True, max_argv=64),
+    # busybox networking/inetd.c: config_read() with '#' comments anywhere, one line per
+    # entry; tcp/udp or a trailing 6 only (tcp4, tcp46 are parse errors); it sets no
+    # IPV6_V6ONLY, so on Linux's default (bindv6only=0) tcp6 takes IPv4 as well. -R
+    # defaults to no limit; a `.N` limit pauses the service for RETRYTIME, 60 s.
+    Dialect("busybox", "busybox inetd", {"tcp": Family.IPV4, "tcp6": Family.DUAL},
+            None, rate_pause=60, hash_anywhere=True, path_lookup=True),
+    # xinetd's own inetd.conf reader (xconv.pl / itox): no host prefix, no `.max`.
+    Dialect("xinetd-compat", "xinetd", _families(Family.DUAL), RateLimit(50, 1, 10),
+            wait_separators="", user_separators=".", hosts=False, unix=False),
+)}
+FLAVORS = tuple(DIALECTS)
+DEFAULT_RATE = {name: d.default_rate for name, d in DIALECTS.items()}
+_SOCKET_TYPES = {t.value: t for t in SocketType}
 
 
 class Word(NamedTuple):
@@ -83,39 +155,46 @@ class Entry:
 
     words: tuple[Word, ...]
     disabled: bool = False
+    notes: tuple[tuple[str, str], ...] = ()  # (attribute, value) the dialect set for it
 
 
-def _family_table(flavor: str) -> dict[str, tuple[str, Family]]:
-    table: dict[str, tuple[str, Family]] = {}
-    for token, family in _IP_PROTOCOLS[flavor].items():
-        table[token] = ("tcp", family)
-        table["udp" + token[3:]] = ("udp", family)
-    return table
-
-
-# Constant per flavour: protocol token -> (base protocol, family).
-_FAMILIES = {flavor: _family_table(flavor) for flavor in _IP_PROTOCOLS}
-_WORD = re.compile(r"[^ \t\r\n\f\v]+")
+def dialect_of(flavor: str) -> Dialect:
+    try:
+        return DIALECTS[flavor]
+    except KeyError:
+        raise ConfigError(f"unknown inetd flavour {flavor!r}: expected one of "
+                          f"{', '.join(FLAVORS)}") from None
 
 
 # -- lexing ---------------------------------------------------------------------------
 
-def split_words(text: str, line: int, column: int, file: str, *, quoting: bool) -> list[Word]:
+_WORD = re.compile(r"[^ \t\r\n\f\v]+")
+_BLANKS = " \t\r\n\f\v"
+
+
+def split_words(text: str, line: int, column: int, file: str, *, quoting: str | bool) -> list[Word]:
     """Split one physical line into words; `column` is that of text[0].
 
-    With `quoting` (inetutils' argcv), a word may be wrapped in "..." or '...': inside
-    double quotes a backslash escapes the next character, single quotes are literal.
+    quoting "argcv" (inetutils): a word may be wrapped in "..." or '...'; inside double
+    quotes a backslash escapes the next character, single quotes are literal. quoting
+    "shell" (NetBSD's skip()): quotes may open and close anywhere inside a word, and are
+    removed; the other kind of quote inside is literal. `True` means "argcv".
     """
+    quoting = "argcv" if quoting is True else quoting or ""
     if not quoting or ('"' not in text and "'" not in text):
         return [Word(m.group(), line, column + m.start()) for m in _WORD.finditer(text)]
+    return (_argcv_words if quoting == "argcv" else _shell_words)(text, line, column, file)
+
+
+def _argcv_words(text: str, line: int, column: int, file: str) -> list[Word]:
     words: list[Word] = []
     i, n = 0, len(text)
     while i < n:
-        if text[i] in " \t\r\n\f\v":
+        if text[i] in _BLANKS:
             i += 1
             continue
         start = i
-        if quoting and text[i] in "\"'":
+        if text[i] in "\"'":
             quote, i, chars = text[i], i + 1, []
             while i < n and text[i] != quote:
                 if quote == '"' and text[i] == "\\" and i + 1 < n:
@@ -127,46 +206,108 @@ def split_words(text: str, line: int, column: int, file: str, *, quoting: bool) 
             i += 1
             words.append(Word("".join(chars), line, column + start))
             continue
-        while i < n and text[i] not in " \t\r\n\f\v":
+        while i < n and text[i] not in _BLANKS:
             i += 1
         words.append(Word(text[start:i], line, column + start))
+    return words
+
+
+def _shell_words(text: str, line: int, column: int, file: str) -> list[Word]:
+    words: list[Word] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in " \t":
+            i += 1
+            continue
+        start, quote, chars = i, "", []
+        while i < n and (quote or text[i] not in " \t"):
+            c = text[i]
+            if c in "\"'" and (not quote or c == quote):
+                quote = "" if quote else c
+            else:
+                chars.append(c)
+            i += 1
+        if quote:
+            raise ConfigError(f"unterminated {quote} quote", file, line, column + start)
+        words.append(Word("".join(chars), line, column + start))
     return words
 
 
 def entries(text: str, file: str, flavor: str = "openbsd") -> list[Entry]:
     """The logical entries of a file: comments dropped, continuation lines joined.
 
-    `#` starts a comment only in column 1 (elsewhere it is data, as inetd reads it).
-    Debian's `#<off>#` lines are entries marked disabled. In the openbsd flavour a line
-    starting with a blank continues the entry above it (inetd.c skip()).
+    `#` starts a comment only in column 1 (elsewhere it is data, as inetd reads it),
+    except in busybox, whose config_read() cuts a line at any '#'. Debian's `#<off>#`
+    lines are entries marked disabled. Where the dialect continues lines, a line starting
+    with a blank continues the entry above it (inetd.c skip()). A line that cannot be
+    split (an unterminated quote) becomes an entry of no words carrying its error.
     """
-    result: list[Entry] = []
-    continuable = False
-    quoting = flavor == "inetutils"
+    return list(_entries(text, file, dialect_of(flavor)))
+
+
+def _entries(text: str, file: str, dialect: Dialect):
+    pending: list[Word] | None = None  # the open entry's words, joined in place (linear)
+    pending_disabled = False
+    pending_notes: tuple[tuple[str, str], ...] = ()
+    notes: tuple[tuple[str, str], ...] = ()
     for lineno, raw in enumerate(text.splitlines(), 1):
-        if raw.startswith(DISABLED_PREFIX):
-            body = raw[len(DISABLED_PREFIX):]
-            words = split_words(body, lineno, len(DISABLED_PREFIX) + 1, file, quoting=quoting)
-            if words:
-                result.append(Entry(tuple(words), disabled=True))
-            continuable = False  # update-inetd never wraps its lines
-            continue
-        if raw.startswith("#") or not raw.strip():
+        disabled = raw.startswith(DISABLED_PREFIX)
+        if dialect.name == "netbsd" and raw.startswith("#@"):
+            # NetBSD: `#@ policy` sets the IPsec policy of the entries below it.
+            policy = raw[2:].strip()
+            notes = (("IPsec policy", policy),) if policy else ()
+        if disabled:
+            body, offset = raw[len(DISABLED_PREFIX):], len(DISABLED_PREFIX) + 1
+        elif raw.startswith("#") or not raw.strip():
             # A comment or a blank line ends the entry: inetd's skip() only continues
             # when the very next line starts with a blank (seen with openbsd-inetd -d).
-            continuable = False
+            if pending is not None:
+                yield Entry(tuple(pending), pending_disabled, pending_notes)
+                pending = None
             continue
-        words = split_words(raw, lineno, 1, file, quoting=quoting)
-        if flavor == "openbsd" and raw[0] in " \t" and continuable:
-            last = result[-1]
-            result[-1] = Entry(last.words + tuple(words), last.disabled)
+        else:
+            body, offset = raw, 1
+        if dialect.hash_anywhere and "#" in body:
+            body = body[:body.index("#")]
+        try:
+            words = split_words(body, lineno, offset, file, quoting=dialect.quoting)
+        except ConfigError as exc:
+            if pending is not None:
+                yield Entry(tuple(pending), pending_disabled, pending_notes)
+                pending = None
+            yield _Unreadable((), error=exc)
             continue
-        result.append(Entry(tuple(words)))
-        continuable = True
-    return result
+        continues = (dialect.continuation and not disabled and pending is not None
+                     and raw[0] in " \t")
+        if continues:
+            pending.extend(words)
+            continue
+        if pending is not None:
+            yield Entry(tuple(pending), pending_disabled, pending_notes)
+            pending = None
+        if not words:
+            continue
+        if disabled:  # update-inetd never wraps its lines
+            yield Entry(tuple(words), disabled=True, notes=notes)
+        else:
+            pending, pending_disabled, pending_notes = words, False, notes
+    if pending is not None:
+        yield Entry(tuple(pending), pending_disabled, pending_notes)
+
+
+@dataclass(frozen=True)
+class _Unreadable(Entry):
+    """A line that could not even be split into words, with the error that says why."""
+
+    error: ConfigError = field(default_factory=lambda: ConfigError("unreadable line"))
 
 
 # -- fields ---------------------------------------------------------------------------
+
+def _number(text: str) -> int | None:
+    """A count written in ASCII digits (not '²', not 5,000 digits), or None."""
+    return int(text) if _DIGITS.fullmatch(text) else None
+
 
 def parse_size(word: Word, value: str, file: str) -> int:
     """A buffer size: digits with an optional k or m (binary multiples, as inetd does)."""
@@ -174,10 +315,11 @@ def parse_size(word: Word, value: str, file: str) -> int:
     if value[-1:].lower() in ("k", "m"):
         scale = 1024 if value[-1].lower() == "k" else 1024 * 1024
         value = value[:-1]
-    if not value.isdigit() or int(value) == 0:
+    number = _number(value)
+    if not number:
         raise ConfigError(f"bad buffer size in {word.text!r}: expected a positive number "
                           "with an optional k or m", file, word.line, word.column)
-    return int(value) * scale
+    return number * scale
 
 
 def parse_protocol(word: Word, flavor: str, file: str
@@ -186,62 +328,136 @@ def parse_protocol(word: Word, flavor: str, file: str
 
     protocol is "tcp", "udp", "unix", "rpc/tcp" or "rpc/udp"; family None for unix/rpc.
     """
+    dialect = dialect_of(flavor)
     token, *options = word.text.split(",")
     rcvbuf = sndbuf = None
     for option in options:
         key, eq, value = option.partition("=")
-        if flavor != "openbsd" or not eq or key not in ("rcvbuf", "sndbuf"):
+        if not dialect.buffers or not eq or key not in ("rcvbuf", "sndbuf"):
             raise ConfigError(f"unknown protocol option {option!r} in {word.text!r}: expected "
-                              "',rcvbuf=SIZE' or ',sndbuf=SIZE' (openbsd flavour)",
-                              file, word.line, word.column)
+                              "',rcvbuf=SIZE' or ',sndbuf=SIZE' (openbsd, freebsd and netbsd "
+                              "flavours)", file, word.line, word.column + len(token))
         size = parse_size(word, value, file)
         if key == "rcvbuf":
             rcvbuf = size
         else:
             sndbuf = size
-    families = _FAMILIES[flavor]
-    if token in families:
-        base, family = families[token]
-        return base, family, rcvbuf, sndbuf
-    if token == "unix" and flavor != "xinetd-compat":
+    family = _family(token, dialect)
+    if family is not None:
+        return token[:3], family, rcvbuf, sndbuf
+    if token == "unix" and dialect.unix:
         return "unix", None, rcvbuf, sndbuf
     if token in ("rpc/tcp", "rpc/udp"):
         return token, None, rcvbuf, sndbuf
-    expected = ", ".join(sorted(families)) + (", unix" if flavor != "xinetd-compat" else "")
-    raise ConfigError(f"unknown protocol {token!r} for the {flavor} flavour: expected one of "
-                      f"{expected}, rpc/tcp, rpc/udp", file, word.line, word.column)
+    expected = ", ".join(sorted(_tokens(dialect))) + (", unix" if dialect.unix else "")
+    raise ConfigError(f"unknown protocol {token!r} for the {dialect.name} flavour: expected one "
+                      f"of {expected}, rpc/tcp, rpc/udp", file, word.line, word.column)
 
 
-def parse_wait(word: Word, flavor: str, file: str) -> tuple[bool, RateLimit]:
-    """`wait`/`nowait` with an optional `.N` (starts per minute, then ten minutes off)."""
-    mode, dot, limit = word.text.partition(".")
+def _tokens(dialect: Dialect) -> list[str]:
+    return [p for tcp in dialect.protocols for p in (tcp, "udp" + tcp[3:])]
+
+
+def _family(token: str, dialect: Dialect) -> Family | None:
+    if token[:3] not in ("tcp", "udp"):
+        return None
+    return dialect.protocols.get("tcp" + token[3:])
+
+
+def parse_wait(word: Word, flavor: str, file: str) -> tuple[bool, RateLimit | None]:
+    """`wait`/`nowait` with an optional `.N` (starts per minute, then the dialect's pause).
+
+    FreeBSD's slash-separated limits are read by `parse_freebsd_wait`."""
+    dialect = dialect_of(flavor)
+    mode, separator, limit = _split_wait(word.text, dialect)
     if mode not in ("wait", "nowait"):
         raise ConfigError(f"bad wait field {word.text!r}: expected wait, nowait, wait.N or "
                           "nowait.N", file, word.line, word.column)
-    if not dot:
-        return mode == "wait", DEFAULT_RATE[flavor]
-    if flavor == "xinetd-compat":
-        raise ConfigError(f"bad wait field {word.text!r}: xinetd's inetd.conf reader takes no "
-                          "'.max'", file, word.line, word.column + len(mode))
-    if not limit.isdigit() or int(limit) < 1:
+    if not separator:
+        return mode == "wait", dialect.default_rate
+    if not dialect.wait_separators:
+        raise ConfigError(f"bad wait field {word.text!r}: {dialect.daemon}'s inetd.conf reader "
+                          "takes no '.max'", file, word.line, word.column + len(mode))
+    count = _number(limit)
+    if not count:
         raise ConfigError(f"bad max {limit!r} in {word.text!r}: expected a number of starts per "
                           "minute, at least 1", file, word.line, word.column + len(mode) + 1)
-    return mode == "wait", RateLimit(int(limit), 60, DEFAULT_RATE["openbsd"].pause)
+    return mode == "wait", RateLimit(count, 60, dialect.rate_pause)
+
+
+def _split_wait(text: str, dialect: Dialect) -> tuple[str, str, str]:
+    for separator in dialect.wait_separators or ".":
+        if separator in text:
+            return text.partition(separator)
+    return text, "", ""
+
+
+@dataclass(frozen=True)
+class FreeBSDLimits:
+    """`{wait|nowait}[/max-child[/max-connections-per-ip-per-minute[/max-child-per-ip]]]`."""
+
+    wait: bool
+    max_child: int | None = None  # 0 (or none) is unlimited
+    per_ip_per_minute: int | None = None
+    max_child_per_ip: int | None = None
+    ignored: str = ""  # what FreeBSD's prefix match let through after the keyword
+
+
+FREEBSD_MAX_CHILD = 32767  # MAX_MAXCHLD in FreeBSD's inetd
+
+
+def parse_freebsd_wait(word: Word, file: str) -> FreeBSDLimits:
+    """FreeBSD's wait field. Its parser matches the keyword as a prefix (so `nowait.400`
+    is nowait, the rest ignored) and allows empty fields (`nowait//10`: defaults)."""
+    head, _, rest = word.text.partition("/")
+    if head.startswith("nowait"):
+        wait, extra = False, head[6:]
+    elif head.startswith("wait"):
+        wait, extra = True, head[4:]
+    else:
+        raise ConfigError(f"bad wait field {word.text!r}: expected wait or nowait, optionally "
+                          "followed by /max-child[/max-connections-per-ip-per-minute"
+                          "[/max-child-per-ip]]", file, word.line, word.column)
+    values: list[int | None] = []
+    column = word.column + len(head) + 1
+    for index, field_ in enumerate(rest.split("/")[:3] if rest else ()):
+        if field_ == "":
+            values.append(None)
+        else:
+            number = _number(field_)
+            if number is None or (index == 0 and number > FREEBSD_MAX_CHILD):
+                name = ("max-child", "max-connections-per-ip-per-minute", "max-child-per-ip")[index]
+                raise ConfigError(f"bad {name} {field_!r} in {word.text!r}: expected a number"
+                                  + (f" up to {FREEBSD_MAX_CHILD}" if index == 0 else ""),
+                                  file, word.line, column)
+            values.append(number)
+        column += len(field_) + 1
+    values += [None] * (3 - len(values))
+    return FreeBSDLimits(wait, *values, ignored=extra)
 
 
 def parse_user(word: Word, flavor: str, file: str) -> tuple[str, str | None]:
-    """`user`, `user.group` or `user:group`; which separator wins depends on the flavour."""
-    order = {"openbsd": ".:", "inetutils": ":.", "xinetd-compat": "."}[flavor]
-    for sep in order:
-        if sep in word.text:
-            user, _, group = word.text.partition(sep)
+    """`user`, `user.group` or `user:group`; which separator wins depends on the flavour
+    (FreeBSD: `user[:group][/login-class]`, the class read by `split_login_class`)."""
+    dialect = dialect_of(flavor)
+    text = split_login_class(word.text, dialect)[0]
+    for sep in dialect.user_separators:
+        if sep in text:
+            user, _, group = text.partition(sep)
             break
     else:
-        user, group = word.text, ""
+        user, group = text, ""
     if not user:
         raise ConfigError(f"bad user field {word.text!r}: expected user[.group]", file,
                           word.line, word.column)
     return user, group or None
+
+
+def split_login_class(text: str, dialect: Dialect) -> tuple[str, str | None]:
+    if dialect.login_class and "/" in text:
+        user, _, login_class = text.rpartition("/")
+        return user, login_class
+    return text, None
 
 
 def split_host(word: Word, flavor: str) -> tuple[str | None, str]:
@@ -250,7 +466,7 @@ def split_host(word: Word, flavor: str) -> tuple[str | None, str]:
     Like inetd, the last ':' separates; `[...]` around the host is removed (IPv6
     literals, host lists); an empty host is `*`.
     """
-    if flavor == "xinetd-compat" or ":" not in word.text:
+    if not dialect_of(flavor).hosts or ":" not in word.text:
         return None, word.text
     host, _, service = word.text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
@@ -267,31 +483,46 @@ def resolve_hosts(host: str, family: Family, word: Word, file: str
     """
     listens: list[Listen] = []
     notes: list[str] = []
+    column = word.column + (1 if word.text.startswith("[") else 0)
     for name in host.split(","):
+        where = Word(name, word.line, column)
+        column += len(name) + 1
         if name in ("*", ""):
             listens.append(Listen(family))
             continue
         try:
             addresses = [ipaddress.ip_address(name.split("%", 1)[0])]
         except ValueError:
-            addresses = _lookup(name, family, word, file)
+            addresses = _lookup(name, family, where, file)
             notes.append(f"host name {name!r} resolved now to "
                          f"{', '.join(map(str, addresses))}: the units keep these addresses")
         for address in addresses:
             version = Family.IPV4 if address.version == 4 else Family.IPV6
             if family is not Family.DUAL and family is not version:
-                raise ConfigError(f"address {name!r} is IPv{address.version} but the protocol is "
-                                  f"{family.value} only", file, word.line, word.column)
+                raise NoAddress(f"address {name!r} is IPv{address.version} but the protocol is "
+                                  f"{family.value} only", file, word.line, where.column)
             listens.append(Listen(version, host=str(address)))
     return listens, notes
 
 
+# A host name the resolver can be asked about: labels of 1-63 letters, digits, '-', '_'.
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?")
+
+
 def _lookup(name: str, family: Family, word: Word, file: str) -> list:
+    if len(name) > 253 or not _HOST_NAME.fullmatch(name):
+        # Checked here rather than left to getaddrinfo(): Python's IDNA codec raises
+        # UnicodeError for an empty or 64+ character label, and a NUL or invalid UTF-8
+        # would reach the resolver as something else than what the file says.
+        raise NoAddress(f"bad host name {name!r}: expected an IP address or a name of "
+                          "dot-separated labels of 1 to 63 letters, digits and '-'", file,
+                          word.line, word.column)
     af = {Family.IPV4: socket.AF_INET, Family.IPV6: socket.AF_INET6}.get(family, socket.AF_UNSPEC)
     try:
         infos = socket.getaddrinfo(name, None, af, socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ConfigError(f"cannot resolve host {name!r}: {exc.strerror or exc}", file,
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise NoAddress(f"cannot resolve host {name!r}: {reason}", file,
                           word.line, word.column) from None
     seen: list = []
     for info in infos:
@@ -308,29 +539,46 @@ class _Parsed:
     fields: dict  # Service's fields but the id: the id needs the whole file
     token: str  # the protocol as written (without options), for ids
     findings: tuple[Finding, ...]
+    dropped: bool = False  # read, but nothing to convert (its findings say why)
 
 
 def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | None,
                 default_host: str) -> _Parsed:
-    """One entry -> the fields of its Service, all but the id (unique only per file)."""
+    """One entry -> the fields of its Service, all but the id (unique only per file).
+
+    Raises ConfigError for an entry the daemon would not take (it skips that line)."""
+    dialect = dialect_of(flavor)
     words = entry.words
     first = words[0]
+    if dialect.name == "netbsd" and len(words) > 1 and words[1].text.split("#")[0] in ("on", "off"):
+        raise ConfigError(f"NetBSD's key-value syntax ('{words[1].text}' and 'key=value' pairs) "
+                          "is not read by this converter: write the entry in the positional "
+                          "form", file, words[1].line, words[1].column)
     if len(words) < 6:
         missing = _FIELDS.split()[len(words)]
         raise ConfigError(f"too few fields ({len(words)}): missing {missing}; expected "
                           f"'{_FIELDS}'", file, first.line, words[-1].column + len(words[-1].text))
     where = Source(file, first.line)
     findings: list[Finding] = []
+    unmapped: list[tuple[str, str, Source]] = [(k, v, where) for k, v in entry.notes]
     host, name = split_host(first, flavor)
     socket_word, proto_word, wait_word, user_word = words[1:5]
 
-    socket_type = _SOCKET_TYPES.get(socket_word.text)
-    if socket_type is None:
-        raise ConfigError(f"unknown socket type {socket_word.text!r}: expected stream, dgram, "
-                          "seqpacket, raw or rdm", file, socket_word.line, socket_word.column)
+    socket_type = _socket_type(socket_word, dialect, unmapped, where, file)
     protocol, family, rcvbuf, sndbuf = parse_protocol(proto_word, flavor, file)
-    wait, rate = parse_wait(wait_word, flavor, file)
+    if dialect.name == "busybox":
+        _busybox_mixup(socket_type, protocol, socket_word, file)
+    limits = {}
+    if dialect.freebsd_limits:
+        freebsd = parse_freebsd_wait(wait_word, file)
+        wait, rate = freebsd.wait, dialect.default_rate
+        limits = _freebsd_limits(freebsd, wait_word, unmapped, findings, where)
+    else:
+        wait, rate = parse_wait(wait_word, flavor, file)
     user, group = parse_user(user_word, flavor, file)
+    login_class = split_login_class(user_word.text, dialect)[1]
+    if login_class:
+        unmapped.append(("login-class", login_class, where))
     if not name:
         raise ConfigError("empty service name", file, first.line, first.column)
 
@@ -338,14 +586,21 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
     if socket_type in (SocketType.RAW, SocketType.RDM):
         problems.append(f"socket type {socket_type.value} cannot be a systemd socket unit")
     listens: tuple[Listen, ...] = ()
-    if protocol == "unix":
+    if name.startswith(TCPMUX_PREFIX) and protocol != "unix":
+        if not dialect.tcpmux:
+            return _not_served_tcpmux(name, protocol, dialect, where)
+        problems.append(f"TCPMUX service {name!r}: reached by name through {dialect.daemon}'s "
+                        "internal tcpmux on port 1 (RFC 1078); systemd has no TCPMUX "
+                        "dispatcher, so it is not converted")
+        if socket_type is not SocketType.STREAM or protocol != "tcp":
+            raise ConfigError(f"TCPMUX service {name!r} must be 'stream tcp'", file,
+                              proto_word.line, proto_word.column)
+    elif protocol == "unix":
         path = first.text  # the whole field: a path is never host-prefixed
         if not path.startswith("/"):
             raise ConfigError(f"unix socket path {path!r} must be absolute", file, first.line,
                               first.column)
         name, listens = path, (Listen(Family.UNIX, host=path),)
-    elif flavor == "inetutils" and name.startswith("tcpmux/"):
-        problems.append(f"TCPMUX service {name!r}: systemd has no TCPMUX (RFC 1078) dispatcher")
     elif protocol.startswith("rpc/"):
         name = name.split("/", 1)[0]
         problems.append(f"RPC service ({protocol}): systemd cannot register with the "
@@ -357,19 +612,23 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
         listens = tuple(Listen(lst.family, port, lst.host) for lst in hosts)
         findings += [Finding(where, Severity.WARNING, note) for note in notes]
 
-    server, argv, internal, wrapped = _program(words[5:], name, flavor, file)
+    server, argv, internal, wrapped = _program(words[5:], name, dialect, file, findings, where)
+    if dialect.name == "busybox" and internal is not None \
+            and wait != (socket_type is SocketType.DGRAM):
+        raise ConfigError("busybox inetd runs internal stream services nowait and dgram ones "
+                          "wait only", file, wait_word.line, wait_word.column)
     if internal == "tcpmux":
         problems.append("internal tcpmux has no systemd equivalent")
-    if flavor == "openbsd" and len(argv) > OPENBSD_MAXARGV:
+    if dialect.max_argv is not None and len(argv) > dialect.max_argv:
         findings.append(Finding(where, Severity.WARNING,
-                                f"{len(argv)} arguments: openbsd-inetd passes only the first "
-                                f"{OPENBSD_MAXARGV}; the units pass them all"))
+                                f"{len(argv)} arguments: {dialect.daemon} passes only the first "
+                                f"{dialect.max_argv}; the units pass them all"))
     fields = dict(
         name=name, source=where, socket_type=socket_type, protocol=protocol,
         listens=listens, wait=wait, recv_buffer=rcvbuf, send_buffer=sndbuf,
         server=server, argv=argv, internal=internal, user=user, group=group,
         rate=rate, tcp_wrapped=wrapped is not None, libwrap_name=wrapped,
-        disabled=entry.disabled)
+        disabled=entry.disabled, unmapped=tuple(unmapped), **limits)
     if wrapped is not None:
         # INFO only: the writer reports, once, that hosts.allow/deny are not applied.
         findings.append(Finding(where, Severity.INFO,
@@ -382,39 +641,105 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
     return _Parsed(fields, token, tuple(findings))
 
 
+def _socket_type(word: Word, dialect: Dialect, unmapped: list, where: Source,
+                 file: str) -> SocketType:
+    text = word.text
+    if dialect.name == "netbsd" and text.startswith("stream") and text != "stream":
+        # NetBSD: `stream:filter[,arg]` names an accept filter, `stream,N` an accept limit.
+        unmapped.append(("accept filter" if text[6] == ":" else "accept max", text[7:], where))
+        text = "stream"
+    socket_type = _SOCKET_TYPES.get(text)
+    if socket_type is None:
+        raise ConfigError(f"unknown socket type {word.text!r}: expected stream, dgram, "
+                          "seqpacket, raw or rdm", file, word.line, word.column)
+    return socket_type
+
+
+def _busybox_mixup(socket_type: SocketType, protocol: str, word: Word, file: str) -> None:
+    """busybox's parse_one_line() refuses `stream udp` and `dgram tcp` ("parse error")."""
+    base = protocol.rsplit("/", 1)[-1]
+    if (socket_type is SocketType.STREAM and base == "udp") or \
+            (socket_type is SocketType.DGRAM and base == "tcp"):
+        raise ConfigError(f"socket type {socket_type.value} does not go with {protocol}", file,
+                          word.line, word.column)
+
+
+def _freebsd_limits(limits: FreeBSDLimits, word: Word, unmapped: list, findings: list,
+                    where: Source) -> dict:
+    """FreeBSD's limits -> Service fields: max-child is MaxConnections=, max-child-per-ip
+    MaxConnectionsPerSource=; systemd has no per-source rate, so that one is reported."""
+    fields: dict = {}
+    if limits.ignored:
+        findings.append(Finding(where, Severity.WARNING,
+                                f"{word.text!r}: FreeBSD's inetd reads only the keyword and "
+                                f"ignores {limits.ignored!r} (its limits follow a '/'); "
+                                "ignored here too"))
+    if limits.max_child:
+        fields["instances"] = limits.max_child
+    if limits.max_child_per_ip:
+        fields["per_source"] = limits.max_child_per_ip
+    if limits.per_ip_per_minute:
+        unmapped.append(("max-connections-per-ip-per-minute", str(limits.per_ip_per_minute),
+                         where))
+    return fields
+
+
+def _not_served_tcpmux(name: str, protocol: str, dialect: Dialect, where: Source) -> _Parsed:
+    """A tcpmux/NAME line for a daemon without TCPMUX: it takes the whole field for a
+    service name, finds no port for it and serves nothing (openbsd-inetd -d lists it and
+    binds nothing), so nothing is lost by leaving it out."""
+    finding = Finding(where, Severity.WARNING,
+                      f"{name!r} is a TCPMUX (RFC 1078) service: {dialect.daemon} has no TCPMUX "
+                      f"and finds no port for that name, so it never served it; systemd has "
+                      "no TCPMUX either: left out")
+    return _Parsed({"name": name}, protocol, (finding,), dropped=True)
+
+
 def _port(name: str, protocol: str, services: ServicesTable | None, word: Word,
           file: str) -> int:
     column = word.column + len(word.text) - len(name)
-    if name.isdigit():
-        port = int(name)
-    else:
+    port = _number(name)
+    if port is None and name.isdigit():
+        port = -1  # digits but not ASCII ones, or too many of them: out of range below
+    if port is None:
         table = services if services is not None else ServicesTable()
         found = table.port(name, protocol)
         if found is None:
-            raise ConfigError(f"unknown service name {name!r} for {protocol}: expected a name "
-                              f"from {table.source} or a port number", file, word.line, column)
+            raise NoAddress(f"service {name}/{protocol} is not in {table.source} (give "
+                              "--services the host's file, or use a port number)",
+                              file, word.line, column)
         port = found
     if not 0 < port < 65536:
-        raise ConfigError(f"port {port} out of range 1-65535", file, word.line, column)
+        raise NoAddress(f"port {name} out of range 1-65535", file, word.line, column)
     return port
 
 
-def _program(words: tuple[Word, ...], name: str, flavor: str, file: str
+def _program(words: tuple[Word, ...], name: str, dialect: Dialect, file: str,
+             findings: list[Finding], where: Source
              ) -> tuple[str | None, tuple[str, ...], str | None, str | None]:
     """server and argv fields -> (server, argv, internal name, tcpd daemon name)."""
     server_word, args = words[0], [w.text for w in words[1:]]
     if server_word.text == "internal":
         internal = os.path.basename(name)
-        known = INTERNAL_NAMES + (("tcpmux",) if flavor == "inetutils" else ())
-        if internal not in known:
-            raise ConfigError(f"no internal service {internal!r}: expected one of "
-                              f"{', '.join(known)}", file, server_word.line, server_word.column)
+        if internal not in dialect.internals:
+            raise ConfigError(f"no internal service {internal!r} in {dialect.daemon}: expected "
+                              f"one of {', '.join(dialect.internals)}", file, server_word.line,
+                              server_word.column)
+        if internal == "auth":
+            raise ConfigError("FreeBSD's internal auth (ident, RFC 1413) service has no "
+                              "equivalent here: run an identd instead", file, server_word.line,
+                              server_word.column)
         return None, (), internal, None
     server = server_word.text
     if not server.startswith("/"):
-        raise ConfigError(f"server program {server!r} is not an absolute path (expected "
-                          "'internal' or /path/to/program)", file, server_word.line,
-                          server_word.column)
+        if not dialect.path_lookup or "/" in server:
+            raise ConfigError(f"server program {server!r} is not an absolute path (expected "
+                              "'internal' or /path/to/program)", file, server_word.line,
+                              server_word.column)
+        server = _path_lookup(server_word, file)
+        findings.append(Finding(where, Severity.INFO,
+                                f"program {server_word.text!r} looked up in PATH as busybox "
+                                f"inetd does: {server}"))
     argv = tuple(args) or (os.path.basename(server),)
     if os.path.basename(server) == "tcpd":
         # tcpd execs argv[0]: an absolute path as is (argv[0] then its basename), any
@@ -428,48 +753,133 @@ def _program(words: tuple[Word, ...], name: str, flavor: str, file: str
     return server, argv, None, None
 
 
+def _path_lookup(word: Word, file: str) -> str:
+    for directory in BUSYBOX_PATH:
+        candidate = f"{directory}/{word.text}"
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise ConfigError(f"program {word.text!r} is not in busybox inetd's PATH here "
+                      f"({':'.join(BUSYBOX_PATH)}): give its absolute path", file, word.line,
+                      word.column)
+
+
 # -- the file -------------------------------------------------------------------------
 
 @gc_paused
 def parse_inetd(text: str, file: str = "<inetd.conf>", *, flavor: str = "openbsd",
                 services: ServicesTable | None = None,
                 include_disabled: bool = False) -> Configuration:
-    """Read inetd.conf text into a Configuration (services in file order, with findings)."""
-    if flavor not in FLAVORS:
-        raise ConfigError(f"unknown inetd flavour {flavor!r}: expected one of {', '.join(FLAVORS)}")
+    """Read inetd.conf text into a Configuration (services in file order, with findings).
+
+    A bad entry becomes an ERROR finding and is left out, as the daemon skips it."""
+    from . import bad_entry  # the shape both readers report a bad entry in
+
+    dialect = dialect_of(flavor)
     if services is None:
         services = load_services()  # /etc/services, read once for the whole file
     parsed: list[_Parsed] = []
     findings: list[Finding] = []
     default_host = "*"
-    for entry in entries(text, file, flavor):
+    for entry in _entries(text, file, dialect):
+        if isinstance(entry, _Unreadable):
+            findings.append(bad_entry(entry.error, f"{dialect.daemon} skips this line"))
+            continue
         first = entry.words[0]
-        if len(entry.words) == 1 and first.text.endswith(":") and flavor != "xinetd-compat":
+        if len(entry.words) == 1 and first.text.endswith(":") and dialect.hosts:
             if not entry.disabled:  # a `host:` line: the default for the lines below
                 host = first.text[:-1]
                 if host.startswith("[") and host.endswith("]"):
                     host = host[1:-1]
                 default_host = host or "*"
             continue
-        if first.text.endswith(":") and len(entry.words) > 1 and flavor != "xinetd-compat":
+        if first.text.endswith(":") and len(entry.words) > 1 and dialect.hosts:
             # `host:` with the service on a continuation line: inetd takes the next
             # word as the service, for this entry only.
             second = entry.words[1]
             joined = Word(first.text + second.text, second.line, second.column - len(first.text))
-            entry = Entry((joined,) + entry.words[2:], entry.disabled)
+            entry = replace(entry, words=(joined,) + entry.words[2:])
+        if dialect.name == "netbsd" and first.text.startswith("."):
+            findings.append(bad_entry(ConfigError(
+                f"NetBSD directive {first.text!r} is not followed: name the included files "
+                "on the command line as well", file, first.line, first.column),
+                f"{dialect.daemon} reads those files too"))
+            continue
         if entry.disabled and not include_disabled:
             findings.append(Finding(Source(file, first.line), Severity.INFO,
                                     f"{first.text}: disabled entry ({DISABLED_PREFIX}) left out; "
                                     "--include-disabled converts it"))
             continue
-        parsed.append(parse_entry(entry, file, flavor, services, default_host))
+        try:
+            one = parse_entry(entry, file, flavor, services, default_host)
+        except ConfigError as exc:
+            findings.append(bad_entry(exc, _outcome(exc, dialect), first.text))
+            continue
+        if one.dropped:
+            findings.extend(one.findings)
+        else:
+            parsed.append(one)
+    parsed, pair_findings = _pairs(parsed, dialect)
     ids = unique_ids([(p.fields["name"], p.token) for p in parsed])
     result: list[Service] = []
     for p, id_ in zip(parsed, ids):
         result.append(Service(id=id_, **p.fields))
         findings += [Finding(f.source, f.severity, f.message, id_) for f in p.findings]
-    findings.sort(key=lambda f: f.source.line)
+    findings += pair_findings
+    findings.sort(key=lambda f: f.source)
     return Configuration(tuple(result), tuple(findings))
+
+
+def _outcome(error: ConfigError, dialect: Dialect) -> str:
+    if isinstance(error, NoAddress):
+        return f"{dialect.daemon} reads this line but cannot listen for it"
+    return f"{dialect.daemon} skips this line"
+
+
+def _pairs(parsed: list[_Parsed], dialect: Dialect) -> tuple[list[_Parsed], list[Finding]]:
+    """BSD files list a service twice, `tcp` then `tcp6`, for both families. Where `tcp`
+    already listens on both (Debian's openbsd-inetd), the `tcp6` socket cannot bind and
+    nothing is lost: that line is left out with a note, not reported as a clash. In the
+    other order the daemon serves IPv4 from the `tcp` line and IPv6 from the `tcp6` one;
+    so do the units."""
+    wildcard: dict[tuple, _Parsed] = {}  # (protocol, socket type, port, family) -> entry
+    kept: list[_Parsed] = []
+    notes: list[Finding] = []
+    for p in parsed:
+        f = p.fields
+        listens = f["listens"]
+        if len(listens) != 1 or listens[0].host is not None or f["disabled"] \
+                or listens[0].family is Family.UNIX:
+            kept.append(p)
+            continue
+        listen = listens[0]
+        key = (f["protocol"], f["socket_type"], listen.port)
+        dual = wildcard.get(key + (Family.DUAL,))
+        v6 = wildcard.get(key + (Family.IPV6,))
+        if listen.family is Family.IPV6 and dual is not None:
+            notes.append(_pair_note(p, dual, dialect, "already listens on IPv6 too, so this "
+                                    f"line's socket cannot bind under {dialect.daemon}"))
+            continue
+        if listen.family is Family.DUAL and v6 is not None:
+            p = replace(p, fields={**f, "listens": (Listen(Family.IPV4, listen.port),)})
+            notes.append(Finding(f["source"], Severity.INFO,
+                                 f"{f['name']}: IPv6 is served by line {v6.fields['source'].line}"
+                                 f" ({v6.token}), as under {dialect.daemon}: this line keeps "
+                                 "IPv4 only"))
+        wildcard.setdefault(key + (p.fields["listens"][0].family,), p)
+        kept.append(p)
+    return kept, notes
+
+
+def _pair_note(p: _Parsed, first: _Parsed, dialect: Dialect, why: str) -> Finding:
+    f, g = p.fields, first.fields
+    same = all(f[k] == g[k] for k in ("server", "argv", "internal", "user", "group", "wait"))
+    where = f"line {g['source'].line} ({first.token})"
+    if same:
+        return Finding(f["source"], Severity.INFO,
+                       f"{f['name']} ({p.token}): {where} {why}; nothing is lost: left out")
+    return Finding(f["source"], Severity.WARNING,
+                   f"{f['name']} ({p.token}): {where} {why}, so this line's server never ran "
+                   "there (it differs from that line's): left out")
 
 
 def unique_ids(keys: list[tuple[str, str]]) -> list[str]:
@@ -497,11 +907,14 @@ def read_inetd(path: str | Path, *, flavor: str = "openbsd",
                services: ServicesTable | None = None,
                include_disabled: bool = False) -> Configuration:
     path = Path(path)
+    dialect_of(flavor)  # an unknown flavour is the command line's error, not the file's
     try:
         text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         raise ConfigError("no such file", str(path)) from None
     except IsADirectoryError:
         raise ConfigError("is a directory, expected an inetd.conf file", str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", str(path)) from None
     return parse_inetd(text, str(path), flavor=flavor, services=services,
                        include_disabled=include_disabled)

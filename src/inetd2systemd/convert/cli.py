@@ -28,6 +28,7 @@ Findings go to stderr as 'file:line: severity [service]: message'.
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from ..config.inetd import FLAVORS  # the dialects the reader knows
     parser.epilog = EPILOG
     parser.add_argument("paths", nargs="*", metavar="PATH", default=["/etc/inetd.conf"],
                         help="inetd.conf, xinetd.conf or an xinetd.d directory "
@@ -52,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     reading = parser.add_argument_group("reading")
     reading.add_argument("--format", choices=("inetd", "xinetd"),
                          help="read every PATH in this format (default: detected by content)")
-    reading.add_argument("--flavor", "--flavour", choices=("openbsd", "inetutils", "xinetd-compat"),
+    reading.add_argument("--flavor", "--flavour", choices=FLAVORS,
                          default="openbsd", help="inetd.conf dialect (default: openbsd, Debian's "
                                                  "openbsd-inetd)")
     reading.add_argument("--services", metavar="FILE", default=SERVICES_PATH,

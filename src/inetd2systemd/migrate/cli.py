@@ -33,6 +33,7 @@ from .probe import load_probes, load_transcripts, record_transcripts
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from ..config.inetd import FLAVORS  # the dialects the reader knows
     parser.description = __doc__.split("\n\n")[0]
     parser.add_argument("root", help="the legacy host's root (a copy of it, its /etc, or /)")
     parser.add_argument("-o", "--output-dir", required=True,
@@ -40,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="replace an existing, non-empty output directory")
     parser.add_argument("--prefix", default="", help="prefix for every unit name")
-    parser.add_argument("--flavor", choices=("openbsd", "inetutils", "xinetd-compat"),
+    parser.add_argument("--flavor", choices=FLAVORS,
                         help="inetd.conf dialect (default: from the host's /etc/default)")
     parser.add_argument("--include-disabled", action="store_true",
                         help="convert disabled services too (their sockets are not started)")

@@ -27,12 +27,13 @@ DEFAULT_PATHS = ("/etc/inetd.conf", "/etc/xinetd.conf")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from ..config.inetd import FLAVORS  # the dialects the reader knows
     parser.add_argument("-c", "--config", dest="paths", action="append", metavar="PATH",
                         help="inetd.conf, xinetd.conf or an xinetd.d directory; repeatable "
                              "(default: those of /etc/inetd.conf and /etc/xinetd.conf that exist)")
     parser.add_argument("--format", choices=("inetd", "xinetd"),
                         help="read every PATH as this format instead of guessing from content")
-    parser.add_argument("--flavor", default="openbsd", choices=("openbsd", "inetutils", "xinetd-compat"),
+    parser.add_argument("--flavor", default="openbsd", choices=FLAVORS,
                         help="inetd.conf dialect (default: openbsd, Debian's openbsd-inetd)")
     parser.add_argument("--services", metavar="FILE",
                         help="port names from this file instead of /etc/services (as convert)")
