@@ -1,0 +1,230 @@
+"""Real files, read as the real daemons read them (#13).
+
+tests/data/corpus holds inetd.conf files and lines and xinetd files that other people
+wrote and ran: public projects and Debian 12 packages, each with its origin in
+SOURCES.tsv (whose last column says which reader and dialect the file was written for).
+Every file is converted; the only errors allowed are those where the daemon itself could
+not serve the line either (a service name its host's /etc/services has and ours lacks)
+or where systemd has no counterpart (RPC, TCPMUX): never a refusal of something the
+daemon runs. Where the daemon is installed here, its own reading (`-d`) is compared with
+ours. Every unit written is checked with `systemd-analyze verify`, all in one call, in a
+private mount namespace where the programs the units name exist (most are other hosts'
+paths): what is verified is the units, not this machine's contents.
+
+FreeBSD and NetBSD have no daemon here: their files are held to the grammar taken from
+their inetd sources (see test_inetd_parser.py), and to converting without refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import inetd_support
+from conftest import DATA
+
+from inetd2systemd.config.inetd import read_inetd
+from inetd2systemd.config.services import load_services
+from inetd2systemd.convert.pipeline import Conversion, convert
+from inetd2systemd.model import Severity
+from inetd2systemd.units.writer import WriterOptions
+
+CORPUS = DATA / "corpus"
+
+
+@dataclass(frozen=True)
+class Source:
+    file: str  # relative to CORPUS
+    origin: str  # "github" or "debian"
+    where: str  # repository or package
+    path: str  # path there
+    version: str  # commit or package version
+    reader: str  # "xinetd" or "inetd:FLAVOUR"
+
+    @property
+    def flavor(self) -> str:
+        return self.reader.partition(":")[2] or "openbsd"
+
+    @property
+    def format(self) -> str:
+        return self.reader.partition(":")[0]
+
+
+def sources() -> list[Source]:
+    rows = []
+    for line in (CORPUS / "SOURCES.tsv").read_text().splitlines():
+        if line and not line.startswith("#"):
+            rows.append(Source(*line.split("\t")))
+    return rows
+
+
+SOURCES = sources()
+INETD = [s for s in SOURCES if s.format == "inetd"]
+
+# The errors a conversion may report for a real file: the daemon could not serve the line
+# either (NoAddress: it reads it, then finds no port or address to listen on), or
+# systemd has no counterpart for what the line asks (the reader says why).
+NOT_SERVED_BY_THE_DAEMON = re.compile(r"reads this line but cannot listen for it$")
+NO_SYSTEMD_COUNTERPART = re.compile(r"^(RPC service|TCPMUX service|internal tcpmux)")
+
+
+def test_the_corpus_is_real_and_every_file_has_its_origin():
+    on_disk = sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*")
+                     if p.is_file() and p.name not in ("SOURCES.tsv", "README.md"))
+    assert on_disk == sorted(s.file for s in SOURCES)
+    assert len(SOURCES) >= 100
+    assert len(INETD) >= 40 and len(SOURCES) - len(INETD) >= 40
+    for s in SOURCES:
+        assert s.origin in ("github", "debian") and s.where and s.path and s.version, s
+        if s.origin == "github":
+            assert re.fullmatch(r"[0-9a-f]{40}", s.version), s  # a commit, not a branch
+    assert {s.flavor for s in INETD} >= {"openbsd", "inetutils", "freebsd", "netbsd", "busybox"}
+
+
+@pytest.fixture(scope="module")
+def inetd_conversions() -> dict[str, Conversion]:
+    services = load_services()  # the same table openbsd-inetd reads through getservbyname()
+    return {s.file: convert([CORPUS / s.file],
+                            WriterOptions(prefix=f"c{index:03d}-", systemd_version=252),
+                            format="inetd", flavor=s.flavor, services=services,
+                            host_root=None)  # other hosts' files: their programs are not here
+            for index, s in enumerate(INETD)}
+
+
+def test_every_inetd_file_converts_with_no_refusal_the_daemon_would_not_make(
+        inetd_conversions):
+    refused = []
+    converted = 0
+    for name, conversion in inetd_conversions.items():
+        converted += len(conversion.configuration.services)
+        for f in conversion.findings:
+            if f.severity is Severity.ERROR and not (
+                    NOT_SERVED_BY_THE_DAEMON.search(f.message)
+                    or NO_SYSTEMD_COUNTERPART.match(f.message)):
+                refused.append(f"{f}")
+    assert refused == []
+    assert converted >= 120  # the files really were read
+
+
+def files_for(flavor: str, daemon: Path) -> list[Source]:
+    """The corpus files written for `flavor`, when its daemon can run here."""
+    reason = inetd_support.unavailable(daemon)
+    if reason:
+        pytest.skip(reason)
+    files = [s for s in INETD if s.flavor == flavor]
+    assert files
+    return files
+
+
+@pytest.mark.peers
+def test_openbsd_inetd_reads_the_corpus_as_we_do():
+    files = files_for("openbsd", inetd_support.OPENBSD_INETD)
+    services = load_services()
+    readings = inetd_support.openbsd_readings(CORPUS / s.file for s in files)
+    differ = {}
+    for s, theirs in zip(files, readings):
+        ours = inetd_support.our_openbsd_rows(read_inetd(CORPUS / s.file, services=services))
+        theirs = _servable(theirs, services)
+        if ours != theirs:
+            differ[s.file] = (ours, theirs)
+    assert differ == {}
+    assert sum(len(r) for r in readings) >= 100
+
+
+def _servable(rows: list[tuple], services) -> list[tuple]:
+    """openbsd-inetd's ADD lines, less what it reads but cannot listen for: a name not in
+    /etc/services (tcpmux/NAME included: it has no TCPMUX), and the tcp6 line of a
+    tcp + tcp6 pair, whose socket the tcp line's IPv6 half already holds."""
+    dual = {(name, host, proto) for name, host, proto, family, *_ in rows if family == "dual"}
+    kept = []
+    for row in rows:
+        name, host, proto, family = row[:4]
+        if family == "ipv6" and host is None and (name, host, proto) in dual:
+            continue
+        if family != "unix" and not name.isdigit() and services.port(name, proto) is None:
+            continue
+        kept.append(row)
+    return kept
+
+
+@pytest.mark.peers
+def test_inetutils_inetd_reads_its_corpus_files_as_we_do():
+    files = files_for("inetutils", inetd_support.INETUTILS_INETD)
+    services = load_services()
+    for s, theirs in zip(files, inetd_support.inetutils_readings(CORPUS / s.file for s in files)):
+        ours = read_inetd(CORPUS / s.file, flavor="inetutils", services=services)
+        assert inetd_support.our_inetutils_rows(ours) == inetd_support.their_inetutils_rows(theirs)
+
+
+def test_every_unit_written_for_the_inetd_corpus_passes_systemd_analyze_verify(
+        inetd_conversions, tmp_path):
+    units = tmp_path / "units"
+    units.mkdir()
+    for conversion in inetd_conversions.values():
+        for unit in conversion.units:
+            (units / unit.name).write_text(unit.text)
+    assert len(list(units.iterdir())) >= 200
+    result = verify_all(units)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert verify_complaints(result) == []
+
+
+def verify_complaints(result: subprocess.CompletedProcess) -> list[str]:
+    """What verify says about the units, less its remark on `User=nobody`: the files
+    run those servers as nobody, and the units say so rather than change who runs them."""
+    return [line for line in result.stderr.splitlines()
+            if not line.endswith("Special user nobody configured, this is not safe!")]
+
+
+# -- systemd-analyze verify, where the units' programs exist ---------------------------------
+
+def verify_all(units: Path) -> subprocess.CompletedProcess:
+    """One `systemd-analyze verify` over every unit in `units`. verify refuses an
+    ExecStart= whose program is missing, and the corpus names other hosts' programs
+    (/usr/libexec/ftpd, /etc/telnetd): each missing one is an empty executable in a
+    private overlay of / for the time of the call, so the units themselves are what is
+    checked. Needs root for the mount namespace; without it, only this host's programs
+    can be there and the check is skipped."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (scripts/setup.sh installs systemd)")
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare for the overlay that holds the units' programs")
+    programs = sorted({program for path in units.iterdir()
+                       for program in _exec_programs(path.read_text())
+                       if not os.access(program, os.X_OK)})
+    script = textwrap.dedent("""\
+        set -e
+        top=$(mktemp -d)
+        mount -t tmpfs tmpfs "$top"
+        mkdir "$top/upper" "$top/work" "$top/root"
+        mount -t overlay overlay -o "lowerdir=/,upperdir=$top/upper,workdir=$top/work" "$top/root"
+        for d in proc sys dev run tmp; do mount --rbind "/$d" "$top/root/$d"; done
+        shift
+        for program in "$@"; do
+            mkdir -p "$top/root${program%/*}"
+            printf '#!/bin/sh\\n' > "$top/root$program"
+            chmod 755 "$top/root$program"
+        done
+        exec chroot "$top/root" systemd-analyze verify --man=no "$UNITS"/*
+        """)
+    env = {**os.environ, "UNITS": str(units)}
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                           "verify", "--", *programs], capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def _exec_programs(text: str) -> list[str]:
+    programs = []
+    for line in text.splitlines():
+        if line.startswith(("ExecStart=", "ExecStartPre=", "ExecStartPost=", "ExecStop=")):
+            command = line.split("=", 1)[1].lstrip("-@:+!")
+            if command.startswith("/"):
+                programs.append(command.split()[0])
+    return programs
