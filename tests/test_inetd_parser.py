@@ -519,6 +519,25 @@ def test_services_default_to_etc_services_when_not_given():
     assert s.services[0].listens[0].port == 23
 
 
+def test_the_services_file_is_read_as_getservbyname_reads_it(tmp_path):
+    table = parse_services("# comment\n"
+                           "ftp 21/tcp\n"
+                           "broken\n"  # lines glibc cannot parse are skipped, not fatal
+                           "bad 70000/tcp\n"
+                           "sup 2\u00b2/tcp\n"  # '²' is a digit to str.isdigit(), not to glibc
+                           "noproto 25\n"
+                           "ftp 2121/tcp\n"  # the first entry for a name wins
+                           "www 80/tcp http # trailing comment\n", "svc")
+    assert (table.port("ftp", "tcp6"), table.port("http", "tcp"), table.port("sup", "tcp"),
+            table.port("bad", "tcp")) == (21, 80, None, None)
+    assert table.port("2\u00b2", "tcp") is None and table.port("123456", "tcp") is None
+    assert (table.name(80, "tcp"), table.source) == ("www", "svc")
+    with pytest.raises(ConfigError, match="cannot read the services file"):
+        load_services(tmp_path)  # a directory
+    with pytest.raises(ConfigError, match="services file not found"):
+        load_services(tmp_path / "nope")
+
+
 # -- load(): several files ------------------------------------------------------------
 
 def test_load_detects_xinetd_by_content():

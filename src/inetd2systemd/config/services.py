@@ -1,17 +1,24 @@
 """/etc/services: service names to port numbers, as getservbyname(3) reads them.
 
 Read from a file (a migrated host's own, or --services) rather than through libc, so
-that a conversion does not depend on the machine it runs on.
+that a conversion does not depend on the machine it runs on. Like glibc's reader, a
+line that is not `name port/protocol [aliases]` is skipped, not fatal: every daemon on
+the host reads the same file that way, and one odd line must not make the whole table
+(and with it every service of the configuration) unreadable.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
 
 DEFAULT_PATH = "/etc/services"
+
+# `port/protocol`: ASCII digits only (str.isdigit() takes '²' too), at most five of them.
+_PORT_PROTOCOL = re.compile(r"([0-9]{1,5})/(\S+)")
 
 
 @dataclass(frozen=True)
@@ -24,8 +31,8 @@ class ServicesTable:
 
     def port(self, name: str, proto: str) -> int | None:
         """The port of `name` over `proto` ("tcp", "udp", ...); numbers pass through."""
-        if name.isdigit():
-            return int(name)
+        if name.isascii() and name.isdigit():
+            return int(name) if len(name) <= 5 else None
         return self.ports.get((name, _base_protocol(proto)))
 
     def name(self, port: int, proto: str) -> str | None:
@@ -39,22 +46,20 @@ def _base_protocol(proto: str) -> str:
 
 
 def parse_services(text: str, file: str = "<services>") -> ServicesTable:
+    """The table in `text`. The first entry for a name wins, as in getservbyname()."""
     ports: dict[tuple[str, str], int] = {}
     names: dict[tuple[int, str], str] = {}
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].split()
-        if not line:
+    for raw in text.splitlines():
+        fields = raw.split("#", 1)[0].split()
+        if len(fields) < 2:
             continue
-        if len(line) < 2 or "/" not in line[1]:
-            raise ConfigError(f"expected 'name port/protocol [aliases]', got {raw.strip()!r}",
-                              file, lineno)
-        port_s, _, proto = line[1].partition("/")
-        if not port_s.isdigit() or not 0 < int(port_s) < 65536:
-            raise ConfigError(f"bad port number {port_s!r}", file, lineno)
-        port = int(port_s)
-        for alias in line[:1] + line[2:]:
-            ports.setdefault((alias, proto), port)  # first entry wins, as in getservbyname
-        names.setdefault((port, proto), line[0])
+        match = _PORT_PROTOCOL.fullmatch(fields[1])
+        if match is None or not 0 < int(match[1]) < 65536:
+            continue  # glibc's files reader skips a line it cannot parse
+        port, proto = int(match[1]), match[2]
+        for alias in fields[:1] + fields[2:]:
+            ports.setdefault((alias, proto), port)
+        names.setdefault((port, proto), fields[0])
     return ServicesTable(ports, names, file)
 
 
@@ -66,4 +71,7 @@ def load_services(path: str | Path = DEFAULT_PATH) -> ServicesTable:
         if str(path) == DEFAULT_PATH:
             return ServicesTable(source=str(path))  # a bare system: numeric ports only
         raise ConfigError("services file not found", str(path)) from None
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise ConfigError(f"cannot read the services file: {exc.strerror or exc}",
+                          str(path)) from None
     return parse_services(text, str(path))
