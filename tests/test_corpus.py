@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from conftest import DATA
 from inetd2systemd.config.inetd import read_inetd
 from inetd2systemd.config.services import load_services
 from inetd2systemd.convert.pipeline import Conversion, convert
+from inetd2systemd.errors import ConfigError
 from inetd2systemd.model import Severity
 from inetd2systemd.units.writer import WriterOptions
 
@@ -188,17 +190,28 @@ def verify_complaints(result: subprocess.CompletedProcess) -> list[str]:
 def verify_all(units: Path) -> subprocess.CompletedProcess:
     """One `systemd-analyze verify` over every unit in `units`. verify refuses an
     ExecStart= whose program is missing, and the corpus names other hosts' programs
-    (/usr/libexec/ftpd, /etc/telnetd): each missing one is an empty executable in a
-    private overlay of / for the time of the call, so the units themselves are what is
-    checked. Needs root for the mount namespace; without it, only this host's programs
-    can be there and the check is skipped."""
+    (/usr/libexec/ftpd, /etc/telnetd): they exist for the time of the call (see
+    `in_overlay`), so the units themselves are what is checked."""
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed (scripts/setup.sh installs systemd)")
+    programs = {program for path in units.iterdir()
+                for program in _exec_programs(path.read_text())}
+    return in_overlay(f'systemd-analyze verify --man=no "{units}"/*', programs)
+
+
+def in_overlay(command: str, programs: Iterable[str] = (), users: Iterable[str] = (),
+               groups: Iterable[str] = (), network: bool = True) -> subprocess.CompletedProcess:
+    """Run a shell command as on this machine, but in a private mount namespace where /
+    is an overlay in which every program of `programs` that is missing here exists (an
+    empty script) and every user and group of `users`/`groups` has an entry: other
+    hosts' files name their own programs and accounts, and what a test checks is how
+    they are read, not what this machine holds. network=False adds a network namespace
+    of its own (for a daemon that binds). Needs root; skips the test without it."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("needs root and unshare for the overlay that holds the units' programs")
-    programs = sorted({program for path in units.iterdir()
-                       for program in _exec_programs(path.read_text())
-                       if not os.access(program, os.X_OK)})
+        pytest.skip("needs root and unshare for a private overlay of /")
+    missing = sorted(p for p in programs if p.startswith("/") and not os.access(p, os.X_OK))
+    users = sorted(u for u in users if not _known("passwd", u))
+    groups = sorted(g for g in groups if not _known("group", g))
     script = textwrap.dedent("""\
         set -e
         top=$(mktemp -d)
@@ -206,18 +219,31 @@ def verify_all(units: Path) -> subprocess.CompletedProcess:
         mkdir "$top/upper" "$top/work" "$top/root"
         mount -t overlay overlay -o "lowerdir=/,upperdir=$top/upper,workdir=$top/work" "$top/root"
         for d in proc sys dev run tmp; do mount --rbind "/$d" "$top/root/$d"; done
-        shift
-        for program in "$@"; do
+        for program in $PROGRAMS; do
             mkdir -p "$top/root${program%/*}"
             printf '#!/bin/sh\\n' > "$top/root$program"
             chmod 755 "$top/root$program"
         done
-        exec chroot "$top/root" systemd-analyze verify --man=no "$UNITS"/*
+        n=60000
+        for user in $USERS; do n=$((n+1)); echo "$user:x:$n:$n::/:/bin/false" >> "$top/root/etc/passwd"; done
+        for group in $GROUPS; do n=$((n+1)); echo "$group:x:$n:" >> "$top/root/etc/group"; done
+        exec chroot "$top/root" sh -c "$COMMAND"
         """)
-    env = {**os.environ, "UNITS": str(units)}
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
-                           "verify", "--", *programs], capture_output=True, text=True,
-                          timeout=600, env=env)
+    env = {**os.environ, "PROGRAMS": " ".join(missing), "USERS": " ".join(users),
+           "GROUPS": " ".join(groups), "COMMAND": command}
+    namespaces = ["-m"] + ([] if network else ["-n"])
+    return subprocess.run(["unshare", *namespaces, "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+def _known(database: str, name: str) -> bool:
+    import grp
+    import pwd
+    try:
+        (pwd.getpwnam if database == "passwd" else grp.getgrnam)(name)
+    except KeyError:
+        return name.isdigit()
+    return True
 
 
 def _exec_programs(text: str) -> list[str]:
@@ -228,3 +254,40 @@ def _exec_programs(text: str) -> list[str]:
             if command.startswith("/"):
                 programs.append(command.split()[0])
     return programs
+
+
+# -- xinetd ------------------------------------------------------------------------------------
+
+XINETD = [s for s in SOURCES if s.format == "xinetd"]
+
+
+def convert_xinetd(paths: list[Path]) -> list[Conversion | ConfigError]:
+    services = load_services()
+    conversions: list[Conversion | ConfigError] = []
+    for index, path in enumerate(paths):
+        try:
+            conversions.append(convert(
+                [path], WriterOptions(prefix=f"x{index:03d}-", systemd_version=252),
+                format="xinetd", services=services, host_root=None))
+        except ConfigError as exc:  # a refusal of the whole file: the tests report it
+            conversions.append(exc)
+    return conversions
+
+
+@pytest.fixture(scope="module")
+def xinetd_conversions() -> list[Conversion | ConfigError]:
+    return convert_xinetd([CORPUS / s.file for s in XINETD])
+
+
+def test_every_unit_written_for_the_xinetd_corpus_passes_systemd_analyze_verify(
+        xinetd_conversions, tmp_path):
+    units = tmp_path / "units"
+    units.mkdir()
+    for conversion in xinetd_conversions:
+        if not isinstance(conversion, ConfigError):
+            for unit in conversion.units:
+                (units / unit.name).write_text(unit.text)
+    assert len(list(units.iterdir())) >= 40
+    result = verify_all(units)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert verify_complaints(result) == []
