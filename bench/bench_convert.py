@@ -175,7 +175,7 @@ def main() -> int:
             print(f"peer {label:<28} {ms(peer_s)}  convert --json / peer: "
                   f"{dry_s[0] / peer_s[0]:.1f}x wall, {dry_s[1] / max(peer_s[1], 1e-6):.1f}x CPU"
                   f"   (it wrote {done} xinetd services; "
-                  "neither peer reads host: prefixes or .max: converter-reference.md §4.2)")
+                  "neither peer reads host: prefixes or .max)")
     return 0
 
 

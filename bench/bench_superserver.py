@@ -12,8 +12,8 @@ each runs in a mount namespace whose /etc/services names those ports):
       one request in flight.
 Each round also measures (b) against a bare Python accept + posix_spawn loop: the
 floor for any Python superserver, since /bin/cat's own start dominates path (b).
-Packaged rate limits are lifted (inetd `nowait.N` / -R, xinetd `cps = 0 0`), as in
-/work/shared/reference/peer-speed.md. Connections per second are totals over all
+Packaged rate limits are lifted (inetd `nowait.N` / -R, xinetd `cps = 0 0`): left on,
+they, not the daemons, would set the figures. Connections per second are totals over all
 clients; latencies are per connection. Ratios are ours / the faster peer.
 """
 

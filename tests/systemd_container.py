@@ -1,4 +1,4 @@
-"""A real systemd, booted in a throw-away container (../shared/systemd-testing.md).
+"""A real systemd, booted in a throw-away container with systemd-nspawn.
 
 The root is a volatile tmpfs over the host's read-only /usr, so units may be written
 into /etc/systemd/system freely; the project tree, its virtual environment and the
