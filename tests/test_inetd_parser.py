@@ -734,7 +734,7 @@ def test_freebsd_protocols_users_and_no_host_prefix():
     assert [(a, v) for a, v, _ in telnet.unmapped] == [("login-class", "daemon")]
     assert (finger.user, finger.group) == ("nobody.kmem", None)  # only ':' separates
     (bad,) = [f for f in c.findings if f.severity is Severity.ERROR]
-    assert bad.source.line == 4 and "127.0.0.1:comsat/udp is not in" in bad.message
+    assert bad.source.line == 4 and "FreeBSD's inetd has no host: prefix" in bad.message
 
 
 def test_freebsd_internal_services_and_tcpmux():

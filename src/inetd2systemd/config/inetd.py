@@ -607,6 +607,10 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
                         "portmapper, so it cannot be a socket unit; keep a native daemon")
     else:
         assert family is not None
+        if ":" in name and not dialect.hosts:
+            raise NoAddress(f"service {name}/{protocol}: {dialect.daemon} has no host: prefix, so "
+                            "it looks the whole field up as a service name and finds none",
+                            file, first.line, first.column)
         port = _port(name, protocol, services, first, file)
         hosts, notes = resolve_hosts(default_host if host is None else host, family, first, file)
         listens = tuple(Listen(lst.family, port, lst.host) for lst in hosts)
