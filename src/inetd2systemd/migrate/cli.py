@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         transcripts = load_transcripts(out)
         write_file(out / "report.md", report.markdown(migration, transcripts))
         write_file(out / "report.html", report.html(migration, transcripts))
+        write_file(out / "summary.json",
+                   json.dumps(report.summary_json(migration, transcripts), indent=2) + "\n")
         verdicts = report.equivalence_rows(migration, transcripts)
         differs = sum(1 for row in verdicts if row["verdict"].startswith("DIFFERS"))
         print(f"{report.SUMMARY_TAG} check={args.check} probes={len(records)} "

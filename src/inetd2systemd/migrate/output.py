@@ -31,7 +31,7 @@ def write_output(migration: Migration, directory: str | Path, *, force: bool = F
         write_file(staging / "rollback.sh", rollback_script(migration), 0o755)
         write_file(staging / "report.md", report.markdown(migration, transcripts))
         write_file(staging / "report.html", report.html(migration, transcripts))
-        write_file(staging / "summary.json", json.dumps(report.summary_json(migration),
+        write_file(staging / "summary.json", json.dumps(report.summary_json(migration, transcripts),
                                                     indent=2) + "\n")
         old = None
         if directory.exists():

@@ -50,6 +50,11 @@ class ServicePlan:
         return self.service.id
 
     @property
+    def programs(self) -> tuple[str, ...]:
+        """What must exist on the target for its sockets to start (install.sh checks)."""
+        return (self.service.server,) if self.service.server else ()
+
+    @property
     def status(self) -> str:
         if not self.units or any(f.severity is Severity.ERROR for f in self.findings):
             return "failed"  # even when disabled: it could not be switched on later

@@ -31,7 +31,9 @@ def summary_line(migration: Migration, output: str | Path) -> str:
     return f"{SUMMARY_TAG} " + " ".join(words)
 
 
-def summary_json(migration: Migration) -> dict:
+def summary_json(migration: Migration, transcripts: dict | None = None) -> dict:
+    """summary.json: the counts, each service's outcome and, once transcripts were
+    recorded (--check), the equivalence rows with their verdicts."""
     return {
         "root": str(migration.root),
         "inputs": list(migration.inputs),
@@ -44,10 +46,12 @@ def summary_json(migration: Migration) -> dict:
             "allow": None if p.allow is None else list(p.allow),
             "exact": None if p.access is None else p.access.exact,
             "units": [u.name for u in p.units],
+            "programs": list(p.programs),
             "findings": [finding_json(f) for f in p.findings],
         } for p in migration.plans],
         "preflight": [finding_json(f) for f in migration.preflight],
         "findings": [finding_json(f) for f in migration.findings],
+        "equivalence": equivalence_rows(migration, transcripts),
     }
 
 

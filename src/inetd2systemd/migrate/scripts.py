@@ -14,8 +14,7 @@ def _sockets(migration: Migration) -> list[tuple[str, tuple[str, ...]]]:
     for plan in migration.plans:
         if plan.original.disabled:
             continue
-        programs = (plan.service.server,) if plan.service.server else ()
-        out += [(u.name, programs) for u in plan.units if u.name.endswith(".socket")]
+        out += [(u.name, plan.programs) for u in plan.units if u.name.endswith(".socket")]
     return out
 
 
