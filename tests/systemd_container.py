@@ -177,3 +177,27 @@ class SystemdContainer:
 
     def wait_for(self, predicate, timeout: float = 10.0, interval: float = 0.05):
         return wait_for(predicate, timeout, interval)
+
+
+def start_all(containers: list[SystemdContainer], timeout: float = 60.0) -> list[SystemdContainer]:
+    """Boot several containers at once (each in its own thread: a boot mostly waits).
+
+    A boot that fails is tried once more, as the `systemd` fixture does; if one still
+    fails, every container is stopped and the error says why."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def boot(index: int) -> SystemdContainer:
+        try:
+            return containers[index].start(timeout)
+        except RuntimeError:
+            containers[index] = SystemdContainer(containers[index].name.rsplit("-", 2)[0])
+            return containers[index].start(timeout)
+
+    with ThreadPoolExecutor(len(containers)) as pool:
+        futures = [pool.submit(boot, i) for i in range(len(containers))]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        for container in containers:
+            container.stop()
+        raise RuntimeError("; ".join(str(e) for e in errors))
+    return containers
