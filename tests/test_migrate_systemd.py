@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from legacy_hosts import OPENBSD_INETD, host_state, run_openbsd_inetd, run_xinetd, serve_files
+
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "contrib" / "xinetd-import" / "samples"
 VENV_BIN = ROOT / ".venv" / "bin"
-OPENBSD_INETD = Path("/opt/inetd2systemd-peers/openbsd-inetd/usr/sbin/inetd")
-XINETD = Path("/usr/sbin/xinetd")
 
 
 
@@ -69,18 +69,6 @@ def client(container, source: str, port: int, send: str = "") -> str:
     return container.python(CLIENT, source, str(port), send).stdout.strip()
 
 
-def state(container) -> dict:
-    """What rollback must restore: unit files (with contents), and the legacy unit's state."""
-    files = container.run("sh", "-c", "cd /etc/systemd/system && find . \\( -type f -o -type l \\) "
-                          "-exec md5sum {} + 2>/dev/null | sort", check=False).stdout
-    units = container.run("sh", "-c", "systemctl list-units --all --no-legend --plain "
-                          "'*.socket' | awk '{print $1, $3, $4}' | sort").stdout
-    legacy = {u: (container.systemctl("is-enabled", u, check=False).stdout.strip(),
-                  container.systemctl("is-active", u, check=False).stdout.strip())
-              for u in ("openbsd-inetd.service", "xinetd.service")}
-    return {"files": files, "sockets": units, "legacy": legacy}
-
-
 def copy_tree_etc(container, sample: str, names) -> None:
     for name in names:
         path = SAMPLES / sample / "etc" / name
@@ -99,7 +87,7 @@ def run_import(container, *args: str):
 def rollback_and_compare(container, before: dict) -> None:
     out = container.run("/root/out/rollback.sh", check=False)
     assert out.returncode == 0, out.stderr + out.stdout
-    after = state(container)
+    after = host_state(container)
     assert after == before
 
 
@@ -110,21 +98,8 @@ def test_debian_host_migration_allow_deny_equivalence_rollback(systemd):
     # -- the legacy host: openbsd-inetd with tcpd and the sample's rules --------------------
     copy_tree_etc(c, "debian-inetd", ["inetd.conf", "services", "hosts.allow", "hosts.deny",
                                       "default"])
-    c.run("mkdir", "-p", str(OPENBSD_INETD.parent), "/srv/tftp")
-    c.run("sh", "-c", f"cat > {OPENBSD_INETD} && chmod 755 {OPENBSD_INETD}",
-          input=OPENBSD_INETD.read_bytes())
-    unit = (OPENBSD_INETD.parents[2] / "lib/systemd/system/openbsd-inetd.service").read_text()
-    # Debian's own unit, with the binary's path and without waiting for
-    # network-online.target (the container has no network manager to reach it)
-    unit = "\n".join(line for line in unit.splitlines() if "network-online" not in line)
-    c.write("/etc/systemd/system/openbsd-inetd.service",
-            unit.replace("ExecStart=/usr/sbin/inetd", f"ExecStart={OPENBSD_INETD}") + "\n")
-    c.run("sh", "-c", "git init -q /tmp/work && git -C /tmp/work -c user.name=t -c "
-          "user.email=t@example.org commit -q --allow-empty -m init && "
-          "git clone -q --bare /tmp/work /srv/git/proj.git && chown -R nobody /srv/git "
-          "&& echo hello from tftp > /srv/tftp/hello.txt")
-    c.systemctl("daemon-reload")
-    c.systemctl("enable", "--now", "openbsd-inetd.service")
+    serve_files(c)
+    run_openbsd_inetd(c)
     assert c.wait_for(lambda: client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n")
     # tcpd itself enforces the rules: granted from .2, refused (closed at once) from .3
     legacy_git = client(c, "127.0.0.2", 9418, GIT_REQUEST)
@@ -145,7 +120,7 @@ def test_debian_host_migration_allow_deny_equivalence_rollback(systemd):
     assert out.returncode == 0, out.stderr
 
     # -- the switch ------------------------------------------------------------------------------
-    before = state(c)
+    before = host_state(c)
     out = c.run("/root/out/install.sh", check=False)
     assert out.returncode == 0, out.stderr + out.stdout
     assert "finger.socket left stopped: missing /usr/sbin/in.fingerd" in out.stderr
@@ -196,19 +171,9 @@ def test_rhel_host_migration_with_real_xinetd(systemd):
     c = systemd
     copy_tree_etc(c, "rhel-xinetd", ["xinetd.conf", "xinetd.d", "services", "hosts.allow",
                                      "hosts.deny"])
-    c.write("/etc/protocols", Path("/etc/protocols").read_text())  # xinetd looks tcp/udp up
     c.run("rm", "-f", "/etc/inetd.conf")  # this host is an xinetd host only
-    c.write("/etc/systemd/system/xinetd.service", textwrap.dedent(f"""\
-        [Unit]
-        Description=xinetd (the legacy host's superserver)
-        [Service]
-        ExecStart={XINETD} -dontfork -stayalive -pidfile /run/xinetd.pid
-        [Install]
-        WantedBy=multi-user.target
-        """))
-    c.systemctl("daemon-reload")
     # started by hand, not enabled: rollback must bring back exactly that
-    c.systemctl("start", "xinetd.service")
+    run_xinetd(c, enable=False)
     # xinetd's libwrap names the internal echo service "echo": .2 granted, .3 closed
     assert c.wait_for(lambda: client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n", timeout=15)
     assert client(c, "127.0.0.3", 7, "ping\n") in ("RESET", "DATA")
@@ -217,7 +182,7 @@ def test_rhel_host_migration_with_real_xinetd(systemd):
     assert out.returncode == 0, out.stderr
     out = run_import(c, "--check", "before", "--source", "127.0.0.2")
     assert out.returncode == 0, out.stderr
-    before = state(c)
+    before = host_state(c)
     out = c.run("/root/out/install.sh", check=False)
     assert out.returncode == 0, out.stderr + out.stdout
     assert c.systemctl("is-active", "xinetd.service", check=False).stdout.strip() == "inactive"
