@@ -54,3 +54,9 @@ if [ ! -e "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test,journal]'
   rm -f .venv/.installed-*; touch "$stamp"
 fi
+
+# ansible-test (ansible-core) runs each sanity test of the Ansible collection in
+# contrib/ansible in a virtual environment of its own, with pinned linters from PyPI:
+# create those now so that the suite needs no network. Kept under ~/.ansible/test;
+# a second run finds them there (under a second).
+.venv/bin/python tests/ansible_support.py prime-sanity >/dev/null
