@@ -85,11 +85,14 @@ class Migration:
     def counts(self) -> dict[str, int]:
         statuses = [p.status for p in self.plans]
         every = [f for p in self.plans for f in p.findings] + list(self.findings)
+        # services the reader left out (the daemon disabled them): an ERROR, no plan
+        left_out = len({f.service for f in self.findings
+                        if f.service and f.severity is Severity.ERROR})
         return {
-            "services": len(self.plans),
+            "services": len(self.plans) + left_out,
             "converted": statuses.count("converted"),
             "approximated": statuses.count("approximated"),
-            "failed": statuses.count("failed"),
+            "failed": statuses.count("failed") + left_out,
             "disabled": statuses.count("disabled"),
             "units": len(self.units),
             "errors": sum(f.severity is Severity.ERROR for f in every),
@@ -218,6 +221,10 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
         writer_by_id.setdefault(f.service, []).append(f)
     general += writer_by_id.pop(None, [])
 
+    # A service the reader left out (the daemon disabled it, or skipped its entry) has
+    # findings but no plan: they belong to the report as a whole, not lost with it.
+    planned = {new.id for _, new, *_ in folded}
+    general += [f for id_, fs in writer_by_id.items() if id_ not in planned for f in fs]
     plans = []
     for original, new, daemon, access, allow, notes in folded:
         mine = tuple(u for u in units if u.service_id == new.id)
