@@ -72,14 +72,15 @@ def service_file(i: int) -> str:
                 "\tserver\t\t= /usr/bin/cat\n\tenv\t\t= LANG=C HOME=/tmp\n"
                 "\tpassenv\t\t= PATH\n\tnice\t\t= 10\n\trlimit_as\t= 64M\n\tumask\t\t= 027\n")
     elif kind == 5:
-        body = "\tsocket_type\t= stream\n\twait\t\t= no\n\tredirect\t= 127.0.0.1 5432\n"
+        body = ("\tsocket_type\t= stream\n\twait\t\t= no\n\tuser\t\t= nobody\n"
+                "\tredirect\t= 127.0.0.1 5432\n")
     elif kind == 6:
         body = ("\tsocket_type\t= stream\n\twait\t\t= no\n\tuser\t\t= root\n"
                 "\tserver\t\t= /usr/bin/cat\n\tdisable\t\t= yes\n")
     else:
         body = ("\tsocket_type\t= stream\n\tprotocol\t= tcp\n\twait\t\t= no\n"
                 "\tuser\t\t= nobody\n\tgroup\t\t= nogroup\n\tgroups\t\t= yes\n"
-                "\tserver\t\t= /usr/bin/cat\n\taccess_times\t= 2:00-9:00 12:00-24:00\n"
+                "\tserver\t\t= /usr/bin/cat\n\taccess_times\t= 2:00-9:00 12:00-23:59\n"
                 "\tmax_load\t= 4.5\n")
     return head + body + "}\n"
 

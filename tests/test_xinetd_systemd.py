@@ -63,6 +63,7 @@ service forward
 	port		= 7103
 	socket_type	= stream
 	wait		= no
+	user		= nobody
 	redirect	= 127.0.0.1 7200
 	bind		= 127.0.0.1
 }

@@ -17,7 +17,10 @@ expected, a file that is not a configuration (exit 2).
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -32,19 +35,23 @@ FORMATS = ("inetd", "xinetd")
 
 # Every xinetd file has one of these words at the start of a line; an inetd.conf
 # almost never does, and then the xinetd reader need not even be imported.
-_XINETD_WORD = re.compile(r"^[ \t]*(service|defaults|include|includedir)\b", re.MULTILINE)
+_XINETD_WORD = re.compile(r"^[ \t]*(service|defaults|include|includedir)\b",
+                          re.MULTILINE | re.IGNORECASE)
 
 
-def bad_entry(error: ConfigError, outcome: str, service: str | None = None) -> Finding:
+def bad_entry(error: ConfigError, outcome: str, service: str | None = None, *,
+              severity: Severity = Severity.ERROR) -> Finding:
     """The ERROR finding for one bad line, attribute or entry, in place of stopping.
 
     `error` is what the reader would have raised (message, file, line, column); `outcome`
     says what the real daemon does about it, in its words ("xinetd ignores this
     attribute", "xinetd disables this service", "inetd skips this line"), so that the
-    report tells the administrator what was running rather than what was refused.
+    report tells the administrator what was running rather than what was refused. An
+    ERROR when the entry is left out; a WARNING when it is converted without the line
+    (the daemon ignored it too).
     """
     where = Source(error.file or "<input>", error.line or 0, error.column or 0)
-    return Finding(where, Severity.ERROR, f"{error.msg}: {outcome}", service)
+    return Finding(where, severity, f"{error.msg}: {outcome}", service)
 
 
 def looks_like_xinetd(text: str) -> bool:
@@ -57,15 +64,42 @@ def looks_like_xinetd(text: str) -> bool:
     return xinetd_test(text)
 
 
+def open_regular(path: str | Path) -> tuple[str, tuple[int, int]]:
+    """The text of a configuration file and its (device, inode). Only a regular file is
+    read: opening never waits on a FIFO, and a device (/dev/zero) is never read. Raises
+    OSError (errno 0 for "not a regular file", EISDIR for a directory)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY
+    fd = os.open(path, flags)
+    try:
+        status = os.fstat(fd)
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(0, "not a regular file")
+        with os.fdopen(fd, encoding="utf-8", errors="surrogateescape", newline="") as f:
+            fd = -1
+            return f.read(), (status.st_dev, status.st_ino)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def reason(exc: OSError | ValueError) -> str:
+    """Why a file could not be opened, in the words a message uses."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, ValueError):
+        return "cannot read: the path cannot be opened"
+    return f"cannot read: {exc.strerror or exc}"
+
+
 def detect_format(path: Path) -> str:
     if path.is_dir():
         return "xinetd"
     try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        raise ConfigError("no such file", str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", str(path)) from None
+        text, _ = open_regular(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(reason(exc), str(path)) from None
     return "xinetd" if looks_like_xinetd(text) else "inetd"
 
 
