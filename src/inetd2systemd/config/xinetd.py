@@ -958,7 +958,12 @@ def _skipped(lines: list[tuple[int, str, list[str]]], start: int, end: int) -> s
 
 def _bad_entry(state: _State, error: ConfigError, lines, start: int, end: int,
                what: str = SKIPS_ENTRY) -> None:
-    state.findings.append(bad_entry(error, what + _skipped(lines, start, end)))
+    """An ERROR for what skip_entry lost; a WARNING when it lost nothing (a stray line
+    at the end of a file: the `}` after a complete entry in many CTF templates)."""
+    if start >= end:
+        state.findings.append(bad_entry(error, IGNORES_LINE, severity=Severity.WARNING))
+    else:
+        state.findings.append(bad_entry(error, what + _skipped(lines, start, end)))
 
 
 def _entries(file: str, text: str, state: _State) -> Iterator[tuple[str, str, Source]]:
@@ -1646,7 +1651,8 @@ def _read_top(file: str, text: str, identity: object, state: _State) -> None:
     seen = len(state.findings)
     _read_tree(file, text, identity, state)
     if state.entries == 0:
-        first = next((f for f in state.findings[seen:] if f.severity is Severity.ERROR), None)
+        first = next((f for f in state.findings[seen:] if f.severity is not Severity.INFO),
+                     None)
         if first is not None:
             raise ConfigError("not an xinetd configuration: no 'service NAME' entry, "
                               f"'defaults', 'include' or 'includedir' ({first.message})",
