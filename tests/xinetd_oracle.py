@@ -99,6 +99,11 @@ def xinetd_reads(conf: Path, *, debug: bool = True, timeout: float = 20,
         rest, _ = proc.communicate(timeout=10)
         output += rest or b""
     text = output.decode(errors="replace") if debug else log.read_text(errors="replace")
+    return read_verdict(text, exited)
+
+
+def read_verdict(text: str, exited: bool = False) -> Verdict:
+    """What xinetd's log (debug or not) says it read and started."""
     verdict = Verdict(exited=exited, output=text)
     for raw in text.replace("\r", "").splitlines():
         match = _MESSAGE.match(raw) or re.match(
