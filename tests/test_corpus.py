@@ -291,16 +291,22 @@ def test_every_unit_written_for_the_xinetd_corpus_passes_systemd_analyze_verify(
 
 
 @pytest.mark.peers
-def test_xinetd_reads_the_corpus_as_we_do(tmp_path):
+@pytest.mark.parametrize("enabled", [False, True], ids=["as-written", "all-enabled"])
+def test_xinetd_reads_the_corpus_as_we_do(tmp_path, enabled):
     """Every corpus file through the packaged xinetd (-d, in a private overlay where the
     files' programs and accounts exist and a network namespace of its own): the services
-    it starts are the services we convert, and no file is refused."""
+    it starts are the services we convert, and no file is refused. Most packaged files
+    ship their services disabled, and xinetd starts (so says something about) only
+    enabled ones: the files are also given to both readers with every `disable = yes`
+    turned to no, so that every entry of the corpus is compared."""
     from inetd2systemd.config.xinetd import read_xinetd
     from xinetd_oracle import XINETD as DAEMON, read_verdict
     if not os.access(DAEMON, os.X_OK):
         pytest.skip("xinetd is not installed")
     services = load_services()
     paths = [CORPUS / s.file for s in XINETD]
+    if enabled:
+        paths = enabled_copies(paths, tmp_path / "enabled")
     ours = [read_xinetd(path, services=services) for path in paths]  # no ConfigError
     texts = "\n".join(path.read_text(errors="replace") for path in paths)
 
@@ -336,6 +342,20 @@ def test_xinetd_reads_the_corpus_as_we_do(tmp_path):
         mine = {s.id for s in config.services
                 if s.listens and s.listens[0].host in (None, "127.0.0.1", "::1")}
         if mine != theirs.started - nowhere:
-            differ[str(path.relative_to(CORPUS))] = (sorted(mine), sorted(theirs.started))
+            differ[str(path)] = (sorted(mine), sorted(theirs.started))
     assert differ == {}
-    assert sum(len(c.services) for c in ours) >= 40
+    assert sum(len(c.services) for c in ours) >= (80 if enabled else 40)
+
+
+def enabled_copies(paths: list[Path], directory: Path) -> list[Path]:
+    """A copy of each file with `disable = yes` turned to no (any case, as xinetd reads
+    attribute names and values), in `directory`, names kept apart by a number."""
+    directory.mkdir()
+    copies = []
+    for index, path in enumerate(paths):
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        copy = directory / f"{index:03d}-{path.name}"
+        copy.write_text(re.sub(r"(?im)^(\s*disable\s*=\s*)yes\b", r"\1no", text),
+                        encoding="utf-8", errors="surrogateescape")
+        copies.append(copy)
+    return copies
