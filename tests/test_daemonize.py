@@ -15,10 +15,12 @@ import os
 import pty
 import pwd
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -193,10 +195,26 @@ def test_daemon_is_reparented_and_leads_nothing(detached):
     assert stat["tty_nr"] == 0
 
 
+LOCK_FD = 1023  # the highest below min(RLIMIT_NOFILE, 1024): out of fd 3's way
+
+
 def test_daemon_has_only_stdio_on_devnull_and_the_pidfile_lock(detached):
     fds = proc_fds(detached["pid"])
     assert fds == {0: "/dev/null", 1: "/dev/null", 2: "/dev/null",
-                   3: str(detached["pidfile"])}, "the inherited stray fd must be closed"
+                   LOCK_FD: str(detached["pidfile"])}, "the inherited stray fd must be closed"
+
+
+def test_the_lock_descriptor_is_read_only(detached):
+    flags = _fdinfo_flags(detached["pid"], LOCK_FD)
+    assert flags & os.O_ACCMODE == os.O_RDONLY, oct(flags)
+    assert not flags & os.O_NONBLOCK
+
+
+def _fdinfo_flags(pid: int, fd: int) -> int:
+    for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
+        if line.startswith("flags:"):
+            return int(line.split()[1], 8)
+    raise AssertionError("no flags in fdinfo")
 
 
 def test_daemon_signals_are_reset(detached):
@@ -350,6 +368,14 @@ FAILURES = {
                                   3, "/nonexistent/dir/x.pid"),
     "stdout file unwritable": (["--stdout", "/nonexistent/dir/out.log", "--", SLEEP, "1"],
                                3, "cannot open /nonexistent/dir/out.log"),
+    "stdout is a FIFO": (["--stdout", "{tmp}/fifo", "--", SLEEP, "1"], 3,
+                         "cannot open {tmp}/fifo: not a regular file"),
+    "stdout is a directory": (["--stdout", "{tmp}", "--", SLEEP, "1"], 3,
+                              "cannot open {tmp}: Is a directory"),
+    "stderr is a symbolic link": (["--stderr", "{tmp}/link", "--", SLEEP, "1"], 3,
+                                  "cannot open {tmp}/link: is a symbolic link; refusing it"),
+    "stdout has another hard link": (["--stdout", "{tmp}/hardlink", "--", SLEEP, "1"], 3,
+                                     "cannot open {tmp}/hardlink: has 2 hard links"),
     "bad umask": (["--umask", "8", "--", SLEEP, "1"], 2, "not an octal umask"),
     "no program": ([], 2, "no program given"),
 }
@@ -360,7 +386,11 @@ def test_startup_failure_is_reported_with_its_status(tmp_path, case):
     args, status, message = FAILURES[case]
     pidfile = tmp_path / "f.pid"
     (tmp_path / "data.txt").write_text("not a program\n")  # mode 0644: no x bit
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to(tmp_path / "data.txt")
+    os.link(tmp_path / "data.txt", tmp_path / "hardlink")
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    message = message.replace("{tmp}", str(tmp_path))
     if "--pidfile" not in args and args:
         args = ["--pidfile", str(pidfile), *args]
     before = set(_children())
@@ -368,6 +398,7 @@ def test_startup_failure_is_reported_with_its_status(tmp_path, case):
     assert out.returncode == status, out.stderr
     assert message in out.stderr
     assert not pidfile.exists(), "a daemon that did not start left its pidfile"
+    assert (tmp_path / "data.txt").read_text() == "not a program\n"
     time.sleep(0.05)
     _reap_exited()
     assert set(_children()) <= before, "a process of the failed start is still running"
@@ -461,7 +492,7 @@ def test_listen_fds_survive_and_listen_pid_follows_the_daemon(tmp_path, daemons)
     inode = os.fstat(listener.fileno()).st_ino
     fds = proc_fds(pid)
     assert fds[3] == f"socket:[{inode}]"
-    assert fds[4] == str(pidfile) and set(fds) == {0, 1, 2, 3, 4}
+    assert fds[LOCK_FD] == str(pidfile) and set(fds) == {0, 1, 2, 3, LOCK_FD}
     env = proc_environ(pid)
     assert (env["LISTEN_PID"], env["LISTEN_FDS"], env["LISTEN_FDNAMES"]) == (str(pid), "1",
                                                                              "web")
@@ -621,28 +652,67 @@ def test_symlink_at_the_pidfile_path_is_refused_and_its_target_untouched(tmp_pat
     assert target.read_text() == "do not overwrite\n" and pidfile.is_symlink()
 
 
-def test_final_process_dying_before_exec_is_not_reported_as_started(tmp_path):
-    # The final process blocks opening --stdout (a FIFO nobody reads) and is killed
-    # there: it never reached exec and never said why. That must not read as success.
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    proc = subprocess.Popen([*SHIM, "--stdout", str(fifo), "--", SLEEP, "300"],
-                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+def test_final_process_dying_before_it_started_is_not_reported_as_started(tmp_path):
+    # Killed before ready(), it never said why. That must not read as success.
+    script = tmp_path / "dies.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal, sys
+        from inetd2systemd.daemon import Daemon, DaemonOptions
+        with Daemon(DaemonOptions(pidfile=sys.argv[1], mode="detach"), wait_ready=True):
+            os.kill(os.getpid(), signal.SIGKILL)
+    """))
+    pidfile = tmp_path / "dies.pid"
+    out = subprocess.run([sys.executable, str(script), str(pidfile)], capture_output=True,
+                         text=True, env=clean_env(), timeout=30)
+    assert out.returncode == 3
+    assert "the daemon exited before it started" in out.stderr
+
+
+WRITER = """\
+import errno, os, sys, time
+pidfile = os.path.realpath(sys.argv[1])
+for fd in map(int, os.listdir("/proc/self/fd")):
     try:
-        blocked = None
-        deadline = time.monotonic() + 10
-        while blocked is None and time.monotonic() < deadline:
-            for pid in _children():  # the final process, reparented to us
-                if pid != proc.pid and str(fifo).encode() in _cmdline(pid) \
-                        and proc_stat(pid)["session"] != pid:  # not the session leader
-                    blocked = pid
-            time.sleep(0.02)
-        assert blocked is not None, "the final process never showed up"
-        os.kill(blocked, signal.SIGKILL)
-        _, err = proc.communicate(timeout=10)
-        assert proc.returncode == 3
-        assert "the daemon exited before it started" in err
-    finally:
-        proc.kill()
-        proc.wait()
+        if os.readlink(f"/proc/self/fd/{fd}") != pidfile:
+            continue
+    except OSError:
+        continue
+    for attempt, act in (("write", lambda: os.write(fd, b"1\\n")),
+                         ("ftruncate", lambda: os.ftruncate(fd, 0)),
+                         ("reopen", lambda: os.open(f"/proc/self/fd/{fd}", os.O_WRONLY))):
+        try:
+            act()
+            print(f"{attempt} fd {fd}: done", flush=True)
+        except OSError as exc:
+            print(f"{attempt} fd {fd}: {errno.errorcode[exc.errno]}", flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.fixture
+def public_dir():
+    """A directory every user can reach (pytest's own base is root's alone, 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="i2s-daemonize-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_daemon_running_as_another_user_cannot_rewrite_its_pidfile(public_dir, daemons,
+                                                                     test_user):
+    user, _ = test_user
+    pidfile, log = public_dir / "nobody.pid", public_dir / "writer.log"
+    (public_dir / "writer.py").write_text(WRITER)
+    out = shim("--pidfile", str(pidfile), "--user", user.pw_name, "--stdout", str(log),
+               "--stderr", str(log), "--", "/usr/bin/python3", "-S",
+               str(public_dir / "writer.py"), str(pidfile))
+    assert out.returncode == 0, out.stderr
+    pid = pidfile_pid(pidfile)
+    daemons.append(pid)
+    deadline = time.monotonic() + 10
+    while log.read_text().count("\n") < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert log.read_text().splitlines() == [
+        f"write fd {LOCK_FD}: EBADF", f"ftruncate fd {LOCK_FD}: EINVAL",
+        f"reopen fd {LOCK_FD}: EACCES"], "the daemon could write its own pidfile"
+    assert pidfile.read_text() == f"{pid}\n" and lock_is_held(pidfile)

@@ -37,6 +37,11 @@ class UntrustedPath(ConfigError):
     """A configuration file that a user other than root (or ourselves) could change."""
 
 
+def trusted_owners() -> frozenset[int]:
+    """Root and the effective user: whose files and directories we may rely on."""
+    return frozenset({0, os.geteuid()})
+
+
 def untrusted_reason(path: str | os.PathLike[str], *,
                      owners: frozenset[int] | None = None) -> str | None:
     """Why `path` cannot be trusted, naming the file or directory at fault; None when
@@ -45,49 +50,51 @@ def untrusted_reason(path: str | os.PathLike[str], *,
     A path that does not exist, or that cannot be examined, has no reason: reading it
     will fail on its own, with its own message.
     """
-    owners = frozenset({0, os.geteuid()}) if owners is None else owners
+    owners = trusted_owners() if owners is None else owners
     pending = deque(_parts(os.fspath(path)))
-    current = "/"
     try:
-        reason = _directory_reason(current, os.lstat(current), owners)
-        if reason:
-            return reason
-        sticky_parent = _shared_sticky(os.lstat(current).st_mode)
+        current, current_st = "/", os.lstat("/")
         links = 0
         while pending:
             name = pending.popleft()
             if name == "..":
                 current = os.path.dirname(current)  # already checked on the way down
-                sticky_parent = _shared_sticky(os.lstat(current).st_mode)
+                current_st = os.lstat(current)
                 continue
             entry = os.path.join(current, name)
             st = os.lstat(entry)
-            if sticky_parent and st.st_uid not in owners:
-                return (f"{entry} belongs to {_user(st.st_uid)} and sits in {current}, "
-                        "which others may write to")
+            reason = replaceable_reason(current, current_st, entry, st, owners)
+            if reason:
+                return reason
             if stat.S_ISLNK(st.st_mode):
                 links += 1
                 if links > _MAX_LINKS:
                     return f"{path}: too many levels of symbolic links"
                 target = os.readlink(entry)
                 if target.startswith("/"):
-                    current = "/"
-                    sticky_parent = _shared_sticky(os.lstat(current).st_mode)
+                    current, current_st = "/", os.lstat("/")
                 pending.extendleft(reversed(_parts(target)))
-                continue
-            if pending:
+            elif pending:
                 if not stat.S_ISDIR(st.st_mode):
                     return None  # ENOTDIR: the reader's own error says it better
-                reason = _directory_reason(entry, st, owners)
-                if reason:
-                    return reason
-                sticky_parent = _shared_sticky(st.st_mode)
-                current = entry
-                continue
-            return _final_reason(entry, st, owners)
+                current, current_st = entry, st
+            else:
+                return _final_reason(entry, st, owners)
+        return _directory_reason(current, current_st, owners) or \
+            _final_reason(current, current_st, owners)
     except OSError:
         return None
-    return _final_reason(current, os.lstat(current), owners)
+
+
+def replaceable_reason(directory: str, directory_st: os.stat_result, entry: str,
+                       entry_st: os.stat_result, owners: frozenset[int]) -> str | None:
+    """Why a user who is not a trusted owner could replace `entry` (a file, directory or
+    symbolic link in `directory`) with one of their own; None when none could."""
+    reason = _directory_reason(directory, directory_st, owners)
+    if reason is None and _shared_sticky(directory_st.st_mode) and entry_st.st_uid not in owners:
+        reason = (f"{entry} belongs to {_user(entry_st.st_uid)} and sits in {directory}, "
+                  "which others may write to")
+    return reason
 
 
 def check_trusted(path: str | os.PathLike[str], *,

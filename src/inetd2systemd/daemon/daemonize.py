@@ -55,6 +55,7 @@ from typing import NoReturn
 from ..errors import EXIT_ALREADY_RUNNING, EXIT_BAD_INPUT, EXIT_CANNOT_EXECUTE, EXIT_FAILED, \
     EXIT_NOT_FOUND, EXIT_OK
 from . import pidfile as pidfiles
+from . import safeopen
 
 # Variables that tie a process to the session or manager that started it; a daemon
 # outlives both (daemon(7) step 4). LISTEN_* are handed over explicitly, see _Plan.
@@ -524,7 +525,7 @@ def _finish(plan: _Plan, reporter: _Reporter, lock: pidfiles.PidFile | None, *,
     if plan.mode == "detach":
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
     if lock is not None:
-        lock.keep_across_exec()
+        lock.keep_across_exec(avoid={*range(3, 3 + plan.listen_fds), *opts.keep_fds})
     for fd in range(3, 3 + plan.listen_fds):
         os.set_inheritable(fd, True)
     for fd in opts.keep_fds:
@@ -562,16 +563,16 @@ def _redirect_stdio(plan: _Plan) -> None:
 
 
 def _open_log(path: str, plan: _Plan) -> int:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY | os.O_CLOEXEC
+    # Created by root on behalf of the daemon: let the daemon reopen it later. Only a
+    # file this open created, never one found there (safeopen: no links followed that
+    # another user could have placed, regular files only).
+    owner = None
+    if plan.uid is not None and os.geteuid() == 0:
+        owner = (plan.uid, plan.gid if plan.gid is not None else -1)
     try:
-        existed = os.path.lexists(path)
-        fd = os.open(path, flags, 0o666)  # the daemon's umask decides, as for any file
+        return safeopen.open_append(path, owner=owner)  # mode 0666: the umask decides
     except OSError as exc:
         raise _StepFailed(f"cannot open {path}: {exc.strerror}") from None
-    if not existed and plan.uid is not None and os.geteuid() == 0:
-        # Created by root on behalf of the daemon: let the daemon reopen it later.
-        os.fchown(fd, plan.uid, plan.gid if plan.gid is not None else -1)
-    return fd
 
 
 def _acquire_pidfile(plan: _Plan, python: bool) -> pidfiles.PidFile:

@@ -1,11 +1,20 @@
 """A pidfile that tells the truth: written atomically, locked for the daemon's life.
 
 The PID is written to a temporary file in the same directory, locked there, then put
-in place with link(2) (first start) or rename(2) (stale file), so a reader never sees
-an empty or half-written file and there is no truncate-before-lock window. The lock is
-a flock(2) on that open file description: it lives as long as any process holds the
-descriptor, including across exec, which is how a daemonized program keeps "its"
-pidfile locked without knowing about it.
+in place with renameat2(RENAME_NOREPLACE) or link(2) (first start) or rename(2) (stale
+file), so a reader never sees an empty or half-written file and there is no
+truncate-before-lock window. The lock is a flock(2) on that open file description: it
+lives as long as any process holds the descriptor, including across exec, which is how
+a daemonized program keeps "its" pidfile locked without knowing about it.
+
+The descriptor that carries the lock is read-only: the file is re-opened O_RDONLY
+while it is still mode 0600, and the read-write descriptor that wrote it is closed. A
+daemon that runs as another user and inherits the lock therefore cannot rewrite the
+root-owned file that a later `kill $(cat pidfile)` would trust.
+
+Every operation works from a descriptor of the pidfile's directory, resolved once by
+safeopen.open_directory: a user who owns a directory on the way cannot redirect the
+creation, the replacement or the removal to another file by swapping in a link.
 
 A pidfile whose lock is free is stale (its daemon died without cleaning up) and is
 taken over; one whose lock is held belongs to a live daemon and starting is refused.
@@ -20,11 +29,20 @@ import ctypes
 import errno
 import fcntl
 import os
+import resource
+import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .safeopen import open_directory
+
 _ATTEMPTS = 20  # the path changed under us this often in a row: give up loudly
+# Where the program started by daemonize finds the lock: high, out of the way of fd 3
+# (LISTEN_FDS, shell redirections), below select()'s FD_SETSIZE.
+LOCK_FD_CEILING = 1024
+_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK
 
 
 class PidFileError(OSError):
@@ -43,58 +61,126 @@ class AlreadyRunning(Exception):
 
 @dataclass
 class PidFile:
-    """A pidfile we hold: `fd` carries the lock; keep it open for as long as we run."""
+    """A pidfile we hold: `fd` (read-only) carries the lock; keep it open while we run."""
 
     path: str
     fd: int
     pid: int
 
-    def keep_across_exec(self) -> None:
-        # The lock belongs to the open file description: clearing close-on-exec hands
-        # it to the program we exec, so the lock lives exactly as long as the daemon.
-        os.set_inheritable(self.fd, True)
+    def keep_across_exec(self, avoid: Collection[int] = ()) -> None:
+        """Hand the lock to the program about to be exec'd, on a high descriptor.
+
+        The lock belongs to the open file description, so the program holds it for
+        exactly as long as it runs. It is moved off the low numbers (fd 3 is where
+        LISTEN_FDS start and what shell scripts redirect) to the highest free one
+        below min(RLIMIT_NOFILE, 1024), never onto one in `avoid`.
+        """
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft == resource.RLIM_INFINITY:
+            soft = LOCK_FD_CEILING
+        target = min(soft, LOCK_FD_CEILING) - 1
+        while target > self.fd and (target in avoid or _in_use(target)):
+            target -= 1
+        if target > self.fd:
+            os.dup2(self.fd, target, inheritable=True)
+            os.close(self.fd)
+            self.fd = target
+        else:
+            os.set_inheritable(self.fd, True)
 
     def release(self) -> None:
         """Remove the file (only if it is still ours) and drop the lock."""
         if self.fd < 0:
             return
+        directory, base = os.path.split(self.path)
         try:
-            if _same_file(self.fd, self.path):
-                os.unlink(self.path)
+            dirfd = open_directory(directory)
+            try:
+                if _same_file(self.fd, dirfd, base):
+                    os.unlink(base, dir_fd=dirfd)
+            finally:
+                os.close(dirfd)
         except OSError:
             pass
         os.close(self.fd)
         self.fd = -1
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What a pidfile says, as its lock decides: locked means its daemon runs."""
+
+    exists: bool
+    locked: bool = False
+    pid: int | None = None  # the PID written in it; None when absent or garbage
+    identity: tuple[int, int] | None = None  # (st_dev, st_ino): whom to look for
+
+    @property
+    def stale(self) -> bool:
+        return self.exists and not self.locked
+
+
+def probe(path: str) -> Probe:
+    """Look at `path` without changing it. The lock is tested by taking a shared lock
+    for an instant when it is free (a starter meanwhile retries, see acquire). Raises
+    PidFileError when the file cannot be examined (a link, not a regular file, no
+    permission)."""
+    try:
+        with _in_directory(path) as (dirfd, base, path):
+            fd = _open_in(dirfd, base, path)
+    except FileNotFoundError:
+        return Probe(exists=False)
+    try:
+        st = os.fstat(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            locked = False
+        except BlockingIOError:
+            locked = True
+        return Probe(True, locked, _pid_in(fd), (st.st_dev, st.st_ino))
+    finally:
+        os.close(fd)
+
+
+def remove_stale(path: str) -> bool:
+    """Remove `path` if it is stale, under its lock so that no daemon starting at the same
+    moment loses its file; False when it is locked (running) or already gone."""
+    try:
+        with _in_directory(path) as (dirfd, base, path):
+            fd = _open_in(dirfd, base, path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            else:
+                if not _same_file(fd, dirfd, base):
+                    return False  # replaced by a starter meanwhile: that one is not stale
+                os.unlink(base, dir_fd=dirfd)
+                return True
+            finally:
+                os.close(fd)
+    except FileNotFoundError:
+        return False
+
+
 def read_pid(path: str) -> int | None:
     """The PID recorded in a pidfile, or None when there is none or it is garbage."""
     try:
-        with open(path, "rb") as f:
-            text = f.read(64).split(b"\n", 1)[0].strip()
+        return probe(path).pid
     except OSError:
         return None
-    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def holder(path: str) -> int | None:
     """The PID of the live daemon holding `path` locked (-1 if the file names none),
-    else None (absent or stale).
-
-    Probing takes the lock for an instant when it is free, so it is only for status
-    queries, never a substitute for `acquire`.
-    """
+    else None (absent or stale). For status queries, never a substitute for `acquire`."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY)
+        seen = probe(path)
     except OSError:
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return read_pid(path) or -1
-    finally:
-        os.close(fd)
-    return None
+    if not seen.locked:
+        return None
+    return seen.pid or -1
 
 
 def acquire(path: str, pid: int | None = None, *, mode: int = 0o644,
@@ -106,87 +192,106 @@ def acquire(path: str, pid: int | None = None, *, mode: int = 0o644,
     PidFileError when the file cannot be written.
     """
     pid = os.getpid() if pid is None else pid
-    path = os.path.abspath(path)
-    directory, base = os.path.split(path)
+    try:
+        with _in_directory(path) as (dirfd, base, path):
+            return _acquire_in(dirfd, base, path, pid, mode, is_ours)
+    except FileNotFoundError as exc:  # the directory
+        raise PidFileError(exc.errno, f"cannot create pidfile: {exc.strerror}",
+                           os.path.abspath(path)) from None
+
+
+def _acquire_in(dirfd: int, base: str, path: str, pid: int, mode: int,
+                is_ours: Callable[[int], bool] | None) -> PidFile:
     for attempt in range(_ATTEMPTS):
-        tmp_fd, tmp_path = _locked_temp(directory, base, pid, mode)
+        lock_fd, tmp = _locked_temp(dirfd, base, path, pid, mode)
         try:
             try:
-                _rename_noreplace(tmp_path, path)  # atomic create: fails if anything is there
-                return PidFile(path, tmp_fd, pid)
+                _rename_noreplace(dirfd, tmp, base)  # atomic create: fails if anything is there
+                return PidFile(path, lock_fd, pid)
             except FileExistsError:
                 pass
             except OSError as exc:
                 raise PidFileError(exc.errno, f"cannot create pidfile: {exc.strerror}", path) from None
             try:
-                if _take_over(path, tmp_path, is_ours):
-                    return PidFile(path, tmp_fd, pid)
+                if _take_over(dirfd, base, path, tmp, is_ours):
+                    return PidFile(path, lock_fd, pid)
             except AlreadyRunning as exc:
                 # Locked, yet naming a dead PID: a competitor is taking over a stale
-                # file right now. Ask again shortly, to name the real winner.
+                # file right now (or probing it). Ask again shortly, to name the winner.
                 if exc.pid and not _alive(exc.pid) and attempt < _ATTEMPTS - 1:
                     time.sleep(0.01)
                 else:
                     raise
         except BaseException:
-            os.close(tmp_fd)
+            os.close(lock_fd)
             raise
         finally:
-            _unlink_quietly(tmp_path)
-        os.close(tmp_fd)  # the file vanished or changed meanwhile: start over
+            _unlink_quietly(dirfd, tmp)
+        os.close(lock_fd)  # the file vanished or changed meanwhile: start over
     raise PidFileError(errno.EAGAIN, "pidfile keeps changing under us", path)
 
 
-def _locked_temp(directory: str, base: str, pid: int, mode: int) -> tuple[int, str]:
+def _locked_temp(dirfd: int, base: str, path: str, pid: int, mode: int) -> tuple[int, str]:
+    """A new file holding `pid`, locked through a read-only descriptor: (that fd, name)."""
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
     for attempt in range(100):
-        tmp_path = os.path.join(directory, f".{base}.{pid}.{attempt}.tmp")
+        tmp = f".{base}.{pid}.{attempt}.tmp"
         try:
-            fd = os.open(tmp_path, flags, 0o600)
+            writer = os.open(tmp, flags, 0o600, dir_fd=dirfd)
             break
         except FileExistsError:
             continue
         except OSError as exc:
-            raise PidFileError(exc.errno, f"cannot create pidfile: {exc.strerror}",
-                               os.path.join(directory, base)) from None
+            raise PidFileError(exc.errno, f"cannot create pidfile: {exc.strerror}", path) from None
     else:
-        raise PidFileError(errno.EEXIST, "no free temporary name", os.path.join(directory, base))
+        raise PidFileError(errno.EEXIST, "no free temporary name", path)
+    lock_fd = -1
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody else can know this file yet
-        os.write(fd, f"{pid}\n".encode())
-        os.fchmod(fd, mode)  # explicit: the umask must not decide who may read it
-    except BaseException:
-        os.close(fd)
-        _unlink_quietly(tmp_path)
+        os.write(writer, f"{pid}\n".encode())
+        # Re-opened read-only while the file is still 0600 and ours alone, so that no
+        # one else can have opened, let alone locked, it yet.
+        lock_fd = os.open(tmp, _READ, dir_fd=dirfd)
+        if not _same_inode(os.fstat(lock_fd), os.fstat(writer)):
+            raise PidFileError(errno.EAGAIN, "temporary pidfile replaced under us", path)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.fcntl(lock_fd, fcntl.F_SETFL, fcntl.fcntl(lock_fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        os.fchmod(writer, mode)  # explicit: the umask must not decide who may read it
+    except BaseException as exc:
+        if lock_fd >= 0:
+            os.close(lock_fd)
+        _unlink_quietly(dirfd, tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, PidFileError):
+            # Whoever owns the directory removed or replaced the file meanwhile.
+            raise PidFileError(exc.errno, f"cannot create pidfile: {exc.strerror}", path) from None
         raise
-    return fd, tmp_path
+    finally:
+        os.close(writer)
+    return lock_fd, tmp
 
 
-def _take_over(path: str, tmp_path: str, is_ours: Callable[[int], bool] | None) -> bool:
+def _take_over(dirfd: int, base: str, path: str, tmp: str,
+               is_ours: Callable[[int], bool] | None) -> bool:
     """Replace an existing pidfile if it is stale; False when it changed meanwhile."""
     try:
-        old = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY)
+        old = _open_in(dirfd, base, path)
     except FileNotFoundError:
         return False  # removed between our link() and open(): retry the clean path
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise PidFileError(exc.errno, "pidfile is a symbolic link, refusing", path) from None
-        raise PidFileError(exc.errno, f"cannot open pidfile: {exc.strerror}", path) from None
     try:
         try:
             fcntl.flock(old, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AlreadyRunning(path, read_pid(path)) from None
+            raise AlreadyRunning(path, _pid_in(old)) from None
         # We hold the old file's lock, but a competitor may have replaced the path
         # already (its new file is locked by it): only the file at the path counts.
-        if not _same_file(old, path):
+        if not _same_file(old, dirfd, base):
             return False
-        recorded = read_pid(path)
+        recorded = _pid_in(old)
         if recorded and recorded != os.getpid() and is_ours is not None and _alive(recorded) \
                 and is_ours(recorded):
             raise AlreadyRunning(path, recorded)
         try:
-            os.rename(tmp_path, path)  # still holding the old lock: no one slips in
+            # Still holding the old lock: no one slips in.
+            os.rename(tmp, base, src_dir_fd=dirfd, dst_dir_fd=dirfd)
         except OSError as exc:
             raise PidFileError(exc.errno, f"cannot replace pidfile: {exc.strerror}", path) from None
         return True
@@ -194,7 +299,54 @@ def _take_over(path: str, tmp_path: str, is_ours: Callable[[int], bool] | None) 
         os.close(old)
 
 
-def _rename_noreplace(src: str, dst: str) -> None:
+@contextmanager
+def _in_directory(path: str):
+    """(directory descriptor, base name, absolute path) for `path`, the directory resolved
+    by safeopen; FileNotFoundError when it is missing, PidFileError when it is unsafe."""
+    path = os.path.abspath(path)
+    directory, base = os.path.split(path)
+    try:
+        dirfd = open_directory(directory)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise PidFileError(exc.errno, exc.strerror, path) from None
+    try:
+        yield dirfd, base, path
+    finally:
+        os.close(dirfd)
+
+
+def _open_in(dirfd: int, base: str, path: str) -> int:
+    """A read-only descriptor of the existing pidfile (a regular file, never a link);
+    FileNotFoundError when there is none."""
+    try:
+        fd = os.open(base, _READ, dir_fd=dirfd)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise _open_error(exc, path) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PidFileError(errno.EINVAL, "pidfile is not a regular file, refusing", path)
+    return fd
+
+
+def _open_error(exc: OSError, path: str) -> PidFileError:
+    if exc.errno == errno.ELOOP:
+        return PidFileError(exc.errno, "pidfile is a symbolic link, refusing", path)
+    return PidFileError(exc.errno, f"cannot open pidfile: {exc.strerror}", path)
+
+
+def _pid_in(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 64, 0).split(b"\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def _rename_noreplace(dirfd: int, src: str, dst: str) -> None:
     """renameat2(RENAME_NOREPLACE), else link(2): create `dst` atomically, or EEXIST.
 
     The rename keeps the lock holder's /proc/PID/fd link pointing at the pidfile's
@@ -204,12 +356,12 @@ def _rename_noreplace(src: str, dst: str) -> None:
     if _renameat2 is None:
         _renameat2 = _load_renameat2()
     if _renameat2 is not False:
-        if _renameat2(-100, os.fsencode(src), -100, os.fsencode(dst), 1) == 0:  # AT_FDCWD
+        if _renameat2(dirfd, os.fsencode(src), dirfd, os.fsencode(dst), 1) == 0:
             return
         err = ctypes.get_errno()
         if err not in (errno.ENOSYS, errno.EINVAL):  # EINVAL: the filesystem cannot
             raise OSError(err, os.strerror(err), dst)
-    os.link(src, dst)
+    os.link(src, dst, src_dir_fd=dirfd, dst_dir_fd=dirfd, follow_symlinks=False)
 
 
 def _load_renameat2():
@@ -227,12 +379,23 @@ def _load_renameat2():
 _renameat2 = None
 
 
-def _same_file(fd: int, path: str) -> bool:
+def _same_inode(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _same_file(fd: int, dirfd: int, name: str) -> bool:
     try:
-        a, b = os.fstat(fd), os.stat(path, follow_symlinks=False)
+        return _same_inode(os.fstat(fd), os.stat(name, dir_fd=dirfd, follow_symlinks=False))
     except OSError:
         return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _in_use(fd: int) -> bool:
+    try:
+        fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError:
+        return False
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -245,8 +408,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _unlink_quietly(path: str) -> None:
+def _unlink_quietly(dirfd: int, name: str) -> None:
     try:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dirfd)
     except FileNotFoundError:
         pass
