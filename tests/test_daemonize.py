@@ -376,6 +376,16 @@ FAILURES = {
                                   "cannot open {tmp}/link: is a symbolic link; refusing it"),
     "stdout has another hard link": (["--stdout", "{tmp}/hardlink", "--", SLEEP, "1"], 3,
                                      "cannot open {tmp}/hardlink: has 2 hard links"),
+    "program exits at once": (["--", "/bin/sh", "-c", "exit 5"], 3,
+                              "/bin/sh exited with status 5 within 0.5 s of starting"),
+    "program exits 0 at once": (["--", "/bin/sh", "-c", "exit 0"], 3,
+                                "exited with status 0 within 0.5 s of starting: a daemon "
+                                "must keep running"),
+    "program crashes at once": (["--", "/bin/sh", "-c", "kill -SEGV $$"], 3,
+                                "/bin/sh was killed by SIGSEGV within 0.5 s"),
+    "program exits within a longer window": (["--ready-window", "3", "--", "/bin/sh", "-c",
+                                              "sleep 1; exit 4"], 3,
+                                             "exited with status 4 within 3 s"),
     "bad umask": (["--umask", "8", "--", SLEEP, "1"], 2, "not an octal umask"),
     "no program": ([], 2, "no program given"),
 }
@@ -668,6 +678,143 @@ def test_final_process_dying_before_it_started_is_not_reported_as_started(tmp_pa
     assert "the daemon exited before it started" in out.stderr
 
 
+def test_a_program_that_outlives_the_ready_window_is_started(tmp_path, daemons):
+    # Exits after 1 s: with the window off, only the exec counts, and it did succeed.
+    pidfile = tmp_path / "late.pid"
+    started = time.monotonic()
+    out = shim("--ready-window", "0", "--pidfile", str(pidfile), "--", "/bin/sh", "-c",
+               "sleep 1; exit 4")
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - started < 1, "with no window, the shim must not wait"
+    daemons.append(pidfile_pid(pidfile))
+    # The default window is waited for, and no longer: a program that runs on is started.
+    started = time.monotonic()
+    out = shim("--pidfile", str(tmp_path / "on.pid"), "--", SLEEP, "300")
+    assert out.returncode == 0, out.stderr
+    assert 0.5 <= time.monotonic() - started < 5
+    daemons.append(pidfile_pid(tmp_path / "on.pid"))
+
+
+# -- --status and --stop, as start-stop-daemon ------------------------------------------------------
+START_STOP_DAEMON = "/usr/sbin/start-stop-daemon"
+
+
+def _situation(kind: str, tmp_path: Path, daemons: list[int]) -> Path:
+    pidfile = tmp_path / f"{kind}.pid"
+    if kind == "running":
+        assert shim("--pidfile", str(pidfile), "--", SLEEP, "300").returncode == 0
+        daemons.append(pidfile_pid(pidfile))
+    elif kind == "stale":
+        pidfile.write_text(f"{_dead_pid()}\n")
+    return pidfile
+
+
+@pytest.mark.peers
+@pytest.mark.skipif(not os.path.exists(START_STOP_DAEMON), reason="no start-stop-daemon")
+@pytest.mark.parametrize("kind", ["absent", "stale", "running"])
+def test_status_answers_as_start_stop_daemon_does(tmp_path, daemons, kind):
+    pidfile = _situation(kind, tmp_path, daemons)
+    theirs = subprocess.run([START_STOP_DAEMON, "--status", "--pidfile", str(pidfile)],
+                            capture_output=True, timeout=30).returncode
+    ours = shim("--status", "--pidfile", str(pidfile))
+    assert theirs == {"absent": 3, "stale": 1, "running": 0}[kind]
+    assert ours.returncode == theirs, ours.stdout + ours.stderr
+    word = {"absent": "not running", "stale": "the pidfile remains", "running": "running as PID"}
+    assert word[kind] in ours.stdout
+
+
+@pytest.mark.peers
+@pytest.mark.skipif(not os.path.exists(START_STOP_DAEMON), reason="no start-stop-daemon")
+@pytest.mark.parametrize("kind", ["absent", "stale", "running"])
+@pytest.mark.parametrize("oknodo", [False, True])
+def test_stop_answers_as_start_stop_daemon_does(tmp_path, daemons, kind, oknodo):
+    pidfile = _situation(kind, tmp_path, daemons)
+    extra = ["--oknodo"] if oknodo else []
+    target = pidfile
+    if kind == "running":  # start-stop-daemon stops a second, identical daemon
+        (tmp_path / "twin").mkdir()
+        target = _situation("running", tmp_path / "twin", daemons)
+    theirs = subprocess.run([START_STOP_DAEMON, "--stop", "--pidfile", str(target), *extra],
+                            capture_output=True, timeout=30)
+    pid = pidfile_pid(pidfile) if kind == "running" else None
+    ours = shim("--stop", "--pidfile", str(pidfile), *extra)
+    assert theirs.returncode == (0 if kind == "running" or oknodo else 1)
+    assert ours.returncode == theirs.returncode, ours.stdout + ours.stderr
+    if kind == "running":
+        _, status = os.waitpid(pid, 0)  # ours through the subreaper
+        assert os.waitstatus_to_exitcode(status) == -signal.SIGTERM
+    else:
+        # start-stop-daemon leaves a stale pidfile; ours removes it (documented)
+        assert not pidfile.exists()
+
+
+def test_unlocked_pidfile_is_stale_whatever_live_pid_it_names(tmp_path):
+    # start-stop-daemon believes the live PID (exit 0); a daemonize daemon holds its
+    # lock for life, so an unlocked file is stale: a recycled PID is never signalled.
+    pidfile = tmp_path / "recycled.pid"
+    pidfile.write_text(f"{os.getpid()}\n")
+    assert shim("--status", "--pidfile", str(pidfile)).returncode == 1
+    out = shim("--stop", "--pidfile", str(pidfile))
+    assert out.returncode == 1 and "removed the stale pidfile" in out.stdout
+    assert not pidfile.exists()
+
+
+def test_stop_retry_follows_the_schedule(tmp_path, daemons):
+    pidfile = tmp_path / "stubborn.pid"
+    out = shim("--pidfile", str(pidfile), "--", "/bin/sh", "-c", "trap '' TERM; exec sleep 300")
+    assert out.returncode == 0, out.stderr
+    pid = pidfile_pid(pidfile)
+    daemons.append(pid)
+    started = time.monotonic()
+    out = shim("--stop", "--pidfile", str(pidfile), "--retry", "TERM/1")
+    assert out.returncode == 2, out.stderr  # still running at the end of the schedule
+    assert 1 <= time.monotonic() - started < 10
+    assert "still runs at the end of the schedule" in out.stderr
+    assert proc_stat(pid)["state"] != "Z" and lock_is_held(pidfile)
+    out = shim("--stop", "--pidfile", str(pidfile), "--retry", "1")  # TERM/1/KILL/1
+    assert out.returncode == 0, out.stderr
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == -signal.SIGKILL
+    assert not pidfile.exists()
+
+
+def test_bad_stop_and_status_command_lines_are_bad_input(tmp_path):
+    pidfile = str(tmp_path / "x.pid")
+    assert shim("--stop").returncode == 2  # no --pidfile
+    assert shim("--status", "--pidfile", pidfile, "--", SLEEP, "1").returncode == 2
+    assert shim("--stop", "--pidfile", pidfile, "--retry", "TERM").returncode == 2
+    assert shim("--stop", "--pidfile", pidfile, "--signal", "NOSUCH").returncode == 2
+    assert shim("--status", "--stop", "--pidfile", pidfile).returncode == 2
+
+
+def test_stop_refuses_a_pidfile_whose_process_does_not_hold_it(tmp_path, daemons):
+    # Another user replaced the pidfile (in a directory they own) with one of their
+    # own, locked by their own process and naming a victim: nothing may be signalled.
+    pidfile = _situation("running", tmp_path, daemons)
+    victim = subprocess.Popen([SLEEP, "300"])
+    try:
+        forged = tmp_path / "forged"
+        forged.write_text(f"{victim.pid}\n")
+        holder_proc = subprocess.Popen(["flock", "-n", str(forged), SLEEP, "300"])
+        try:
+            deadline = time.monotonic() + 5
+            while not lock_is_held(forged) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            os.rename(forged, pidfile)
+            status = shim("--status", "--pidfile", str(pidfile))
+            assert status.returncode == 4, status.stdout
+            assert f"PID {victim.pid} does not hold it" in status.stderr
+            out = shim("--stop", "--pidfile", str(pidfile), "--signal", "KILL")
+            assert out.returncode == 3
+            assert "refusing to signal it" in out.stderr
+            assert victim.poll() is None, "the victim was signalled"
+        finally:
+            holder_proc.kill()
+            holder_proc.wait()
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 WRITER = """\
 import errno, os, sys, time
 pidfile = os.path.realpath(sys.argv[1])
@@ -716,3 +863,22 @@ def test_a_daemon_running_as_another_user_cannot_rewrite_its_pidfile(public_dir,
         f"write fd {LOCK_FD}: EBADF", f"ftruncate fd {LOCK_FD}: EINVAL",
         f"reopen fd {LOCK_FD}: EACCES"], "the daemon could write its own pidfile"
     assert pidfile.read_text() == f"{pid}\n" and lock_is_held(pidfile)
+    assert shim("--status", "--pidfile", str(pidfile)).returncode == 0
+
+
+@pytest.mark.parametrize("text, steps", [
+    ("10", [("signal", 15), ("wait", 10), ("signal", 9), ("wait", 10)]),
+    ("HUP/5/-9/2", [("signal", 1), ("wait", 5), ("signal", 9), ("wait", 2)]),
+    ("-TERM/30/forever/KILL/5", [("signal", 15), ("wait", 30), ("forever", None),
+                                 ("signal", 9), ("wait", 5)]),
+])
+def test_retry_schedules_read_as_start_stop_daemon_documents_them(text, steps):
+    from inetd2systemd.daemon.control import parse_schedule
+    assert list(parse_schedule(text, signal.SIGTERM)) == steps
+
+
+@pytest.mark.parametrize("text", ["TERM", "x/5", "5/forever/forever/5", "TERM/-5x", ""])
+def test_bad_retry_schedules_are_refused(text):
+    from inetd2systemd.daemon.control import parse_schedule
+    with pytest.raises(ValueError):
+        parse_schedule(text, signal.SIGTERM)

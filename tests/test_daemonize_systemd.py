@@ -93,6 +93,24 @@ def test_type_notify_unit_whose_program_cannot_start_never_becomes_active(system
     assert "cannot execute /nonexistent/program" in journal
 
 
+@pytest.mark.parametrize("unit_type", ["notify", "forking"])
+def test_a_program_that_quits_at_once_fails_the_start(systemd, unit_type):
+    # It did exec, then exited 5 within the ready window: not "started". For
+    # Type=notify READY=1 is never sent; for Type=forking the shim exits 3.
+    name = f"dz-quits-{unit_type}.service"
+    detach = "--detach --pidfile /run/dz-quits.pid " if unit_type == "forking" else ""
+    install(systemd, name, f"Type={unit_type}\n"
+            + ("PIDFile=/run/dz-quits.pid\n" if unit_type == "forking" else "")
+            + f"ExecStart={SHIM} {detach}-- /bin/sh -c 'exit 5'")
+    out = systemd.systemctl("start", name, check=False)
+    assert out.returncode != 0
+    assert systemd.show(name, "ActiveState") == "failed"
+    assert systemd.show(name, "Result") == "exit-code"  # the shim exited 3
+    journal = systemd.run("journalctl", "-u", name, "-o", "cat").stdout
+    assert "/bin/sh exited with status 5 within 0.5 s of starting" in journal, journal
+    assert systemd.run("test", "-e", "/run/dz-quits.pid", check=False).returncode != 0
+
+
 def test_type_exec_unit_runs_the_program_in_place(systemd):
     install(systemd, "dz-exec.service",
             f"Type=exec\nExecStart={SHIM} --umask 027 -- /bin/sleep infinity")
@@ -126,18 +144,23 @@ def test_detached_shim_logs_to_syslog_with_the_program_identity(systemd):
     # Run from outside any unit (nsenter: no INVOCATION_ID), so it really detaches;
     # journald's /dev/log is the syslog daemon.
     env = ["env", "-u", "NOTIFY_SOCKET", "-u", "INVOCATION_ID"]
-    ok = systemd.run(*env, *SHIM.split(), "--ident", "dz-logged", "--", "/bin/true")
+    ok = systemd.run(*env, *SHIM.split(), "--ident", "dz-logged", "--pidfile", "/run/dz.pid",
+                     "--", "/bin/sleep", "300")
     assert ok.returncode == 0
+    systemd.run("sh", "-c", "kill $(cat /run/dz.pid)")
     bad = systemd.run(*env, *SHIM.split(), "--", "/nonexistent/dz-missing", check=False)
     assert bad.returncode == 127
     assert "cannot execute /nonexistent/dz-missing" in bad.stderr
+    quit_ = systemd.run(*env, *SHIM.split(), "--ident", "dz-quits", "--", "/bin/sh", "-c",
+                        "exit 5", check=False)
+    assert quit_.returncode == 3
 
     def entries(ident):
         out = systemd.run("journalctl", "-t", ident, "-o", "json", check=False).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     started = systemd.wait_for(lambda: entries("dz-logged"))
-    assert started and "starting /bin/true as a daemon" in started[0]["MESSAGE"]
+    assert started and "starting /bin/sleep 300 as a daemon" in started[0]["MESSAGE"]
     assert started[0]["SYSLOG_FACILITY"] == "3"  # LOG_DAEMON
     assert started[0]["PRIORITY"] == "6"
     def errors():
@@ -146,6 +169,9 @@ def test_detached_shim_logs_to_syslog_with_the_program_identity(systemd):
     failed = systemd.wait_for(errors)
     assert failed and "cannot execute /nonexistent/dz-missing" in failed[0]["MESSAGE"]
     assert failed[0]["SYSLOG_FACILITY"] == "3"
+    # A program that quits within the ready window: the failure is in syslog too.
+    quits = systemd.wait_for(lambda: [e for e in entries("dz-quits") if e["PRIORITY"] == "3"])
+    assert quits and "/bin/sh exited with status 5 within 0.5 s" in quits[0]["MESSAGE"]
 
 
 SELF_DAEMONIZING = """

@@ -188,7 +188,7 @@ def test_daemonize_output_file_cannot_be_turned_into_a_root_file(arena, subreape
         target = log if next(turn) % 2 else logs_dir / "out.log"
         try:
             daemonize(["/bin/echo", "written by the daemon"], DaemonOptions(
-                user="nobody", mode="detach", **{stream: str(target)}))
+                user="nobody", mode="detach", ready_window=0, **{stream: str(target)}))
             return "started"
         except DaemonError as exc:
             return _failure(exc)
@@ -238,7 +238,7 @@ def test_daemonize_pidfile_in_an_attackers_directory(arena, subreaper):
     def one_run() -> str:
         try:
             pid = daemonize(["/bin/sleep", "30"], DaemonOptions(
-                pidfile=str(pidfile), user="nobody", mode="detach"))
+                pidfile=str(pidfile), user="nobody", mode="detach", ready_window=0))
         except DaemonError as exc:
             return _failure(exc)
         finally:
@@ -249,3 +249,27 @@ def test_daemonize_pidfile_in_an_attackers_directory(arena, subreaper):
 
     race(moves, one_run, etc, runs=RUNS // 2, success="started")
 
+
+def test_stop_removes_stale_pidfiles_only_in_the_directory_named(arena):
+    # --stop removes a stale pidfile: never root's file of the same name elsewhere.
+    from inetd2systemd.daemon import control
+
+    base, etc, precious, attacker = arena
+    (etc / "app.pid").write_text("1\n")  # unlocked: "stale" if it were the pidfile
+    (etc / "app.pid").chmod(0o644)
+    run_dir = attacker / "run"
+    pidfile = run_dir / "app.pid"
+    moves = [
+        lambda: remove(run_dir),
+        lambda: swap_in(run_dir, lambda t: t.symlink_to(etc)),
+        lambda: remove(run_dir),
+        lambda: run_dir.mkdir(),
+        lambda: swap_in(pidfile, lambda t: t.write_text("1\n")),
+        lambda: swap_in(pidfile, lambda t: t.symlink_to(etc / "app.pid")),
+    ]
+
+    def one_run() -> str:
+        outcome = control.stop(str(pidfile))
+        return outcome.message.split(": ", 1)[-1]
+
+    race(moves, one_run, etc, runs=RUNS, success="not running; removed the stale pidfile")

@@ -18,6 +18,13 @@ EXIT_FAILED = 3  # an operation on the system failed (install, start, ...)
 EXIT_ALREADY_RUNNING = 1
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
+# daemonize --stop and --status, as start-stop-daemon's (its man page, EXIT STATUS);
+# --status's are the LSB init script status codes.
+EXIT_NOTHING_DONE = 1  # --stop: nothing was running (0 with --oknodo)
+EXIT_STILL_RUNNING = 2  # --stop --retry: still running at the end of the schedule
+EXIT_STATUS_STALE = 1  # --status: not running, but the pidfile remains
+EXIT_STATUS_NOT_RUNNING = 3
+EXIT_STATUS_UNKNOWN = 4
 
 
 class ConfigError(ValueError):

@@ -44,6 +44,7 @@ import grp
 import os
 import pwd
 import resource
+import select
 import shutil
 import signal
 import sys
@@ -69,6 +70,9 @@ SESSION_VARIABLES = frozenset({
     "STY", "WINDOW", "WINDOWID", "OLDPWD", "PROMPT_COMMAND", "PS1", "SHLVL", "_",
 })
 MANAGER_VARIABLES = ("NOTIFY_SOCKET", "INVOCATION_ID")
+# Long enough for what makes a daemon quit at once (a missing library, a bad option, a
+# configuration it refuses, even for a Python program), short enough for a boot script.
+DEFAULT_READY_WINDOW = 0.5
 
 
 class DaemonError(Exception):
@@ -94,6 +98,9 @@ class DaemonOptions:
     keep_fds: tuple[int, ...] = ()  # inherited fds (above 2) the daemon must keep
     mode: str = "auto"  # "auto": foreground under systemd; "detach"; "foreground"
     ident: str | None = None  # syslog identity; default: the program's name
+    # A program that exits this soon after its exec did not start: reported as failed,
+    # with its status. 0: "started" means the exec succeeded, nothing more.
+    ready_window: float = DEFAULT_READY_WINDOW
 
 
 def under_systemd(environ: Mapping[str, str] = os.environ) -> bool:
@@ -229,6 +236,9 @@ class _Plan:
             raise DaemonError(f"unknown mode {options.mode!r}", EXIT_BAD_INPUT)
         if not 0 <= options.umask <= 0o777:
             raise DaemonError(f"umask {options.umask:o} is out of range", EXIT_BAD_INPUT)
+        if not 0 <= options.ready_window <= 3600:
+            raise DaemonError(f"ready window {options.ready_window:g} s is out of range",
+                              EXIT_BAD_INPUT)
         mode = options.mode
         if mode == "auto":
             mode = "foreground" if under_systemd() else "detach"
@@ -296,6 +306,9 @@ def _lookup_group(name: str) -> int:
 class _Reporter:
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        # Detached with a ready window: the session leader waits on this pipe for the
+        # program's exec (EOF); a byte here tells it that set-up failed instead.
+        self.exec_fd = -1
         # Detached there is no terminal left: the shim's own messages go to syslog.
         # Under a manager stderr is the journal already; syslog would say it twice.
         self.syslog = False
@@ -315,6 +328,11 @@ class _Reporter:
         self._send("R")
 
     def fail(self, message: str, status: int, *, exit_now: bool = True) -> None:
+        if self.exec_fd >= 0:
+            try:
+                os.write(self.exec_fd, b"F")
+            except OSError:
+                pass
         self._send(f"E{status} {message}")
         if self.fd < 0:  # no one waits on a pipe: stderr is all there is (the journal)
             print_error(message)
@@ -390,9 +408,16 @@ def _start(plan: _Plan, *, detach: bool) -> int:
     child = os.fork()
     if child != 0:
         os.close(write_fd)
-        # Detached, the child is the intermediate that exits at once: reap it. Else it
-        # is the program itself, which we must not wait for.
-        return _wait_started(read_fd, child if detach else None)
+        # Detached, the child is the intermediate, which watches the program through the
+        # ready window and exits: reap it. Else the child is the program itself, which
+        # we watch here, and must not reap once it runs.
+        pid = _wait_started(read_fd, child if detach else None)
+        if not detach and plan.options.ready_window > 0:
+            status = _exit_status_within(pid, plan.options.ready_window)
+            if status is not None:
+                _remove_stale_pidfile(plan)
+                raise DaemonError(_early_exit_message(plan, status), EXIT_FAILED)
+        return pid
     try:
         # Python objects of the caller whose fds we are about to close must not be
         # finalized (closing whatever reuses their numbers) before the exec.
@@ -445,9 +470,70 @@ def _detach_or_report(plan: _Plan, reporter: _Reporter) -> None:
         os.setsid()
     except OSError as exc:
         reporter.fail(f"setsid failed: {exc.strerror}", EXIT_FAILED)
-    if os.fork() != 0:
+    watch = plan.argv is not None and plan.options.ready_window > 0
+    # Closed by the program's exec (close-on-exec), or by the final process's end.
+    exec_r, exec_w = os.pipe() if watch else (-1, -1)
+    child = os.fork()
+    if child != 0:
+        if watch:
+            os.close(exec_w)
+            _watch_ready_window(plan, child, exec_r, reporter)
         os._exit(EXIT_OK)  # the session leader goes; the daemon can never get a tty
+    if watch:
+        os.close(exec_r)
+        reporter.exec_fd = exec_w
     reporter.pid(os.getpid())
+
+
+def _watch_ready_window(plan: _Plan, child: int, exec_r: int, reporter: _Reporter) -> None:
+    """In the session leader: from the program's exec on, give it the ready window; if
+    it exits within it, report its status and leave no pidfile behind. A final process
+    that failed has said so itself (a byte on the pipe): nothing to add then."""
+    try:
+        failed = os.read(exec_r, 1) != b""  # PEP 475: retried on EINTR
+    finally:
+        os.close(exec_r)
+    if failed:
+        return
+    status = _exit_status_within(child, plan.options.ready_window)
+    if status is not None:
+        _remove_stale_pidfile(plan)
+        syslog.openlog(plan.ident, syslog.LOG_PID, syslog.LOG_DAEMON)
+        reporter.syslog = True  # detached: the program's "starting" line is there too
+        reporter.fail(_early_exit_message(plan, status), EXIT_FAILED, exit_now=False)
+
+
+def _exit_status_within(pid: int, seconds: float) -> int | None:
+    """The wait status of child `pid` if it exits within `seconds`; else None (and it
+    is left running, unreaped). A pidfd turns readable at its exit."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        select.select([pidfd], [], [], seconds)
+    finally:
+        os.close(pidfd)
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return status if done else None
+
+
+def _early_exit_message(plan: _Plan, status: int) -> str:
+    assert plan.argv is not None
+    if os.WIFSIGNALED(status):
+        what = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    else:
+        what = f"exited with status {os.waitstatus_to_exitcode(status)}"
+    message = f"{plan.argv[0]} {what} within {plan.options.ready_window:g} s of starting"
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        message += (": a daemon must keep running (run a program that forks into the "
+                    "background in its foreground mode)")
+    return message
+
+
+def _remove_stale_pidfile(plan: _Plan) -> None:
+    if plan.pidfile:
+        try:
+            pidfiles.remove_stale(plan.pidfile)
+        except OSError:
+            pass  # left stale: the next start takes it over
 
 
 def _close_inherited_fds(plan: _Plan, keep: set[int]) -> None:
