@@ -215,6 +215,13 @@ def fleet(tmp_path_factory):
             c.stop()
 
 
+def untouched(fleet, host: str) -> bool:
+    """As the fixture left it: unit files, sockets, the legacy superserver; no import."""
+    c = fleet["hosts"][host]
+    return (host_state(c) == fleet["states"][host]
+            and c.run("test", "-e", OUTPUT_DIR, check=False).returncode == 1)
+
+
 def migration(controller, hosts: str, *options: str, **args) -> dict[str, dict]:
     args.setdefault("executable", EXECUTABLE)
     return controller.module(hosts, "inetd2systemd.fleet.migration", args, *options)
@@ -237,8 +244,7 @@ def test_baseline_is_what_the_legacy_superservers_serve(fleet):
 def test_check_mode_reports_the_plan_and_changes_nothing(fleet):
     results = migration(fleet["ansible"], "all", "--check", "--diff", state="present")
     for host, c in fleet["hosts"].items():
-        assert host_state(c) == fleet["states"][host], host
-        assert c.run("test", "-e", OUTPUT_DIR, check=False).returncode == 1, host
+        assert untouched(fleet, host), host
     alpha, bravo, charlie = results["alpha"], results["bravo"], results["charlie"]
     assert alpha["_status"] == "ok" and alpha["changed"] is True, alpha["_output"]
     assert alpha["migrated"] is False
@@ -254,6 +260,14 @@ def test_check_mode_reports_the_plan_and_changes_nothing(fleet):
     assert charlie["_status"] == "failed" and charlie["changed"] is False
     assert "finger: program /usr/sbin/in.fingerd is missing" in charlie["msg"]
     assert charlie["services"]["finger"]["missing_programs"] == ["/usr/sbin/in.fingerd"]
+    # the transcript alone, in check mode: recorded in a private copy, nothing kept
+    checked = migration(fleet["ansible"], "bravo", "--check", state="checked",
+                        sources=["127.0.0.2", "127.0.0.3"])["bravo"]
+    assert checked["_status"] == "ok" and checked["phase"] == "before", checked["_output"]
+    rows = {(r["service"], r["source"]): r for r in checked["equivalence"]}
+    assert rows[("echo-stream", "127.0.0.2")]["before"]["received"] == "inetd2systemd equivalence probe\r\n"
+    assert rows[("echo-stream", "127.0.0.3")]["before"]["received"] == ""  # libwrap refuses .3
+    assert untouched(fleet, "bravo")
 
 
 def test_rollout_stops_at_the_first_host_with_an_error_and_leaves_it_as_it_was(fleet):
@@ -281,9 +295,7 @@ def test_rollout_stops_at_the_first_host_with_an_error_and_leaves_it_as_it_was(f
     assert summary["counts"]["services"] == 6
     assert charlie.run("test", "-e", "/var/lib/inetd2systemd/import-rollback", check=False).returncode == 1
 
-    # bravo: never reached
-    assert host_state(hosts["bravo"]) == fleet["states"]["bravo"]
-    assert hosts["bravo"].run("test", "-e", OUTPUT_DIR, check=False).returncode == 1
+    assert untouched(fleet, "bravo")  # never reached
 
     # the fleet report has the two hosts the rollout reached
     table = list(csv.DictReader(io.StringIO((fleet["fleet_dir"] / "report.csv").read_text())))
@@ -308,6 +320,25 @@ def test_a_second_run_changes_nothing(fleet):
     assert facts["migrated"] is True
     assert all(s["started"] for s in facts["services"].values()), facts["services"]
     assert host_state(alpha) == before
+
+
+def test_a_changed_legacy_configuration_is_installed_anew(fleet):
+    """alpha's inetd.conf gains a service after the switch: state=present puts the old
+    units back (openbsd-inetd returns), then installs the new set."""
+    alpha = fleet["hosts"]["alpha"]
+    migrated = host_state(alpha)
+    alpha.write("/etc/inetd.conf", ALPHA_INETD + "discard\tstream\ttcp\tnowait\troot\tinternal\n")
+    result = migration(fleet["ansible"], "alpha", "--diff", state="present")["alpha"]
+    assert result["changed"] is True and result["migrated"] is True, result["_output"]
+    added = [d for d in result["diff"] if d["after_header"].endswith("/discard.socket")]
+    assert added and added[0]["before"] == ""
+    assert alpha.show("discard.socket", "ActiveState") == "active"
+    assert alpha.systemctl("is-active", "openbsd-inetd.service", check=False).stdout.strip() == "inactive"
+    assert comparable("alpha", answers(alpha, "alpha")) == comparable("alpha", fleet["baseline"]["alpha"])
+    alpha.write("/etc/inetd.conf", ALPHA_INETD)  # and back
+    result = migration(fleet["ansible"], "alpha", state="present")["alpha"]
+    assert result["changed"] is True and "discard" not in result["services"], result["_output"]
+    assert host_state(alpha) == migrated
 
 
 def test_a_host_whose_transcripts_differ_is_rolled_back(fleet):
