@@ -136,28 +136,53 @@ def test_the_module_passes_its_options_to_import_as_import_reads_them():
     assert vars(got) == vars(parser.parse_args(["/", "-o", "/o"]))
 
 
-def test_check_mode_against_a_copy_of_a_host_plans_and_writes_nothing(installed, tmp_path):
-    """The module on this machine (connection local) in check mode, reading a copy of the
-    Debian sample host: the plan, the findings, the unit diff; nothing written."""
-    tarball, collections = installed
-    units, state, out = tmp_path / "units", tmp_path / "state", tmp_path / "out"
-    args = {"root": str(SAMPLE), "executable": str(ansible_support.BIN / "inetd2systemd"),
-            "port_check": False, "output_dir": str(out), "unit_dir": str(units),
-            "state_dir": str(state), "state": "present"}
+def on_this_machine(collections: Path, module: str, args: dict, *options: str) -> dict:
+    """A module run on this machine (connection local); its result."""
     proc = ansible_support.run(
-        [str(ansible_support.BIN / "ansible"), "localhost", "-m", "inetd2systemd.fleet.migration",
-         "-a", json.dumps(args), "--check", "--diff", "-o"],
+        [str(ansible_support.BIN / "ansible"), "localhost", "-m", module, "-a", json.dumps(args),
+         "-o", *options],
         env=ansible_support.environment(ANSIBLE_COLLECTIONS_PATH=str(collections),
                                         ANSIBLE_LOCALHOST_WARNING="false",
                                         ANSIBLE_INVENTORY_UNPARSED_WARNING="false"),
         check=False)
     # -o: "localhost | FAILED! => {json}" on one line
-    result = json.loads(proc.stdout.split("=>", 1)[1])
+    return json.loads(proc.stdout.split("=>", 1)[1])
+
+
+def plan_only(collections: Path, root: Path, tmp_path: Path) -> dict:
+    """state=present in check mode against a copy of a host, with private directories."""
+    args = {"root": str(root), "executable": str(ansible_support.BIN / "inetd2systemd"),
+            "port_check": False, "output_dir": str(tmp_path / "out"),
+            "unit_dir": str(tmp_path / "units"), "state_dir": str(tmp_path / "state"),
+            "state": "present"}
+    result = on_this_machine(collections, "inetd2systemd.fleet.migration", args, "--check", "--diff")
+    assert not any((tmp_path / d).exists() for d in ("out", "units", "state"))  # nothing written
+    return result
+
+
+def test_check_mode_against_a_copy_of_a_host_plans_and_writes_nothing(installed, tmp_path):
+    """The Debian sample host: the plan, the findings; not to be switched."""
+    result = plan_only(installed[1], SAMPLE, tmp_path)
     # in.fingerd and in.identd are not installed here: the host would not be switched
-    assert result["changed"] is False and "in.fingerd is missing" in result["msg"], proc.stdout
+    assert result["changed"] is False and "in.fingerd is missing" in result["msg"], result
     assert result["services"]["git"]["allow"] == ["127.0.0.2/32", "192.168.10.0/24", "fd00:10::/64"]
     assert any("twist" in f for f in result["findings"])
-    assert not out.exists() and not units.exists() and not state.exists()
+
+
+def test_a_service_the_import_cannot_convert_keeps_the_host_from_switching(installed, tmp_path):
+    etc = tmp_path / "host" / "etc"
+    (etc / "xinetd.d").mkdir(parents=True)
+    (etc / "xinetd.conf").write_text("defaults\n{\n}\nincludedir /etc/xinetd.d\n")
+    (etc / "services").write_text("echo 7/tcp\n")
+    (etc / "xinetd.d" / "echo").write_text(
+        "service echo\n{\n\ttype = INTERNAL\n\tid = echo-stream\n\tsocket_type = stream\n\twait = no\n}\n")
+    (etc / "xinetd.d" / "bogus").write_text(
+        "service bogus\n{\n\tsocket_type = stream\n\twait = no\n\tuser = root\n"
+        "\tserver = /bin/cat\n\tport = notaport\n}\n")
+    result = plan_only(installed[1], etc.parent, tmp_path)
+    assert result["problems"] == ["bogus: not converted: port: port number 'notaport' is invalid: "
+                                  "xinetd disables this service"], result
+    assert result["counts"]["failed"] == 1 and result["services"]["echo-stream"]["status"] == "converted"
 
 
 # -- the fleet report -----------------------------------------------------------------------
@@ -222,17 +247,11 @@ def test_fleet_table_rows_csv_and_html(fleet_dir):
 
 def test_fleet_report_module_writes_once_and_not_in_check_mode(installed, fleet_dir, tmp_path):
     tarball, collections = installed
-    env = ansible_support.environment(ANSIBLE_COLLECTIONS_PATH=str(collections),
-                                      ANSIBLE_LOCALHOST_WARNING="false",
-                                      ANSIBLE_INVENTORY_UNPARSED_WARNING="false")
     out_csv, out_html = tmp_path / "fleet.csv", tmp_path / "fleet.html"
 
     def report(*options: str) -> dict:
         args = {"src": str(fleet_dir), "csv": str(out_csv), "html": str(out_html)}
-        proc = ansible_support.run([str(ansible_support.BIN / "ansible"), "localhost", "-m",
-                                    "inetd2systemd.fleet.fleet_report", "-a", json.dumps(args),
-                                    "-o", *options], env=env, check=False)
-        return json.loads(proc.stdout.split("=>", 1)[1])
+        return on_this_machine(collections, "inetd2systemd.fleet.fleet_report", args, *options)
 
     assert report("--check")["changed"] is True and not out_csv.exists() and not out_html.exists()
     first = report()

@@ -421,6 +421,9 @@ def problems(module, summary, rc):
         elif s['status'] != 'disabled' and s['units']:
             found += ['%s: program %s is missing: its socket would stay stopped' % (s['id'], p)
                       for p in missing_programs(module, s)]
+    # a service the reader left out (its entry is in error) has no plan, only findings
+    found += ['%s: not converted: %s' % (f['service'], f['message']) if f.get('service') else finding_text(f)
+              for f in summary['findings'] if f['severity'] == 'error']
     found += ['preflight: ' + finding_text(f) for f in summary['preflight'] if f['severity'] == 'error']
     if rc == EXIT_INCOMPLETE and not found:
         found.append('inetd2systemd import reported the migration incomplete (see report.md)')
