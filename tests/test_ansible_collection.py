@@ -114,10 +114,13 @@ def test_the_role_passes_every_option_of_import_through():
 def test_the_module_passes_its_options_to_import_as_import_reads_them():
     module = load(MODULE, "i2s_migration_module")
     parser = import_parser()
-    has_harden = "--harden" in parser._option_string_actions
+    has = parser._option_string_actions  # --harden and the like: passed once import has them
     params = {"executable": "inetd2systemd", "root": "/srv/copy of host", "target_root": "/mnt/t",
               "prefix": "legacy-", "flavor": "inetutils", "include_disabled": True,
-              "systemd_version": 247, "port_check": False, "harden": "strict" if has_harden else None}
+              "systemd_version": 247, "port_check": False,
+              "harden": "strict" if "--harden" in has else None,
+              "dynamic_user": "--dynamic-user" in has,
+              "suite_path": "/opt/i2s/bin/inetd2systemd" if "--suite-path" in has else None}
     argv = module.import_argv(SimpleNamespace(params=params), "/var/out", ["--check", "after",
                                                                          "--source", "127.0.0.2"])
     assert argv[:2] == ["inetd2systemd", "import"]
@@ -126,12 +129,13 @@ def test_the_module_passes_its_options_to_import_as_import_reads_them():
             got.systemd_version, got.no_port_check, got.check, got.source) == (
         "/srv/copy of host", "/var/out", "/mnt/t", "legacy-", "inetutils", True, 247, True, "after",
         ["127.0.0.2"])
-    if has_harden:
-        assert got.harden == "strict"
+    for flag in module.newer_flags(params):
+        dest = has[flag].dest
+        assert getattr(got, dest) == params[dest], flag
     # the defaults give import's own defaults
     defaults = {"executable": "inetd2systemd", "root": "/", "target_root": "/", "prefix": "",
                 "flavor": None, "include_disabled": False, "systemd_version": None,
-                "port_check": True, "harden": None}
+                "port_check": True, "harden": None, "dynamic_user": False, "suite_path": None}
     got = parser.parse_args(module.import_argv(SimpleNamespace(params=defaults), "/o")[2:])
     assert vars(got) == vars(parser.parse_args(["/", "-o", "/o"]))
 

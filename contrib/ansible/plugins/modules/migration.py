@@ -30,7 +30,8 @@ description:
     and changes nothing. Diff mode shows the unit files that are installed, replaced or
     removed.
   - The options that shape the import (O(root), O(prefix), O(flavor), O(include_disabled),
-    O(systemd_version), O(target_root), O(port_check), O(harden)) are passed to
+    O(systemd_version), O(target_root), O(port_check), O(harden), O(dynamic_user),
+    O(suite_path)) are passed to
     C(inetd2systemd import) as its options of the same name; give the same values to
     every state.
 author:
@@ -112,6 +113,18 @@ options:
         own default. Needs an C(inetd2systemd) whose C(import) has C(--harden).
     type: str
     choices: [auto, basic, strict, none]
+  dynamic_user:
+    description:
+      - Run the services that ran as C(nobody) as a user of their own (C(--dynamic-user),
+        C(DynamicUser=yes)). Needs an C(inetd2systemd) whose C(import) has it.
+    type: bool
+    default: false
+  suite_path:
+    description:
+      - How the units run C(inetd2systemd) itself, for its built-in services
+        (C(--suite-path)); by default the bare name. Needs an C(inetd2systemd) whose
+        C(import) has it.
+    type: str
   phase:
     description:
       - For O(state=checked), which transcript to record (C(--check)). V(auto) records
@@ -285,7 +298,18 @@ def import_argv(module, output_dir, extra=()):
         argv.append('--no-port-check')
     if p['harden'] is not None:
         argv += ['--harden', p['harden']]
+    if p['dynamic_user']:
+        argv.append('--dynamic-user')
+    if p['suite_path'] is not None:
+        argv += ['--suite-path', p['suite_path']]
     return argv + list(extra)
+
+
+def newer_flags(params):
+    """The import options given that older versions of import do not have."""
+    return [flag for flag, given in (('--harden', params['harden'] is not None),
+                                     ('--dynamic-user', params['dynamic_user']),
+                                     ('--suite-path', params['suite_path'] is not None)) if given]
 
 
 def run_import(module, output_dir, extra=()):
@@ -305,11 +329,12 @@ def locate_executable(module):
         found = exe
     else:
         found = module.get_bin_path(exe, required=True)
-    if module.params['harden'] is not None:
+    wanted = newer_flags(module.params)
+    if wanted:
         rc, out, err = module.run_command([found, 'import', '--help'])
-        if '--harden' not in out:
-            module.fail_json(msg='harden=%s: this inetd2systemd (%s) has no import --harden'
-                             % (module.params['harden'], found))
+        missing = [flag for flag in wanted if flag not in out]
+        if missing:
+            module.fail_json(msg='this inetd2systemd (%s) has no import %s' % (found, ' '.join(missing)))
     module.params['executable'] = found
 
 
@@ -601,6 +626,8 @@ def main():
             target_root=dict(type='path', default='/'),
             port_check=dict(type='bool', default=True),
             harden=dict(type='str', choices=['auto', 'basic', 'strict', 'none']),
+            dynamic_user=dict(type='bool', default=False),
+            suite_path=dict(type='str'),
             phase=dict(type='str', default='auto', choices=['auto', 'before', 'after']),
             sources=dict(type='list', elements='str', default=[], aliases=['source']),
             probes=dict(type='dict'),
