@@ -75,7 +75,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from . import addresses, bad_entry, open_regular, reason, same_address
+from . import addresses, bad_entry, free_id, open_regular, reason, same_address
 from ..errors import ConfigError
 from ..model import (INTERNAL_NAMES, RLIMIT_NAMES, Configuration, Family, Finding, Listen,
                      RateLimit, Redirect, Service, Severity, SocketType, Source)
@@ -121,6 +121,7 @@ DEFAULTS_BEFORE_BODY = ("log_on_success", "log_on_failure", "only_from", "no_acc
 DEFAULTS_AFTER = ("instances", "umask", "per_source", "groups", "cps", "max_load", "bind",
                   "v6only", "log_type")
 SYNONYMS = {"interface": "bind"}  # one attribute under two names (parse.c A_BIND)
+NOT_BUILT = ("mdns",)  # documented by the man page; Debian's build has no such attribute
 
 _C_SPACE = " \t\n\v\f\r"  # isspace() in the C locale
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -725,6 +726,11 @@ class _Value:
     def column(self) -> int:
         return _located(self.assignment, self.file).value_column
 
+    @property
+    def located(self) -> Source:
+        """Where its value is, for a finding about it."""
+        return Source(self.file, self.assignment.line, self.column)
+
 
 class _Failure(NamedTuple):
     """A parser's refusal, which disabled the service (SC_DISABLE) unless undone."""
@@ -739,6 +745,7 @@ class _Raw:
 
     name: str
     source: Source
+    column: int = 0  # of the name on the header line: where a missing attribute points
     attrs: dict[str, _Value] = field(default_factory=dict)
     failures: list[_Failure] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)  # about its lines, in order
@@ -819,7 +826,9 @@ def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _St
     if count is None:
         where = "the defaults entry" if in_defaults else "a service entry"
         _ignore(target, a, file, f"attribute {a.name!r} is not allowed in {where}"
-                if spec is not None else f"unknown attribute {a.name!r}")
+                if spec is not None else f"attribute {a.name!r} is in xinetd.conf(5) but "
+                "not in this xinetd build" if name in NOT_BUILT else
+                f"unknown attribute {a.name!r}")
         return name
     current = target.attrs.get(name)
     if in_defaults and name == "log_type":
@@ -1023,7 +1032,7 @@ def _entries(file: str, text: str, state: _State) -> Iterator[tuple[str, str, So
             state.findings += state.defaults.findings
             state.defaults.findings.clear()
             continue
-        raw = _Raw(words[1], source)
+        raw = _Raw(words[1], source, _column(line, words[1], column + len(words[0])))
         for name in DEFAULTS_BEFORE_BODY:
             value = state.defaults.attrs.get(name)
             if value is not None:
@@ -1202,7 +1211,8 @@ def _error(raw: _Raw, attr: str, message: str) -> ConfigError:
     """A check on the whole entry failed: located at the attribute, or at the header."""
     value = raw.attrs.get(attr)
     if value is None or value.owner is None:
-        return ConfigError(f"service {raw.name}: {message}", raw.source.file, raw.source.line)
+        return ConfigError(f"service {raw.name}: {message}", raw.source.file, raw.source.line,
+                           raw.column)
     return ConfigError(f"{attr}: {message}", value.source.file, value.source.line,
                        value.column)
 
@@ -1334,7 +1344,7 @@ def _bind(raw: _Raw, ipv6_flag: bool, findings: list[Finding], id_: str
     except (OSError, UnicodeError, ValueError):
         raise _error(raw, "bind", f"cannot resolve {value!r} to an address to bind") from None
     address = ipaddress.ip_address(found[0][4][0].split("%")[0])
-    findings.append(Finding(raw.attrs["bind"].source, Severity.WARNING,
+    findings.append(Finding(raw.attrs["bind"].located, Severity.WARNING,
                             f"bind {value} resolved now to {address}: re-run the conversion "
                             "if it changes", id_))
     return address
@@ -1345,7 +1355,6 @@ def _listens(raw: _Raw, kind: _Kind, protocol: str | None, state: _State, id_: s
     """(protocol, listens): the port from the attribute or the services table, the
     family from flags, bind and v6only. RPC and TCPMUX services listen nowhere systemd
     can (reported), and RPC's protocol becomes rpc/PROTO."""
-    where = raw.source
     port = raw.get("port")
     if protocol is None:
         raise _error(raw, "protocol", "missing attribute protocol (needed with socket_type "
@@ -1356,7 +1365,7 @@ def _listens(raw: _Raw, kind: _Kind, protocol: str | None, state: _State, id_: s
             raise _error(raw, "rpc_version", "missing attribute rpc_version")
         if kind.unlisted and "rpc_number" not in raw.attrs:
             raise _error(raw, "rpc_number", "missing attribute rpc_number")
-        findings.append(Finding(where, Severity.ERROR,
+        findings.append(Finding(raw.attrs["type"].located, Severity.ERROR,
                                 f"RPC service (rpc_version {' '.join(raw.attrs['rpc_version'].values)}): "
                                 "systemd cannot register it with the portmapper; keep the "
                                 "native daemon", id_))
@@ -1366,7 +1375,7 @@ def _listens(raw: _Raw, kind: _Kind, protocol: str | None, state: _State, id_: s
             raise _error(raw, "type", "a TCPMUX service needs UNLISTED in type")
         if fold(protocol) != "tcp":
             raise _error(raw, "protocol", "a TCPMUX service needs protocol tcp")
-        findings.append(Finding(where, Severity.ERROR,
+        findings.append(Finding(raw.attrs["type"].located, Severity.ERROR,
                                 "TCPMUX service: systemd has no RFC 1078 dispatcher on port 1, "
                                 "so it cannot be reached; give it a port of its own "
                                 "(UNLISTED + port) instead", id_))
@@ -1539,7 +1548,7 @@ def _finish(state: _State) -> Configuration:
     enabled = state.defaults.get("enabled")
     enabled_ids = None if enabled is None else {fold(i) for i in enabled}
     disabled_ids = {fold(i) for i in state.defaults.get("disabled", ())}
-    services: list[tuple[Service, bool]] = []
+    services: list[tuple[Service, bool, int]] = []
     findings = state.findings
     for raw in state.raws:
         id_ = raw.id()
@@ -1572,7 +1581,7 @@ def _finish(state: _State) -> Configuration:
             continue
         findings.extend(notes)
         services.append((service if not reason else replace(service, disabled=True),
-                         "bind" in raw.attrs))
+                         "bind" in raw.attrs, raw.column))
     return Configuration(*_resolve_duplicates(services, findings))
 
 
@@ -1591,15 +1600,16 @@ def _clash(earlier: tuple[Service, bool], later: tuple[Service, bool]) -> bool:
     return same_address(a, b)
 
 
-def _resolve_duplicates(services: list[tuple[Service, bool]], findings: list[Finding]
+def _resolve_duplicates(services: list[tuple[Service, bool, int]], findings: list[Finding]
                         ) -> tuple[tuple[Service, ...], tuple[Finding, ...]]:
-    """Services that cannot all run, in xinetd's order: `services` pairs each with
-    whether it had a `bind`."""
+    """Services that cannot all run, in xinetd's order: `services` holds each with
+    whether it had a `bind`, and the column of its name."""
     kept: list[Service] = []
     ids: set[str] = set()
+    suffixes: dict[str, int] = {}
     running: dict[tuple, list[tuple[Service, bool]]] = {}  # (port, protocol) -> enabled
     parked: dict[tuple, Service] = {}  # (socket, id) -> a disabled one
-    for service, bound in services:
+    for service, bound, column in services:
         key = (service.listens[0].port, service.protocol) if service.listens else None
         clash = next((other for other, other_bound in running.get(key, ())
                       if _clash((other, other_bound), (service, bound))), None) \
@@ -1614,17 +1624,14 @@ def _resolve_duplicates(services: list[tuple[Service, bool]], findings: list[Fin
             continue
         if clash is not None:
             same = "the same id" if clash.id == service.id else f"the same port as {clash.id}"
-            findings.append(Finding(service.source, Severity.ERROR,
+            findings.append(Finding(replace(service.source, column=column), Severity.ERROR,
                                     f"{same} ({clash.source}) on {service.listens[0]}/"
                                     f"{service.protocol}: xinetd disables (or cannot bind) "
                                     "this later entry: left out", service.id))
             continue
         original_id = service.id
         if service.id in ids:
-            n = 2
-            while f"{service.id}-{n}" in ids:
-                n += 1
-            new = f"{service.id}-{n}"
+            new = free_id(service.id, ids, suffixes)
             findings.append(Finding(service.source, Severity.INFO,
                                     f"id {service.id} is used by an earlier entry (xinetd "
                                     "allows that while they differ in socket or one is "
