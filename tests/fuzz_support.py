@@ -78,3 +78,12 @@ def growth_ratio(run: Callable[[int], object], small: int, factor: int = 10) -> 
             best = min(best, time.process_time() - started)
         timings.append(max(best, 1e-4))
     return timings[1] / timings[0]
+
+
+def assert_linear(make: Callable[[int], object], read: Callable[[object], object],
+                  small: int = 1000, factor: int = 10, bound: float = 30) -> None:
+    """Reading make(small * factor) costs well under the square of reading make(small)
+    (about `factor` times for linear work, `factor` squared for quadratic)."""
+    inputs = {n: make(n) for n in (small, small * factor)}
+    ratio = growth_ratio(lambda n: read(inputs[n]), small, factor)
+    assert ratio < bound, f"{factor}x the input took {ratio:.0f}x the time"

@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from inetd2systemd.config.xinetd import ATTRIBUTES, looks_like_xinetd, parse_xin
     read_xinetd, read_xinetd_dir
 from inetd2systemd.errors import ConfigError
 from inetd2systemd.model import Family, Listen, RateLimit, Redirect, Severity, SocketType
+from systemd_container import wait_for
 from xinetd_oracle import needs_xinetd, xinetd_reads
 
 CORPUS = DATA / "xinetd"
@@ -207,7 +209,8 @@ def test_what_systemd_cannot_express_is_kept_and_reported(corpus):
     assert ("flags", "INTERCEPT") in {(a, v) for a, v, _ in by_id["tftp"].unmapped}
     assert ("flags", "LABELED") in {(a, v) for a, v, _ in by_id["rsync"].unmapped}
     # this build has no mdns attribute: xinetd ignores the line, with a warning
-    assert any(f.service == "mysql" and f.severity is Severity.WARNING and "'mdns'" in f.message
+    assert any(f.service == "mysql" and f.severity is Severity.WARNING and
+               "'mdns' is in xinetd.conf(5) but not in this xinetd build" in f.message
                for f in config.findings)
 
 
@@ -477,12 +480,12 @@ def test_a_bad_line_costs_what_it_costs_xinetd(body, line, column, message, outc
     ("service nrpe\n\tsocket_type = stream\n}\n", 2, 2, "missing '{'"),
     ("service nrpe {\n\tsocket_type = stream\n}\n", 2, 2, "missing '{'"),
     ("service\n{\n}\n", 1, 8, "the name is missing"),
-    ("\nservice nrpe\n{\n\twait = no\n\tuser = x\n\tserver = /x\n}\n", 2, 0,
+    ("\nservice nrpe\n{\n\twait = no\n\tuser = x\n\tserver = /x\n}\n", 2, 9,
      "missing attribute socket_type"),
-    ("service nrpe\n{\n\tsocket_type = stream\n\tuser = x\n\tserver = /x\n}\n", 1, 0, "wait"),
-    ("service nrpe\n{\n\tsocket_type = stream\n\twait = no\n\tserver = /x\n}\n", 1, 0,
+    ("service nrpe\n{\n\tsocket_type = stream\n\tuser = x\n\tserver = /x\n}\n", 1, 9, "wait"),
+    ("service nrpe\n{\n\tsocket_type = stream\n\twait = no\n\tserver = /x\n}\n", 1, 9,
      "missing attribute user"),
-    ("service zzz\n{\n" + BASE + "type = UNLISTED\n}\n", 1, 0, "needs a port"),
+    ("service zzz\n{\n" + BASE + "type = UNLISTED\n}\n", 1, 9, "needs a port"),
     ("listen here\n" f"service nrpe\n{{\n{BASE}}}\n", 1, 1, "expected 'service NAME'"),
     ("service nrpe\n{\n\tincludedir /etc/xinetd.d\n}\n", 3, 2, "cannot appear inside"),
 ])
@@ -815,3 +818,96 @@ def test_an_include_loop_ends_with_each_service_once_in_the_packaged_xinetd(tmp_
     ours = read_xinetd(conf, services=SERVICES)
     assert [s.id for s in ours.services] == ["s1", "s2"]
     assert sum("not unique or is a duplicate" in t for _, _, t, _ in theirs.messages) > 100
+
+
+# -- hostile input: no traceback, no hang, linear time ---------------------------------------
+
+def test_a_nul_byte_ends_an_include_path_as_it_ends_a_c_string(tmp_path):
+    (tmp_path / "extra").write_text(f"service nrpe\n{{\n{BASE}}}\n")
+    (tmp_path / "xinetd.conf").write_bytes(b"include extra\0/../../etc/shadow\n"
+                                           b"includedir \0\n")
+    config = read_xinetd(tmp_path / "xinetd.conf", services=SERVICES)
+    assert [s.id for s in config.services] == ["nrpe"]
+    assert "the name is missing" in config.findings[-1].message  # `includedir` alone
+
+
+def test_include_nesting_a_thousand_deep(tmp_path):
+    depth = 1000
+    for n in range(depth):
+        (tmp_path / f"f{n}").write_text(f"include f{n + 1}\n" if n + 1 < depth else
+                                        f"service nrpe\n{{\n{BASE}}}\n")
+    config = read_xinetd(tmp_path / "f0", services=SERVICES)
+    assert [s.id for s in config.services] == ["nrpe"]
+
+
+def test_include_fan_out_is_read_once_per_file(tmp_path):
+    # each file includes the next twice: xinetd reads the last one 2**21 times
+    for n in range(22):
+        (tmp_path / f"f{n}").write_text(f"include f{n + 1}\ninclude f{n + 1}\n" if n < 21 else
+                                        f"service nrpe\n{{\n{BASE}}}\n")
+    config = read_xinetd(tmp_path / "f0", services=SERVICES)
+    assert [s.id for s in config.services] == ["nrpe"]
+    assert sum("included again" in f.message for f in config.findings) == 21
+
+
+def test_fifos_and_devices_are_not_opened_for_reading(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "xinetd.conf").write_text(f"include {tmp_path}/fifo\ninclude /dev/zero\n"
+                                          f"service nrpe\n{{\n{BASE}}}\n")
+    config = read_xinetd(tmp_path / "xinetd.conf", services=SERVICES)
+    assert [s.id for s in config.services] == ["nrpe"]
+    assert [f.source.line for f in config.findings] == [1, 2]
+    assert all("not a regular file" in f.message for f in config.findings)
+
+
+@pytest.mark.parametrize("name", ["a..b", "." + "x" * 10, "x" * 64 + ".example",
+                                  "host\udcff.example", "10.1.2.3.4.5"])
+def test_bind_names_no_resolver_would_take_disable_the_service(name):
+    config = parse(f"service nrpe\n{{\n{BASE}bind = {name}\n}}\n")
+    assert config.services == ()
+    [error] = config.findings
+    assert error.message.endswith("xinetd disables this service")
+    assert (error.source.line, error.source.column) == (7, 8)
+
+
+# -- serve: a bad entry costs only itself, at start and on reload -----------------------------
+
+def _echo_entry(name: str, port: int, extra: str = "") -> str:
+    return (f"service {name}\n{{\n\ttype = INTERNAL UNLISTED\n\tid = {name}\n"
+            f"\tsocket_type = stream\n\twait = no\n\tport = {port}\n\tbind = 127.0.0.1\n"
+            f"{extra}}}\n")
+
+
+def _echoes(port: int, payload: bytes = b"hi\n") -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+            c.sendall(payload)
+            return c.recv(64) == payload
+    except OSError:
+        return False
+
+
+def test_serve_starts_the_rest_and_reloads_past_a_bad_entry(tmp_path):
+    echo, second = free_port(), free_port()
+    conf = tmp_path / "xinetd.conf"
+    conf.write_text(_echo_entry("echo", echo) +
+                    _echo_entry("echo", free_port(), "\taccess_times = 08:00-24:00\n"))
+    log = tmp_path / "log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "inetd2systemd", "serve", "-c", str(conf),
+                                 "--format", "xinetd", "--foreground"], stderr=err)
+    try:
+        assert wait_for(lambda: _echoes(echo)), log.read_text()
+        # the log is flushed once per turn of serve's loop
+        assert wait_for(lambda: f"{conf}:18:17: error" in log.read_text()), log.read_text()
+        assert "xinetd disables this service" in log.read_text()
+        conf.write_text(_echo_entry("echo", echo) + _echo_entry("echo", second) +
+                        "service broken\n\tsocket_type = stream\n}\n")
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: _echoes(second)), log.read_text()
+        assert _echoes(echo) and proc.poll() is None
+        # at the line xinetd finds instead of '{'
+        assert wait_for(lambda: f"{conf}:20:2: error" in log.read_text()), log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
