@@ -721,6 +721,23 @@ RULES = [
     ("include-inside", "service", _body("include /etc/xinetd.conf"), False),
     ("nowait", "service", _body(drop=("wait",)), False),
     ("listed-wrong-port", "service", _body("port = 17", drop=("type", "port")), False),
+    ("labeled", "service", _body("flags = LABELED"), True),
+    ("labeled-wait", "service", _body("flags = LABELED", wait="yes"), False),
+    ("labeled-dgram", "service", _body("flags = LABELED", socket_type="dgram"), False),
+    ("partial-times", "service", _body("access_times = 01:00-02:00 25:00-26:00",
+                                       "disable = no"), True),
+    ("cps-in-defaults-style", "service", _body("cps = 0 0"), True),
+    ("umask-octal", "service", _body("umask = 022"), True),
+    ("nice-neg", "service", _body("nice = -5"), True),
+    ("per-source-neg", "service", _body("per_source = -1"), False),
+    ("port-big", "service", _body(port="65536"), False),
+    ("rpc-version-range", "service", _body("rpc_version = 3-1"), False),
+    ("groups-bad", "service", _body("groups = maybe"), False),
+    ("v6only-case", "service", _body("v6only = NO"), True),
+    ("deny-forever", "service", _body("deny_time = forever"), True),
+    ("log-file", "service", _body("log_type = FILE /tmp/x 10K 5K"), False),
+    ("env-many", "service", _body("env = A=1 B=2", "env += C=3"), True),
+    ("passenv-minus", "service", _body("passenv = PATH HOME", "passenv -= path"), True),
 ]
 
 

@@ -1309,6 +1309,14 @@ def _program(raw: _Raw, kind: _Kind, socket_type: SocketType, wait: bool, id_: s
             raise _error(raw, "flags", "NAMEINARGS needs server_args (their first word is "
                                        "argv[0])")
     internal = "sensor" if "SENSOR" in kind.flags else fold(raw.name) if kind.internal else None
+    if "LABELED" in kind.flags:
+        # check_entry: labeled networking only for a program that accepts stream clients
+        for refused, what in ((internal is not None, "internal services"),
+                              (socket_type is not SocketType.STREAM, "non-stream sockets"),
+                              (wait, "wait = yes services"), (redirect is not None,
+                                                               "redirected services")):
+            if refused:
+                raise _error(raw, "flags", f"LABELED cannot be used for {what}")
     if internal is not None:
         if socket_type.value not in BUILTINS.get(internal, ()):
             raise _error(raw, "type", f"no internal service {raw.name}/{socket_type.value}: "
