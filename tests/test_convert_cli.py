@@ -8,8 +8,11 @@ input, foreign files never overwritten, and `systemd-analyze verify` (the real s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -318,3 +321,102 @@ def test_conflicting_options_are_bad_input(conf, tmp_path):
     out = convert(path, "--root", str(tmp_path), "--output-dir", str(tmp_path / "u"))
     assert out.returncode == 2 and "--root only goes with --install" in out.stderr
     assert not (tmp_path / "u").exists()
+
+
+# -- never a traceback: what a user without rights meets ----------------------------------
+
+AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@pytest.fixture
+def unprivileged():
+    """A scratch directory that user nobody can reach (pytest's own is root's, 0700),
+    and a runner of `inetd2systemd convert` as nobody."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv(1) to run the command as another user")
+    base = Path(tempfile.mkdtemp(prefix="i2s-nobody-"))
+    base.chmod(0o755)
+
+    def run(*args: str, stdout=None) -> subprocess.CompletedProcess:
+        return subprocess.run([*AS_NOBODY, sys.executable, "-m", "inetd2systemd", "convert",
+                               "--services", SERVICES, *args], capture_output=stdout is None,
+                              stdout=stdout, stderr=subprocess.PIPE if stdout else None,
+                              text=True, timeout=120)
+    try:
+        yield base, run
+    finally:
+        shutil.rmtree(base)
+
+
+def _denied_tree(base: Path) -> dict[str, Path]:
+    """Files and directories nobody may not read, search or write (they are root's)."""
+    good = base / "good.conf"
+    good.write_text(CLEAN)
+    good.chmod(0o644)
+    secret = base / "secret.conf"
+    secret.write_text(CLEAN)
+    secret.chmod(0o600)
+    closed = base / "closed"
+    closed.mkdir(mode=0o700)
+    (closed / "echo").write_text("service echo\n{\n\ttype = INTERNAL\n\tsocket_type = stream\n"
+                                 "\twait = no\n}\n")
+    readonly = base / "readonly"
+    readonly.mkdir(mode=0o555)
+    readonly.chmod(0o555)
+    notxinetd = base / "notxinetd"
+    notxinetd.mkdir()
+    (notxinetd / "hosts").write_text("127.0.0.1 localhost\n")
+    (notxinetd / "fstab").write_text("/dev/sda1 / ext4 defaults 0 1\n")
+    return {"good": good, "secret": secret, "closed": closed, "readonly": readonly,
+            "notxinetd": notxinetd}
+
+
+@pytest.mark.parametrize("case,status,message", [
+    ("unreadable file", 2, "{secret}: cannot read: Permission denied"),
+    ("unreadable directory", 2, "{closed}: cannot read: Permission denied"),
+    ("unreadable inetd.d", 2, "{closed}: cannot read: Permission denied"),
+    ("file under a closed directory", 2, "{closed}/echo: cannot read: Permission denied"),
+    ("directory of other files", 2, "{notxinetd}: not an xinetd.d directory"),
+    ("services file unreadable", 2, "{secret}: cannot read the services file: Permission denied"),
+    ("services file a directory", 2, "{notxinetd}: cannot read the services file: is a directory"),
+    ("services file a device", 2, "/dev/zero: cannot read the services file: not a regular file"),
+    ("output dir not writable", 3, "{readonly}/units: Permission denied"),
+    ("output dir not searchable", 3, "{closed}/"),
+    ("output dir not searchable, dry run", 3, "{closed}/"),
+    ("output dir a file", 3, "{good}: Not a directory"),
+    ("install root not writable", 3, "{readonly}/etc/systemd/system: Permission denied"),
+])
+def test_no_traceback_for_what_a_user_may_not_touch(unprivileged, case, status, message):
+    base, run = unprivileged
+    p = _denied_tree(base)
+    args = {
+        "unreadable file": [str(p["secret"])],
+        "unreadable directory": [str(p["closed"])],
+        "unreadable inetd.d": ["--format", "inetd", str(p["closed"])],
+        "file under a closed directory": [str(p["closed"] / "echo")],
+        "directory of other files": [str(p["notxinetd"])],
+        "services file unreadable": [str(p["good"]), "--services", str(p["secret"])],
+        "services file a directory": [str(p["good"]), "--services", str(p["notxinetd"])],
+        "services file a device": [str(p["good"]), "--services", "/dev/zero"],
+        "output dir not writable": [str(p["good"]), "-o", str(p["readonly"] / "units")],
+        "output dir not searchable": [str(p["good"]), "-o", str(p["closed"])],
+        "output dir not searchable, dry run": [str(p["good"]), "-o", str(p["closed"]),
+                                               "--dry-run"],
+        "output dir a file": [str(p["good"]), "-o", str(p["good"])],
+        "install root not writable": [str(p["good"]), "--install", "--root", str(p["readonly"]),
+                                      "--no-host-check"],
+    }[case]
+    out = run(*args)
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == status, out.stderr
+    assert message.format(**p) in out.stderr, out.stderr
+    assert sorted(os.listdir(p["readonly"])) == []  # nothing half-written
+
+
+def test_no_traceback_when_stdout_cannot_be_written(unprivileged):
+    base, run = unprivileged
+    p = _denied_tree(base)
+    with open("/dev/full", "w") as full:
+        out = run(str(p["good"]), stdout=full)
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 3 and "No space left on device" in out.stderr

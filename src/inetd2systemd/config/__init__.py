@@ -93,8 +93,19 @@ def reason(exc: OSError | ValueError) -> str:
     return f"cannot read: {exc.strerror or exc}"
 
 
+def _is_dir(path: Path) -> bool:
+    """Path.is_dir(), with a path that cannot be examined (a directory on the way that we
+    may not search) said as the ConfigError it is, not a PermissionError."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except (OSError, ValueError) as exc:
+        raise ConfigError(reason(exc), str(path)) from None
+
+
 def detect_format(path: Path) -> str:
-    if path.is_dir():
+    if _is_dir(path):
         return "xinetd"
     try:
         text, _ = open_regular(path)
@@ -113,16 +124,21 @@ def read_one(path: str | Path, *, format: str | None = None, flavor: str = "open
     kind = format or detect_format(path)
     if kind == "inetd":
         from .inetd import read_inetd
-        if path.is_dir():  # GNU inetutils' /etc/inetd.d: every file is an inetd.conf
-            return merge(read_inetd(p, flavor=flavor, services=services,
+        if _is_dir(path):  # GNU inetutils' /etc/inetd.d: every file is an inetd.conf
+            try:
+                names = sorted(os.listdir(path))
+            except OSError as exc:
+                raise ConfigError(reason(exc), str(path)) from None
+            return merge(read_inetd(path / name, flavor=flavor, services=services,
                                     include_disabled=include_disabled)
-                         for p in sorted(path.iterdir())
-                         if p.is_file() and not p.name.startswith(".") and not p.name.endswith("~"))
+                         for name in names
+                         if not name.startswith(".") and not name.endswith("~")
+                         and not _is_dir(path / name))
         return read_inetd(path, flavor=flavor, services=services,
                           include_disabled=include_disabled)
     from . import xinetd
 
-    if path.is_dir():
+    if _is_dir(path):
         return xinetd.read_xinetd_dir(path, services=services, include_disabled=include_disabled)
     return xinetd.read_xinetd(path, services=services, include_disabled=include_disabled)
 

@@ -64,14 +64,17 @@ def parse_services(text: str, file: str = "<services>") -> ServicesTable:
 
 
 def load_services(path: str | Path = DEFAULT_PATH) -> ServicesTable:
+    from . import open_regular  # the package imports this module: not at the top
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        # a regular file only: /dev/zero or a FIFO would never end
+        text, _ = open_regular(path)
     except FileNotFoundError:
         if str(path) == DEFAULT_PATH:
             return ServicesTable(source=str(path))  # a bare system: numeric ports only
         raise ConfigError("services file not found", str(path)) from None
-    except OSError as exc:  # a directory, no permission, an I/O error
-        raise ConfigError(f"cannot read the services file: {exc.strerror or exc}",
-                          str(path)) from None
+    except (OSError, ValueError) as exc:  # a directory, a device, no permission, a NUL
+        why = getattr(exc, "strerror", None) or "the path cannot be opened"
+        raise ConfigError(f"cannot read the services file: {why}", str(path)) from None
     return parse_services(text, str(path))

@@ -1712,8 +1712,26 @@ def read_xinetd_dir(path: str | Path, *, services: ServicesTable | None = None,
     path = str(path)
     if not os.path.isdir(path):
         raise ConfigError("not a directory", path)
+    try:  # the directory asked for, unlike one an includedir names, must be readable
+        names, _ = included_names(path)
+    except OSError as exc:
+        raise ConfigError(reason(exc), path) from None
     state = _state(services, include_disabled, root)
     opened = _open_included_dir(path, Source(path, 0), state)
     if opened is not None:
         _drive([opened], state)
-    return _finish(state)
+    configuration = _finish(state)
+    if not configuration.services and names and not any(
+            _is_xinetd_file(os.path.join(path, name)) for name in names):
+        raise ConfigError("not an xinetd.d directory: nothing in it is an xinetd "
+                          "configuration (give an inetd.conf as a file, or --format inetd "
+                          "for an inetd.d directory)", path)
+    return configuration
+
+
+def _is_xinetd_file(path: str) -> bool:
+    try:
+        text, _ = open_regular(path)
+    except (OSError, ValueError):
+        return False
+    return looks_like_xinetd(text)

@@ -77,6 +77,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except OSError as exc:
+        # Reading failures are ConfigErrors (exit 2) by now; what is left is output: a
+        # full disk under stdout, a file system gone read-only while writing.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"inetd2systemd convert: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..units.install import InstallError, install, installed_systemd_version, plan, \
         unit_directory, write_units
     from ..units.writer import WriterOptions
@@ -111,8 +122,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dry_run:
         if target is not None:
-            p = plan(units, target, force=args.force,
-                     prune=not args.install and not is_unit_directory(target))
+            try:
+                p = plan(units, target, force=args.force,
+                         prune=not args.install and not is_unit_directory(target))
+            except InstallError as exc:
+                print(f"inetd2systemd convert: {exc}", file=sys.stderr)
+                return EXIT_FAILED
             for label, names in (("new", p.new), ("changed", p.changed),
                                  ("unchanged", p.unchanged), ("REFUSED (not ours)", p.foreign),
                                  ("removed", p.stale)):

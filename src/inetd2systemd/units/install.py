@@ -57,7 +57,15 @@ class Plan:
 
 def plan(units: Sequence, directory: str | Path, *, force: bool = False,
          prune: bool = False) -> Plan:
-    directory = Path(directory)
+    """What writing `units` into `directory` would do. Raises InstallError when the
+    directory cannot be examined (no permission to search or list it)."""
+    try:
+        return _plan(units, Path(directory), force, prune)
+    except OSError as exc:
+        raise InstallError(f"{exc.filename or directory}: {exc.strerror or exc}") from None
+
+
+def _plan(units: Sequence, directory: Path, force: bool, prune: bool) -> Plan:
     new, changed, unchanged, foreign, forced = [], [], [], [], []
     names = {unit.name for unit in units}
     for unit in units:
