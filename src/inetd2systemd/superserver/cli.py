@@ -128,6 +128,8 @@ def _serve(load, log, ready=None) -> int:
     if os.environ.get("LISTEN_PID") == str(os.getpid()):
         from ..runtime.activation import listen_fds_with_names
         inherited = listen_fds_with_names(stdin=False)
+    from .spawn import seal_inherited_fds
+    seal_inherited_fds()  # what we were started with reaches no server
     if os.environ.get("NOTIFY_SOCKET"):
         from ..runtime.notify import Notifier
         notifier = Notifier(unset_environment=True)

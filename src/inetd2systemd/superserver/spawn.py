@@ -1,13 +1,20 @@
 """Starting one server: its socket on fds 0, 1 and 2, its user, its argv, its environment.
 
-The child gets exactly what inetd gives it (inetd.c spawn(), xinetd child.c):
+The child gets what inetd gives it (inetd.c spawn(), xinetd child.c), and nothing of
+the session that started the superserver:
 - the connection (nowait) or the listening/datagram socket (wait) dup2'ed onto 0, 1, 2
-  and nothing else: every descriptor the superserver opens is close-on-exec (PEP 446);
+  and nothing else: every descriptor the superserver opens is close-on-exec (PEP 446),
+  and so is every one it inherited (seal_inherited_fds, at start);
+- a session of its own (setsid), as both peers give: no controlling terminal, so a
+  server running as nobody cannot push input into the terminal of a superserver run
+  with --foreground (TIOCSTI), nor get its signals;
+- every signal at its default disposition and none blocked: ignored signals survive
+  exec, and a superserver started from a shell with `&` or nohup ignores SIGQUIT,
+  SIGINT or SIGHUP;
 - the configured user, group and supplementary groups (None: the user's own groups as
   initgroups() gives them; (): none, xinetd's default `groups = no`);
 - argv exactly as configured, argv[0] included;
-- the environment xinetd gives: the superserver's own plus `env`, or with `passenv`
-  only the listed variables plus `env`; REMOTE_HOST is the client's address (xinetd(8)).
+- the environment its peer gives (child_environment), never the starting login's.
 
 How it starts matters for speed: os.posix_spawn is glibc's clone(CLONE_VFORK), which
 does not copy the superserver's page tables; measured here it starts /bin/cat at about
@@ -18,11 +25,11 @@ the child's exec has opened the program: a program on a network filesystem that 
 would stall every service, where the peers' fork would stall only that child. Programs
 on network filesystems therefore take the fork path too.
 
-Each server gets its own process group (a ^C on the superserver's terminal does not
-reach it) but stays in the superserver's session. Both peers setsid() their children;
-with the kernel's autogroup scheduling (sched_autogroup_enabled=1, Debian's default)
-every new session is a scheduling group of its own, and a wait-type UDP handler
-measured 15k requests/s in its own session against 21-23k in ours.
+posix_spawn's setsid and a full setsigdef are done in the vfork'ed child: no measurable
+CPU per connection here (parent and child CPU of 12 x 300 spawns of /bin/true, within
+the noise of a loaded machine). glibc's posix_spawn leaves its own two reserved signals
+(32 and 33, SIGCANCEL and SIGSETXID) ignored in the child, and Python cannot name them;
+a glibc program installs its handlers for them before it needs them.
 """
 
 from __future__ import annotations
@@ -38,16 +45,23 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..model import Service
 
-# Signals Python sets to SIG_IGN (SIGPIPE, SIGXFSZ) would stay ignored across exec: a
-# `cat` writing to a closed connection would then spin on EPIPE instead of dying.
-# subprocess restores them for the same reason (restore_signals=True).
-_RESET_SIGNALS = tuple(s for s in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None),
-                                   signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
-                       if s is not None)
+# Every signal back to its default: an ignored one would stay ignored across exec (Python
+# ignores SIGPIPE and SIGXFSZ: a `cat` writing to a closed connection would spin on
+# EPIPE instead of dying; a shell's `&` leaves SIGINT and SIGQUIT ignored).
+_RESET_SIGNALS = tuple(sorted(set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}))
 
 # Set by systemd or our own parent for us alone; a child must not believe them.
 _PRIVATE_ENV = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
                 "WATCHDOG_USEC", "WATCHDOG_PID")
+# Who logged in and started the superserver: not the server's business, whatever user
+# it runs as (a server running as nobody with HOME=/root).
+_LOGIN_ENV = frozenset({"HOME", "USER", "LOGNAME", "SHELL", "MAIL"})
+# Debian's openbsd-inetd discards these from its environment at start unless run with
+# -E (discard_stupid_environment, from netkit), so its servers never see them; the
+# entries are prefixes, as it matches them. Checked against the real daemon.
+OPENBSD_INETD_DISCARDS = ("CVS", "DISPLAY=", "EDITOR=", "GROUP=", "HOME=", "IFS=", "LD_",
+                          "LOGNAME=", "MAIL=", "PATH=", "PRINTER=", "PWD=", "SHELL=",
+                          "SHLVL=", "SSH", "TERM", "TMP", "USER=", "VISUAL=")
 
 # Environments kept per client address (REMOTE_HOST differs): bounded, not an LRU,
 # since rebuilding one costs a dict copy.
@@ -117,7 +131,7 @@ def _group_id(name: str, service: Service, where: tuple[str, int]) -> int:
 
 
 def base_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The superserver's environment as children should inherit it."""
+    """The superserver's environment, less what systemd or our parent meant for us alone."""
     env = dict(os.environ if environ is None else environ)
     for name in _PRIVATE_ENV:
         env.pop(name, None)
@@ -125,19 +139,51 @@ def base_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def child_environment(service: Service, base: dict[str, str]) -> dict[str, str]:
-    """xinetd.conf(5): our environment plus `env`; with `passenv`, only those plus `env`."""
-    if service.passenv is None:
-        env = dict(base)
-    else:
+    """What a server finds in its environment, then `env` (xinetd.conf(5)) on top.
+
+    With `passenv`: only the variables listed, from our environment (asked for by name,
+    even TERM). Otherwise the environment a daemon started at boot would pass on: ours
+    less the session that started us (TERM, SSH_*, OLDPWD, ... as daemonize removes
+    them) and the login's identity (HOME, USER, LOGNAME, SHELL, MAIL); for inetd.conf
+    services also less what openbsd-inetd discards (PATH, LD_*, ...), as it does.
+    """
+    from ..daemon.daemonize import SESSION_VARIABLES
+
+    if service.passenv is not None:
         env = {name: base[name] for name in service.passenv if name in base}
+    else:
+        env = {name: value for name, value in base.items()
+               if name not in SESSION_VARIABLES and name not in _LOGIN_ENV}
+        if service.dialect == "inetd":
+            env = {name: value for name, value in env.items()
+                   if not f"{name}=".startswith(OPENBSD_INETD_DISCARDS)}
     env.update(service.env)
     return env
+
+
+def seal_inherited_fds() -> None:
+    """Mark every descriptor above 2 close-on-exec, so that what the superserver was
+    started with (a shell's stray fds, a pipe of whoever ran it) reaches no server, as
+    the peers close theirs at start. Sockets passed by systemd are kept: they are
+    handed to servers through dup2 onto 0-2 only."""
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        fds = range(3, min(soft if soft != resource.RLIM_INFINITY else 1 << 16, 1 << 16))
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the directory listing's own descriptor, already closed
 
 
 class Launcher:
     """Everything needed to start one service's server, worked out once per (re)load."""
 
-    __slots__ = ("service", "path", "argv", "env", "credentials", "_forks", "_remote_envs")
+    __slots__ = ("service", "path", "argv", "env", "credentials", "_forks", "_remote_envs",
+                 "_remote_host")
 
     def __init__(self, service: Service, base_env: dict[str, str],
                  mountinfo: str | None = None) -> None:
@@ -158,6 +204,8 @@ class Launcher:
             credentials = None
         self.credentials = credentials
         self._remote_envs: dict[str, dict[str, str]] = {}
+        # xinetd sets REMOTE_HOST (xinetd(8)); openbsd-inetd does not.
+        self._remote_host = service.dialect == "xinetd"
         self._forks = (credentials is not None or service.nice is not None
                        or service.umask is not None or bool(service.rlimits)
                        or on_network_filesystem(self.path, read_mountinfo() if mountinfo is None
@@ -176,7 +224,7 @@ class Launcher:
         posix_spawn reports exec failures to the parent, the fork path exits 127.
         """
         env = self.env
-        if remote is not None:
+        if remote is not None and self._remote_host:
             # Clients come back: reuse the environment built for this address instead
             # of copying the whole environment for every connection.
             env = self._remote_envs.get(remote)
@@ -190,7 +238,7 @@ class Launcher:
             self.path, self.argv, env,
             file_actions=((os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, fd, 1),
                           (os.POSIX_SPAWN_DUP2, fd, 2)),
-            setpgroup=0, setsigmask=(), setsigdef=_RESET_SIGNALS)
+            setsid=True, setsigmask=(), setsigdef=_RESET_SIGNALS)
 
     def _fork_exec(self, fd: int, env: dict[str, str]) -> int:
         pid = os.fork()
@@ -200,9 +248,12 @@ class Launcher:
         try:
             for target in (0, 1, 2):
                 os.dup2(fd, target)  # dup2 clears close-on-exec on the copy
-            os.setpgid(0, 0)
+            os.setsid()
             for signum in _RESET_SIGNALS:
-                signal.signal(signum, signal.SIG_DFL)
+                try:
+                    signal.signal(signum, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
             signal.pthread_sigmask(signal.SIG_SETMASK, ())
             service = self.service
             for name, value in service.rlimits:
