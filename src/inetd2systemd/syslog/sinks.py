@@ -17,9 +17,12 @@ import re
 import socket
 import sys
 import time
+import traceback
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
+from ..config.trust import untrusted_reason
 from ..errors import ConfigError
 from .message import BOM, CONTROL, HOSTNAME, YEAR, ISO_TAIL, PRI_5424, PRI_TEXT, Message, parse
 from .rules import Action, RuleSet
@@ -28,6 +31,7 @@ from .tables import MONTHS
 LOCAL_HOSTNAME = socket.gethostname().split(".")[0].encode()
 FILE_MODE = 0o640  # logs can hold secrets: not world-readable, unlike sysklogd's 0644
 MAX_QUEUED_LINES = 4096  # a sink writes at least this often, even in a long batch
+WARNING_INTERVAL = 60.0  # a failing destination is reported at most once per this
 
 
 # -- the traditional text format (rsyslog's RSYSLOG_TraditionalFileFormat) --------------
@@ -229,13 +233,53 @@ def forward_frame(message: Message) -> bytes:
 # -- sinks ---------------------------------------------------------------------------------
 
 
+class Trouble:
+    """What a failing destination reports: the first failure at once, then at most one
+    line per WARNING_INTERVAL with the count lost meanwhile, and one line when it works
+    again. Sparse traffic to a full disk is then a handful of lines, not one per message."""
+
+    __slots__ = ("what", "failing", "lost", "lost_total", "reported_at")
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.failing = ""  # why it fails; "" while it works
+        self.lost = 0  # messages lost since the last report
+        self.lost_total = 0  # since it began failing
+        self.reported_at = 0.0
+
+    def failed(self, reason: str, lost: int) -> None:
+        self.lost += lost
+        self.lost_total += lost
+        now = time.monotonic()
+        if reason == self.failing and now - self.reported_at < WARNING_INTERVAL:
+            return
+        if reason == self.failing:
+            text = f"{self.what}: {reason}; {self.lost} more messages lost " \
+                   f"({self.lost_total} since it began failing)"
+        else:
+            text = f"{self.what}: {reason}" + (f"; {self.lost} messages lost" if self.lost else "")
+        _warn(text)
+        self.failing, self.lost, self.reported_at = reason, 0, now
+
+    def recovered(self) -> None:
+        if self.failing:
+            _warn(f"{self.what}: working again; {self.lost_total} messages were lost "
+                  "while it failed")
+            self.failing, self.lost, self.lost_total = "", 0, 0
+
+
+def _warn(text: str) -> None:
+    print(f"inetd2systemd syslogd: {text}", file=sys.stderr, flush=True)
+
+
 class Sink:
-    """Base: counts, and the no-op lifecycle steps."""
+    """Base: counts, failure reports, and the no-op lifecycle steps."""
 
     def __init__(self, action: Action) -> None:
         self.action = action
         self.written = 0
         self.dropped = 0
+        self.trouble = Trouble(self.describe())
 
     def emit(self, message: Message) -> None:
         raise NotImplementedError
@@ -249,35 +293,82 @@ class Sink:
     def close(self) -> None:
         self.flush()
 
+    def lose(self, count: int, reason: str) -> None:
+        """`count` messages for this destination are gone: counted, and reported."""
+        self.dropped += count
+        self.trouble.failed(reason, count)
+
     def describe(self) -> str:
         a = self.action
         target = f"{a.target}:{a.port}" if a.kind in ("udp", "tcp") else a.target
         return f"{a.kind} {target}".strip()
 
 
-def _warn(text: str) -> None:
-    print(f"inetd2systemd syslogd: {text}", file=sys.stderr, flush=True)
+def _write_all(fd: int, data: bytes) -> tuple[int, OSError | None]:
+    """Write all of `data`; (bytes written, None), or how far it got and the error."""
+    view, done = memoryview(data), 0
+    while done < len(data):
+        try:
+            done += os.write(fd, view[done:])
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            return done, exc
+    return done, None
 
 
 class FileSink(Sink):
     """Append to a file; lines are queued and written once per batch. A synced file
     (no '-' in syslog.conf) is fdatasync'ed after each such write, so a message is on
-    disk before the listener waits for more, at one sync per batch rather than per line."""
+    disk before the listener waits for more, at one sync per batch rather than per line.
+
+    A write that fails part-way (a full disk) never leaves part of a line for the next
+    one to be glued to: the part is taken back (ftruncate, when nothing was appended
+    behind it), or else the next write first ends that line. The lines that did not go
+    out are counted as dropped; the next batch tries again, so writing resumes by
+    itself when there is room."""
 
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
+    # Failures that are the destination's normal state (a FIFO nobody reads, a stopped
+    # terminal): counted, never reported.
+    quiet_errors: frozenset[int] = frozenset()
+    # Failures after which the open file stays usable (room may come back).
+    transient_errors = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EFBIG})
 
     def __init__(self, action: Action) -> None:
         super().__init__(action)
         self.lines: list[bytes] = []  # queued; the Router's fast path appends here too
         self._fd = -1
+        self._unterminated = False  # a failed write left part of a line in the file
         self._open()
 
-    def _open(self) -> None:
+    def _open(self) -> OSError | None:
+        """Open the destination; the error (already reported) when it cannot be."""
         try:
-            self._fd = os.open(self.action.target, self.flags, FILE_MODE)
+            self._fd = os.open(self.action.target, self._open_flags(), FILE_MODE)
+            return None
         except OSError as exc:
             self._fd = -1
-            _warn(f"cannot open {self.action.target}: {exc.strerror}")
+            self._failed(exc, "cannot open", 0)
+            return exc
+
+    def _open_flags(self) -> int:
+        # As root, a link in a directory some other user can write is not followed:
+        # that user could point it at any file on the host.
+        if os.geteuid() == 0 and untrusted_reason(os.path.dirname(self.action.target) or "."):
+            return self.flags | os.O_NOFOLLOW
+        return self.flags
+
+    def _failed(self, exc: OSError, doing: str, lost: int) -> None:
+        self.dropped += lost
+        if exc.errno in self.quiet_errors:
+            return
+        if exc.errno == errno.ELOOP and doing == "cannot open":
+            reason = ("cannot open: a symbolic link in a directory other users can write; "
+                      "not followed (name the file it points to in syslog.conf)")
+        else:
+            reason = f"{doing}: {exc.strerror}"
+        self.trouble.failed(reason, lost)
 
     def emit(self, message: Message) -> None:
         lines = self.lines
@@ -290,27 +381,63 @@ class FileSink(Sink):
         if not lines:
             return
         if self._fd < 0:
-            self._open()
-            if self._fd < 0:
-                self.dropped += len(lines)
+            error = self._open()
+            if error is not None:
+                self._failed(error, "cannot open", len(lines))
                 lines.clear()
                 return
         data = b"".join(lines)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
-            if self.action.sync:
-                os.fdatasync(self._fd)
-            self.written += len(lines)
-        except BlockingIOError:
-            self.dropped += len(lines)
-        except OSError as exc:
-            self.dropped += len(lines)
-            _warn(f"cannot write {self.action.target}: {exc.strerror}")
-            if exc.errno not in (errno.ENOSPC, errno.EAGAIN):
-                self._close_fd()
+        if self._unterminated:
+            data = b"\n" + data
+        done, error = _write_all(self._fd, data)
+        if error is not None:
+            self._write_failed(done, error)
+            return
+        self._unterminated = False
+        self.written += len(lines)
         lines.clear()
+        if self.action.sync:
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:  # written, but perhaps not on disk
+                if exc.errno not in (errno.EINVAL, errno.EROFS):  # a device: no sync
+                    self._failed(exc, "cannot sync", 0)
+                    return
+        if self.trouble.failing:
+            self.trouble.recovered()
+
+    def _write_failed(self, done: int, error: OSError) -> None:
+        """Count the lines that went out whole, take back a part of one, drop the rest."""
+        lines = self.lines
+        end = 1 if self._unterminated else 0
+        if done >= end:
+            self._unterminated = False
+        whole = 0
+        for line in lines:
+            if end + len(line) > done:
+                break
+            end += len(line)
+            whole += 1
+        if done > end:
+            self._take_back(done - end)
+        self.written += whole
+        lost = len(lines) - whole
+        lines.clear()
+        self._failed(error, "cannot write", lost)
+        if error.errno not in self.transient_errors:
+            self._close_fd()  # reopened on the next batch
+
+    def _take_back(self, partial: int) -> None:
+        """Remove the first `partial` bytes of a line that did not go out whole, when the
+        file still ends with them; else remember to end that line before the next one."""
+        try:
+            end = os.lseek(self._fd, 0, os.SEEK_CUR)
+            if os.fstat(self._fd).st_size == end:  # nobody appended behind it
+                os.ftruncate(self._fd, end - partial)
+                return
+        except OSError:
+            pass  # a FIFO or a device: nothing to take back
+        self._unterminated = True
 
     def reopen(self) -> None:
         """logrotate moved the file away: write what is queued to the old one, then
@@ -333,12 +460,10 @@ class PipeSink(FileSink):
     """`|/path`: an existing FIFO; never blocks the listener (no reader = dropped, counted)."""
 
     flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    quiet_errors = frozenset({errno.ENXIO, errno.EAGAIN, errno.EPIPE, errno.ENOENT})
 
-    def _open(self) -> None:
-        try:
-            self._fd = os.open(self.action.target, self.flags)
-        except OSError:
-            self._fd = -1
+    def _open_flags(self) -> int:
+        return self.flags  # O_NOFOLLOW is not needed: nothing is created or appended
 
 
 class ConsoleSink(PipeSink):
@@ -346,6 +471,29 @@ class ConsoleSink(PipeSink):
     terminal, O_NONBLOCK so a stopped terminal cannot stall the listener."""
 
     flags = os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | os.O_APPEND
+    quiet_errors = frozenset({errno.EAGAIN, errno.EIO})
+
+
+class Unselected:
+    """Counts the messages no rule selects, through the same queue the file sinks have,
+    so that the fast path needs no case of its own for them."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.count = 0
+
+    def emit(self, message: Message) -> None:
+        self.count += 1
+
+    def flush(self) -> None:
+        self.count += len(self.lines)
+        self.lines.clear()
+
+
+def _resolve(target: str, port: int, kind: int) -> tuple:
+    """(family, type, proto, address) for a forwarding target."""
+    family, kind, proto, _, address = socket.getaddrinfo(target, port, type=kind)[0]
+    return family, kind, proto, address
 
 
 class UDPForwardSink(Sink):
@@ -356,33 +504,38 @@ class UDPForwardSink(Sink):
         self._sock: socket.socket | None = None
         self._address = None
         self._retry_at = 0.0
+        self._unreachable = ""  # why the last attempt to resolve failed
 
-    def _connect(self) -> bool:
+    def _connect(self) -> str:
+        """"" when there is a socket to send on, else why not."""
         if self._sock is not None:
-            return True
+            return ""
         if time.monotonic() < self._retry_at:
-            return False
+            return self._unreachable
         try:
-            family, kind, proto, _, address = socket.getaddrinfo(
-                self.action.target, self.action.port, type=socket.SOCK_DGRAM)[0]
+            family, kind, proto, self._address = _resolve(
+                self.action.target, self.action.port, socket.SOCK_DGRAM)
             self._sock = socket.socket(family, kind, proto)
             self._sock.setblocking(False)
-            self._address = address
-            return True
-        except OSError as exc:
-            _warn(f"cannot forward to {self.describe()}: {exc}")
+            return ""
+        except (OSError, UnicodeError) as exc:  # unresolvable: this destination only
+            self._unreachable = f"cannot forward: {exc}"
             self._retry_at = time.monotonic() + 5
-            return False
+            return self._unreachable
 
     def emit(self, message: Message) -> None:
-        if not self._connect():
-            self.dropped += 1
+        unreachable = self._connect()
+        if unreachable:
+            self.lose(1, unreachable)
             return
         try:
             self._sock.sendto(forward_frame(message)[:65000], self._address)
             self.written += 1
-        except OSError:
-            self.dropped += 1
+        except OSError as exc:
+            self.lose(1, f"cannot send: {exc.strerror}")
+        else:
+            if self.trouble.failing:
+                self.trouble.recovered()
 
     def close(self) -> None:
         if self._sock is not None:
@@ -401,19 +554,21 @@ class TCPForwardSink(Sink):
         self._sock: socket.socket | None = None
         self._connected = False
         self._pending = bytearray()
-        self._queued = 0
+        self._frames: deque[int] = deque()  # the length of each queued frame
+        self._head_sent = 0  # bytes of the first queued frame already sent
         self._retry_at = 0.0
 
     def emit(self, message: Message) -> None:
         frame = forward_frame(message)
-        if len(self._pending) + len(frame) > self.limit:
-            self.dropped += 1
-            return
         if self.action.octet_counted:
-            self._pending += b"%d %s" % (len(frame), frame)
+            frame = b"%d %s" % (len(frame), frame)
         else:
-            self._pending += frame + b"\n"
-        self._queued += 1
+            frame += b"\n"
+        if len(self._pending) + len(frame) > self.limit:
+            self.lose(1, "queue full (the peer is slow or unreachable)")
+            return
+        self._pending += frame
+        self._frames.append(len(frame))
         if len(self._pending) > 1 << 20:
             self.flush()
 
@@ -422,6 +577,7 @@ class TCPForwardSink(Sink):
             if not self._connected:
                 err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
+                    self.trouble.failed(f"cannot connect: {os.strerror(err)}", 0)
                     self._drop_connection()
                     return False
                 try:
@@ -433,13 +589,13 @@ class TCPForwardSink(Sink):
         if time.monotonic() < self._retry_at:
             return False
         try:
-            family, kind, proto, _, address = socket.getaddrinfo(
-                self.action.target, self.action.port, type=socket.SOCK_STREAM)[0]
+            family, kind, proto, address = _resolve(
+                self.action.target, self.action.port, socket.SOCK_STREAM)
             self._sock = socket.socket(family, kind, proto)
             self._sock.setblocking(False)
             self._sock.connect_ex(address)
-        except OSError as exc:
-            _warn(f"cannot forward to {self.describe()}: {exc}")
+        except (OSError, UnicodeError) as exc:  # unresolvable: this destination only
+            self.trouble.failed(f"cannot forward: {exc}", 0)
             self._drop_connection()
         return False
 
@@ -455,23 +611,33 @@ class TCPForwardSink(Sink):
             return
         try:
             sent = self._sock.send(self._pending)
-            del self._pending[:sent]
-            if not self._pending:
-                self.written += self._queued
-                self._queued = 0
         except BlockingIOError:
-            pass
+            return
         except OSError as exc:
-            _warn(f"forwarding to {self.describe()} failed: {exc.strerror}; reconnecting")
+            self.trouble.failed(f"forwarding failed: {exc.strerror}; reconnecting", 0)
             self._drop_connection()
+            return
+        del self._pending[:sent]
+        sent += self._head_sent
+        frames = self._frames
+        while frames and frames[0] <= sent:
+            sent -= frames.popleft()
+            self.written += 1
+        self._head_sent = sent
+        if self.trouble.failing:
+            self.trouble.recovered()
 
     def close(self, wait: float = 2.0) -> None:
+        """Send what is queued, for at most `wait` seconds while the peer takes it."""
         deadline = time.monotonic() + wait
-        while self._pending and time.monotonic() < deadline:
+        while self._pending and self._connected and time.monotonic() < deadline:
             self.flush()
             if self._pending:
                 time.sleep(0.01)
-        self.dropped += self._queued if self._pending else 0
+        if self._frames:
+            self.lose(len(self._frames), "closing with messages still queued")
+            self._frames.clear()
+            self._pending.clear()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -505,9 +671,10 @@ class JournalSink(Sink):
             self._sendv(*journal_fields(message))
             self.written += 1
         except (OSError, ValueError) as exc:  # journald gone; a value it refuses
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 10000 == 0:
-                _warn(f"journal write failed ({exc}); {self.dropped} dropped so far")
+            self.lose(1, f"journal write failed: {exc}")
+        else:
+            if self.trouble.failing:
+                self.trouble.recovered()
 
 
 def journal_fields(m: Message) -> list[bytes]:
@@ -551,20 +718,30 @@ class Router:
     For each PRI whose sinks all write traditional lines (files, FIFOs, the console),
     `line_queues` holds those sinks' line queues, so the common message can skip the
     Message object altogether (traditional_lines); None where any other sink is involved.
+    A PRI no rule selects goes to `unselected`, which only counts.
+
+    One message that cannot be read, formatted or written costs that message and no
+    other: whatever a step raises, the message is counted as lost (`failed`, or the
+    destination's `dropped`) and the rest of the batch goes on.
     """
 
     def __init__(self, ruleset: RuleSet, escape: bool = True, escape_tab: bool = True) -> None:
         self.ruleset = ruleset
         self.escape, self.escape_tab = escape, escape_tab
         self.sinks: dict[tuple, Sink] = {a.key(): SINK_TYPES[a.kind](a) for a in ruleset.actions()}
-        routes = [tuple(self.sinks[a.key()] for a in actions) for actions in ruleset.route_table()]
+        self.unselected = Unselected()
+        routes = [tuple(self.sinks[a.key()] for a in actions) or (self.unselected,)
+                  for actions in ruleset.route_table()]
         self.table: Sequence[tuple[Callable[[Message], None], ...]] = \
             [tuple(sink.emit for sink in sinks) for sinks in routes]
         self.line_queues: Sequence[tuple[list[bytes], ...] | None] = \
             [tuple(sink.lines for sink in sinks)
-             if all(isinstance(sink, FileSink) for sink in sinks) else None
+             if all(isinstance(sink, (FileSink, Unselected)) for sink in sinks) else None
              for sinks in routes]
         self._line_sinks = [s for s in self.sinks.values() if isinstance(s, FileSink)]
+        self._line_sinks.append(self.unselected)
+        self.failed = 0  # messages lost before any destination had them
+        self._failures = Trouble("internal error (please report)")
 
     def route(self, message: Message) -> None:
         for emit in self.table[message.facility * 8 + message.severity]:
@@ -572,29 +749,73 @@ class Router:
 
     def deliver(self, frames: Sequence[bytes], sender: str, transport: str, received: float) -> None:
         """Route a batch of frames from one sender."""
+        rest = iter(frames)
+        try:
+            self._route(rest, sender, transport, received)
+        except Exception:  # reading or formatting one frame failed: it alone is lost
+            self._lost_unread()
+            for frame in rest:  # the rest one at a time, so that each costs only itself
+                try:
+                    self._route(iter((frame,)), sender, transport, received)
+                except Exception:
+                    self._lost_unread()
+        for sink in self._line_sinks:
+            if len(sink.lines) >= MAX_QUEUED_LINES:
+                self._flush(sink)
+
+    def _route(self, frames: Iterator[bytes], sender: str, transport: str, received: float) -> None:
         table, queues = self.table, self.line_queues
         escape, escape_tab = self.escape, self.escape_tab
         local = transport.startswith("unix")
-        rest = iter(frames)
-        while (raw := traditional_lines(rest, queues, local)) is not None:
+        while (raw := traditional_lines(frames, queues, local)) is not None:
             m = parse(raw, sender, transport, received, escape, escape_tab)
             for emit in table[m[0] * 8 + m[1]]:  # facility * 8 + severity
-                emit(m)
-        for sink in self._line_sinks:
-            if len(sink.lines) >= MAX_QUEUED_LINES:
-                sink.flush()
+                try:
+                    emit(m)
+                except Exception:  # this destination failed on this message
+                    self._destination_failed(emit)
+
+    def _lost_unread(self) -> None:
+        self.failed += 1
+        self._failures.failed(_last_error(), 1)
+
+    def _destination_failed(self, emit: Callable[[Message], None]) -> None:
+        reason = "internal error (please report): " + _last_error()
+        sink = next((s for s in self.sinks.values() if s.emit == emit), None)
+        if sink is None:
+            self.failed += 1
+            self._failures.failed(reason, 1)
+        else:
+            sink.lose(1, reason)
+
+    def _flush(self, sink: Sink | Unselected) -> None:
+        try:
+            sink.flush()
+        except Exception:  # what the sink held is lost, the other sinks still write
+            lost = len(getattr(sink, "lines", ()))
+            if isinstance(sink, FileSink):
+                sink.lines.clear()
+            sink.lose(lost, "internal error (please report): " + _last_error())
 
     def flush(self) -> None:
         for sink in self.sinks.values():
-            sink.flush()
+            self._flush(sink)
+        self.unselected.flush()
 
     def reopen(self) -> None:
         for sink in self.sinks.values():
-            sink.reopen()
+            try:
+                sink.reopen()
+            except Exception:
+                sink.trouble.failed("internal error (please report): " + _last_error(), 0)
 
     def close(self) -> None:
         for sink in self.sinks.values():
-            sink.close()
+            try:
+                sink.close()
+            except Exception:
+                sink.trouble.failed("internal error (please report): " + _last_error(), 0)
+        self.unselected.flush()
 
     @property
     def written(self) -> int:
@@ -602,4 +823,12 @@ class Router:
 
     @property
     def dropped(self) -> int:
-        return sum(s.dropped for s in self.sinks.values())
+        return sum(s.dropped for s in self.sinks.values()) + self.failed
+
+
+def _last_error() -> str:
+    """The exception being handled, with where it was raised (for a bug report)."""
+    exc = sys.exc_info()[1]
+    frames = traceback.extract_tb(exc.__traceback__) if exc is not None else []
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
