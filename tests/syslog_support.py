@@ -177,3 +177,38 @@ def both_roads(tmp: Path, frames: list[bytes], transport: str,
         written[name] = {p.name: p.read_bytes() for p in sorted((tmp / name).iterdir())}
     assert written["fast"] == written["general"]
     return written["fast"]
+
+
+# -- running code as another user (no exec: the interpreter may live where they cannot reach)
+
+def forked_as(user, function) -> int:
+    """Fork a child that becomes `user` (a pwd entry) and runs function(); its pid."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(user.pw_gid)
+            os.setgroups([])
+            os.setuid(user.pw_uid)
+            function()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def outcome_as(user, function) -> str:
+    """repr() of what function() returned as `user`, or the text of what it raised."""
+    reader, writer = os.pipe()
+
+    def run() -> None:
+        try:
+            outcome = repr(function())
+        except Exception as exc:  # the outcome under test
+            outcome = f"{type(exc).__name__}: {exc}"
+        os.write(writer, outcome.encode())
+
+    pid = forked_as(user, run)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as f:
+        outcome = f.read().decode()
+    os.waitpid(pid, 0)
+    return outcome

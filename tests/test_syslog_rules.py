@@ -4,15 +4,20 @@ the same lines: both daemons get the same syslog.conf rules and the same 192 mes
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from inetd2systemd.errors import ConfigError
-from inetd2systemd.syslog.rules import parse_selector, parse_syslog_conf
+from inetd2systemd.syslog.rules import parse_selector, parse_syslog_conf, read_syslog_conf
 
-from syslog_support import PYTHON, RSYSLOGD, Listener, Rsyslog, free_ports, read_lines, send_tcp, wait_for
+from syslog_support import (PYTHON, RSYSLOGD, Listener, Rsyslog, free_ports, outcome_as, read_lines,
+                            send_tcp, wait_for)
 
 SELECTORS = [
     "*.info;mail.none;authpriv.none",
@@ -114,7 +119,12 @@ def test_linux_or_semantics_differ_from_bsd():
     ("# c\n\nmial.info /b\n", 3, 1, "unknown facility 'mial'"),
     ("mail.info\n", 1, 1, "no action"),
     ("mail /x\n", 1, 1, "no '.priority'"),
-    ("mail.* @host:99999\n", 1, 8, "bad port"),
+    ("mail.* @host:99999\n", 1, 14, "bad port"),
+    ("mail.* @a..b:5514\n", 1, 9, "bad forwarding host 'a..b'"),
+    ("*.* @@(o)[::1x]:5\n", 1, 11, "not an IPv6 address"),
+    ("*.* @10.0.0.010\n", 1, 6, "dotted decimal"),
+    ("*.* /var/log/a\0b\n", 1, 15, "NUL byte"),
+    ("\tinclude\n", 1, 9, "include needs a path"),
     ("!sshd\n*.* /x\n", 1, 1, "BSD program/host blocks"),
     (':msg, contains, "x" /x\n', 1, 1, "property filters"),
     ('module(load="imudp")\n', 1, 1, "RainerScript"),
@@ -159,6 +169,96 @@ def test_include_reads_the_files_in_order(tmp_path):
     rs = read_syslog_conf(str(main))
     assert [r.action.target for r in rs.rules] == ["/a", "/b", "/k"]
     assert rs.rules[0].source.file.endswith("a.conf")
+
+
+def _check(conf, *extra, timeout=20) -> subprocess.CompletedProcess:
+    """`syslogd --config CONF --check` as a user runs it."""
+    return subprocess.run([PYTHON, "-m", "inetd2systemd", "syslogd", "--config", str(conf),
+                           "--check", *extra], capture_output=True, text=True, timeout=timeout)
+
+
+def test_include_of_a_directory_reads_its_files_as_freebsd_and_rsyslog_do(tmp_path):
+    d = tmp_path / "syslog.d"
+    d.mkdir()
+    (d / "b.conf").write_text("news.* /b\n")
+    (d / "a.conf").write_text("mail.* /a\n")
+    (d / "notes.txt").write_text("kern.* /notes\n")
+    (d / ".hidden.conf").write_text("kern.* /hidden\n")
+    (d / "sub.conf").mkdir()
+    main = tmp_path / "syslog.conf"
+    main.write_text(f"include {d}\n")  # FreeBSD: the *.conf files not starting with '.'
+    rs = read_syslog_conf(str(main))
+    assert [r.action.target for r in rs.rules] == ["/a", "/b"]
+    assert any("sub.conf: not a regular file" in f.message for f in rs.findings)
+    main.write_text(f"$IncludeConfig {d}/\n")  # rsyslog: every file not starting with '.'
+    assert [r.action.target for r in read_syslog_conf(str(main)).rules] == ["/a", "/b", "/notes"]
+
+
+@pytest.mark.parametrize("what", ["fifo", "/dev/zero", "itself", "missing-dir-entry", "fan-out"])
+def test_includes_that_would_hang_grow_or_loop_are_located_errors(tmp_path, what):
+    main = tmp_path / "syslog.conf"
+    if what == "fifo":
+        os.mkfifo(tmp_path / "fifo.conf")  # opening it for reading would wait for a writer
+        main.write_text("*.* /x\n  include fifo.conf\n")
+        where, words = ":2:11:", "not a regular file"
+    elif what == "/dev/zero":  # reading it would never end
+        main.write_text("*.* /x\n\ninclude   /dev/zero\n")
+        where, words = ":3:11:", "not a regular file"
+    elif what == "itself":
+        main.write_text("*.* /x\ninclude syslog.conf\n")
+        where, words = ":2:9:", "includes itself"
+    elif what == "missing-dir-entry":
+        (tmp_path / "sub").mkdir()
+        (tmp_path / "sub" / "a.conf").symlink_to(tmp_path / "nowhere")
+        main.write_text("include sub/*.conf\n")
+        where, words = ":1:9:", "No such file"
+    else:  # 22 files, each including the next twice: 2^22 reads if nothing bounds it
+        for i in range(22):
+            (tmp_path / f"f{i}.conf").write_text(f"include f{i + 1}.conf\ninclude f{i + 1}.conf\n"
+                                                 if i < 21 else "*.* /x\n")
+        main.write_text("include f0.conf\n")
+        where, words = ".conf:1:9:", "nested too deeply"
+    res = _check(main)
+    assert res.returncode == 2, res.stderr
+    assert where in res.stderr and words in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to the user nobody: needs root")
+def test_an_unreadable_include_is_a_located_error(tmp_path):
+    nobody = pwd.getpwnam("nobody")
+    base = Path(tempfile.mkdtemp(dir="/tmp"))  # reachable by nobody (pytest's tmp is not)
+    try:
+        base.chmod(0o755)
+        (base / "secret.conf").write_text("*.* /x\n")
+        (base / "secret.conf").chmod(0o600)
+        main = base / "syslog.conf"
+        main.write_text("*.* /y\ninclude secret.conf\n")
+        main.chmod(0o644)
+        outcome = outcome_as(nobody, lambda: read_syslog_conf(str(main)))
+        assert outcome == (f"ConfigError: {main}:2:9: cannot include {base}/secret.conf: "
+                           "cannot read: Permission denied"), outcome
+    finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes files owned by nobody: needs root")
+@pytest.mark.parametrize("whose", ["main", "included", "directory"])
+def test_a_configuration_another_user_can_change_is_refused(tmp_path, whose):
+    """As sshd's StrictModes: syslog.conf decides which files root appends to."""
+    nobody = pwd.getpwnam("nobody")
+    d = tmp_path / "syslog.d"
+    d.mkdir()
+    (d / "a.conf").write_text("mail.* /a\n")
+    main = tmp_path / "syslog.conf"
+    main.write_text(f"*.* /x\ninclude {d}/*.conf\n")
+    target = {"main": main, "included": d / "a.conf", "directory": d}[whose]
+    os.chown(target, nobody.pw_uid, nobody.pw_gid)
+    res = _check(main)
+    assert res.returncode == 2, res.stderr
+    assert "not loaded" in res.stderr and "nobody" in res.stderr, res.stderr
+    if whose != "main":
+        assert f"{main}:2:9: cannot include" in res.stderr
 
 
 def test_cli_check_and_bad_config_exit_codes(tmp_path):

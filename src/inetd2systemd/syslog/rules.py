@@ -22,10 +22,14 @@ blocks, rsyslog property filters, RainerScript) are errors.
 from __future__ import annotations
 
 import glob
+import ipaddress
 import os
 import re
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..config.trust import UntrustedPath, check_trusted
 from ..errors import ConfigError
 from ..model import Finding, Severity, Source
 from .tables import FACILITY_COUNT, FACILITY_NAMES, MAX_PRI, SEVERITY_NAMES
@@ -85,6 +89,12 @@ class RuleSet:
         return tuple(seen.values())
 
 
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # one syslog.conf: far beyond any real one
+MAX_INCLUDED_FILES = 1000  # files read for one configuration, includes counted
+MAX_INCLUDE_DEPTH = 8
+_NULL_DEVICE = os.makedev(1, 3)  # /dev/null on Linux
+
+
 def journal_ruleset() -> RuleSet:
     """The configuration used on a systemd host when none is given: all to the journal."""
     return RuleSet((Rule((ALL_SEVERITIES,) * FACILITY_COUNT, Action("journal"),
@@ -92,15 +102,18 @@ def journal_ruleset() -> RuleSet:
 
 
 def read_syslog_conf(path: str) -> RuleSet:
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", path) from None
-    return parse_syslog_conf(text, path)
+    """Read a syslog.conf and the files it includes. Only regular files are read, only
+    files root alone can change when we run as root (config.trust), each at most
+    MAX_CONFIG_BYTES; every problem is a ConfigError naming the file (and the include
+    line that led to it)."""
+    reader = _Includes()
+    return parse_syslog_conf(reader.read(path), path, include=reader)
 
 
-def parse_syslog_conf(text: str, file: str, *, _depth: int = 0) -> RuleSet:
+def parse_syslog_conf(text: str, file: str, *, include: _Includes | None = None) -> RuleSet:
+    """The rules in `text` (read from `file`). `include` reads the files that `include`
+    lines name; without one they are read from the file system."""
+    include = include or _Includes()
     rules: list[Rule] = []
     findings: list[Finding] = []
     previous: tuple[int, ...] | None = None
@@ -109,19 +122,17 @@ def parse_syslog_conf(text: str, file: str, *, _depth: int = 0) -> RuleSet:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        head = stripped.split(None, 1)[0]
-        if head == "include" or head == "$IncludeConfig":
-            pattern = stripped[len(head):].strip()
-            if not pattern:
-                raise ConfigError("include needs a path", file, lineno)
-            if _depth > 8:
-                raise ConfigError("includes nested too deeply", file, lineno)
-            pattern = os.path.join(os.path.dirname(file), pattern)
-            for included in sorted(glob.glob(pattern)):
-                with open(included, encoding="utf-8", errors="surrogateescape") as f:
-                    sub = parse_syslog_conf(f.read(), included, _depth=_depth + 1)
+        start = len(line) - len(line.lstrip()) + 1  # the column where the text starts
+        head, after_head = _first_word(stripped)
+        if head == "include" or head.lower() == "$includeconfig":
+            pattern = after_head.strip()
+            where = (file, lineno, start + len(stripped) - len(after_head.lstrip())
+                     if pattern else start + len(head))
+            for name, sub_text in include.expand(pattern, where, findings):
+                sub = parse_syslog_conf(sub_text, name, include=include)
                 rules.extend(sub.rules)
                 findings.extend(sub.findings)
+            include.leave()
             continue
         if stripped.startswith("$"):
             findings.append(Finding(source, Severity.WARNING,
@@ -129,36 +140,154 @@ def parse_syslog_conf(text: str, file: str, *, _depth: int = 0) -> RuleSet:
             continue
         if stripped[0] in "!+-":
             raise ConfigError("BSD program/host blocks (!prog, +host) are not supported",
-                              file, lineno, _column(line, stripped))
+                              file, lineno, start)
         if stripped.startswith(":"):
-            raise ConfigError("rsyslog property filters are not supported", file, lineno,
-                              _column(line, stripped))
+            raise ConfigError("rsyslog property filters are not supported", file, lineno, start)
         if re.match(r"[A-Za-z_]+\s*\(|if\s|[{}]", stripped):
             raise ConfigError("RainerScript is not supported: only the legacy "
-                              "selector/action syntax is", file, lineno, _column(line, stripped))
-        parts = stripped.split(None, 1)
-        if len(parts) < 2:
-            raise ConfigError(f"no action after selector {parts[0]!r}", file, lineno,
-                              _column(line, stripped))
-        selector, action_text = parts
+                              "selector/action syntax is", file, lineno, start)
+        selector, action_text = head, after_head.strip()
+        if not action_text:
+            raise ConfigError(f"no action after selector {selector!r}", file, lineno, start)
+        action_column = start + len(stripped) - len(after_head.lstrip())
         if selector == "&":
             if previous is None:
-                raise ConfigError("'&' with no previous selector", file, lineno, _column(line, stripped))
+                raise ConfigError("'&' with no previous selector", file, lineno, start)
             masks = previous
         else:
-            masks = parse_selector(selector, file, lineno, _column(line, selector))
+            masks = parse_selector(selector, file, lineno, start)
         previous = masks
-        action = parse_action(action_text.strip(), file, lineno, _column(line, action_text),
-                              findings)
+        action = parse_action(action_text, file, lineno, action_column, findings)
         if action is not None:
             rules.append(Rule(masks, action, source))
     return RuleSet(tuple(rules), tuple(findings))
 
 
+class _Includes:
+    """Reads configuration files for one load: the top file and what `include` names.
+    Bounded: each file at most MAX_CONFIG_BYTES, MAX_INCLUDED_FILES files in all, no
+    deeper than MAX_INCLUDE_DEPTH, and no file including itself."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.stack: list[tuple[int, int]] = []  # (st_dev, st_ino) of the files being read
+        self.depth_of: list[int] = []  # stack heights at each open include line
+
+    def read(self, path: str, where: tuple[str, int, int] | None = None) -> str:
+        """The text of one file; ConfigError (at `where`, the include line) if it cannot
+        or must not be read."""
+        def refuse(reason: str) -> ConfigError:
+            if where is None:
+                return ConfigError(reason, path)
+            return ConfigError(f"cannot include {path}: {reason}", *where)
+
+        if "\0" in path:
+            raise refuse("a NUL byte in the path")
+        self.count += 1
+        if self.count > MAX_INCLUDED_FILES:
+            raise refuse(f"more than {MAX_INCLUDED_FILES} files included")
+        try:
+            # O_NONBLOCK: a FIFO must not hang the daemon before it can be refused.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        except OSError as exc:
+            raise refuse(f"cannot read: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise refuse("is a directory")
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == _NULL_DEVICE:
+                return ""  # `--config /dev/null`: no rules
+            if not stat.S_ISREG(st.st_mode):
+                raise refuse("not a regular file (a FIFO or a device could hang or never end)")
+            if st.st_size > MAX_CONFIG_BYTES:
+                raise refuse(f"larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB")
+            if (st.st_dev, st.st_ino) in self.stack:
+                raise refuse("it includes itself")
+            try:
+                check_trusted(path)
+            except UntrustedPath as exc:
+                if where is None:
+                    raise
+                raise ConfigError(f"cannot include {path}: {exc.msg}", *where) from None
+            data = _read_at_most(fd, MAX_CONFIG_BYTES + 1)
+        except OSError as exc:
+            raise refuse(f"cannot read: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise refuse(f"larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB")
+        self.stack.append((st.st_dev, st.st_ino))
+        return data.decode("utf-8", "surrogateescape")
+
+    def expand(self, pattern: str, where: tuple[str, int, int],
+               findings: list[Finding]) -> Iterator[tuple[str, str]]:
+        """(name, text) of each file an include line names: a glob pattern, relative to
+        the including file's directory; a directory names its files (FreeBSD's
+        `include DIR`: the *.conf ones; rsyslog's `$IncludeConfig DIR/`: all), never
+        those starting with '.'."""
+        file, line, column = where
+        if not pattern:
+            raise ConfigError("include needs a path", file, line, column)
+        if "\0" in pattern:
+            raise ConfigError("a NUL byte in the include path", file, line, column)
+        if len(self.stack) > MAX_INCLUDE_DEPTH:
+            raise ConfigError("includes nested too deeply", file, line, column)
+        self.depth_of.append(len(self.stack))
+        pattern = os.path.join(os.path.dirname(file), pattern)
+        for match in sorted(glob.glob(pattern)):
+            if os.path.isdir(match):
+                if match != pattern and match != pattern.rstrip("/"):
+                    findings.append(Finding(Source(file, line), Severity.WARNING,
+                                            f"include {match}: a directory matched by a "
+                                            "pattern; not read"))
+                    continue
+                every_file = pattern.endswith("/")
+                try:
+                    names = sorted(n for n in os.listdir(match) if not n.startswith(".")
+                                   and (every_file or n.endswith(".conf")))
+                except OSError as exc:
+                    raise ConfigError(f"cannot include {match}: {exc.strerror}", *where) from None
+                for name in names:
+                    path = os.path.join(match, name)
+                    if not os.path.isfile(path):
+                        findings.append(Finding(Source(file, line), Severity.WARNING,
+                                                f"include {path}: not a regular file; not read"))
+                        continue
+                    yield path, self._enter(path, where)
+            else:
+                yield match, self._enter(match, where)
+
+    def _enter(self, path: str, where: tuple[str, int, int]) -> str:
+        """Read an included file; the stack is unwound to the include line's height on the
+        next file or when the include line is done."""
+        del self.stack[self.depth_of[-1]:]
+        return self.read(path, where)
+
+    def leave(self) -> None:
+        del self.stack[self.depth_of.pop():]
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, min(1 << 20, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def _logical_lines(text: str):
-    """(first line number, text) with trailing-backslash continuations joined."""
+    """(first line number, text) with trailing-backslash continuations joined. Lines end
+    at LF only (and a CR before it is dropped), so the numbers are an editor's."""
     pending, start = "", 0
-    for number, line in enumerate(text.splitlines(), 1):
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        if line.endswith("\r"):
+            line = line[:-1]
         if not pending:
             start = number
         if line.endswith("\\") and not line.lstrip().startswith("#"):
@@ -170,8 +299,11 @@ def _logical_lines(text: str):
         yield start, pending
 
 
-def _column(line: str, token: str) -> int:
-    return line.find(token) + 1 if token in line else 1
+def _first_word(text: str) -> tuple[str, str]:
+    """(the first word, everything after it) of a stripped line."""
+    parts = text.split(None, 1)
+    word = parts[0]
+    return word, text[len(word):]
 
 
 def parse_selector(text: str, file: str = "<selector>", line: int = 0,
@@ -242,14 +374,26 @@ def parse_action(text: str, file: str, line: int, column: int,
         if rest.startswith("("):
             options, _, rest = rest[1:].partition(")")
             octet = "o" in options
+        host_column = column + len(text) - len(rest)
         m = _HOST_PORT.match(rest)
         if m is None:
-            raise ConfigError(f"bad forwarding target {text!r}", file, line, column)
+            raise ConfigError(f"bad forwarding target {text!r}", file, line, host_column)
+        host = m["v6"] if m["v6"] is not None else m["host"]
+        problem = _host_problem(host, m["v6"] is not None)
+        if problem:
+            # Refused here rather than failing at every message: the codec behind
+            # getaddrinfo raises on such names, and --check should say so.
+            raise ConfigError(f"bad forwarding host {host!r}: {problem}", file, line,
+                              host_column + m.start("v6" if m["v6"] is not None else "host"))
         port = int(m["port"] or 514)
         if not 0 < port < 65536:
-            raise ConfigError(f"bad port in {text!r}", file, line, column)
-        return Action("tcp" if tcp else "udp", m["v6"] or m["host"], port, octet_counted=octet)
+            raise ConfigError(f"bad port in {text!r}", file, line, host_column + m.start("port"))
+        return Action("tcp" if tcp else "udp", host, port, octet_counted=octet)
+    if "\0" in text:
+        raise ConfigError("a NUL byte in the path", file, line, column + text.index("\0"))
     if text.startswith("|"):
+        if not text[1:].strip():
+            raise ConfigError("'|' needs the path of a FIFO", file, line, column)
         return Action("pipe", text[1:].strip())
     sync = True
     path = text
@@ -264,3 +408,35 @@ def parse_action(text: str, file: str, line: int, column: int,
                                 f"user message action {text!r} is not supported; ignored"))
         return None
     raise ConfigError(f"unknown action {text!r}", file, line, column)
+
+
+_LABEL = re.compile(rb"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def _host_problem(host: str, v6: bool) -> str | None:
+    """Why `host` cannot be a forwarding target's host, or None: an IP address literal,
+    or a DNS name (international names in their IDNA form), as getaddrinfo takes it."""
+    if v6:
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return "not an IPv6 address"
+        return None
+    if host.replace(".", "").isdigit():
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            # getaddrinfo would read 010 as octal 8, and 123 as 0.0.0.123
+            return "not an IPv4 address in dotted decimal"
+        return None
+    try:
+        name = host.encode("idna")
+    except UnicodeError:
+        return "not a valid host name (an empty label, a label over 63 characters, " \
+               "or characters a host name cannot have)"
+    if len(name) > 253:
+        return "longer than 253 characters"
+    for label in name.removesuffix(b".").split(b"."):
+        if not _LABEL.fullmatch(label):
+            return f"{label.decode('ascii', 'replace')!r} is not a host name label"
+    return None
