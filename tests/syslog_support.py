@@ -4,6 +4,7 @@ real processes on private sockets, and waiting for their output files."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -42,7 +43,7 @@ class Listener:
     """`inetd2systemd syslogd` as a user runs it, stderr kept in a file."""
 
     def __init__(self, directory: Path, config: str | None, listens: list[str],
-                 extra: tuple[str, ...] = ()) -> None:
+                 extra: tuple[str, ...] = (), preexec_fn=None) -> None:
         self.directory = directory
         self.stderr_path = directory / f"syslogd-{time.monotonic_ns()}.err"
         argv = [PYTHON, "-m", "inetd2systemd", "syslogd"]
@@ -56,7 +57,7 @@ class Listener:
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LISTEN_FDS")}
         with self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                         env=env)
+                                         env=env, preexec_fn=preexec_fn)
         if not wait_for(lambda: "listening on" in self.stderr() or self.proc.poll() is not None):
             self.stop()
             raise RuntimeError(f"listener did not start: {self.stderr()}")
@@ -78,6 +79,25 @@ class Listener:
         self.signal(signal.SIGUSR1)
         wait_for(lambda: self.stderr().count("received ") > before, timeout=5)
         return [line for line in self.stderr().splitlines() if "received " in line][-1]
+
+    def counters(self) -> dict[str, int]:
+        """The SIGUSR1 status line as numbers: received, written, dropped, unselected,
+        kernel (dropped by the kernel), connections (open now)."""
+        text = self.status()
+        names = {"received": r"received (\d+)", "written": r"written (\d+)",
+                 "dropped": r"; dropped (\d+)", "unselected": r"not selected by any rule (\d+)",
+                 "kernel": r"dropped by the kernel (\d+)", "connections": r"open connections (\d+)"}
+        return {name: int(re.search(pattern, text)[1]) for name, pattern in names.items()}
+
+    def rss_kb(self) -> int:
+        """The listener's resident memory (VmRSS) in KiB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> int:
         return terminate(self.proc)

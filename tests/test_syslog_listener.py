@@ -18,7 +18,8 @@ import uuid
 
 import pytest
 
-from syslog_support import Listener, Rsyslog, free_ports, read_lines, send_tcp, wait_for
+from syslog_support import (PYTHON, Listener, Rsyslog, forked_as, free_ports, read_lines, send_tcp,
+                            wait_for)
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/logger"), reason="needs util-linux logger")
 
@@ -202,7 +203,7 @@ def test_sighup_under_load_loses_nothing_and_reopens(setup):
     for k in range(3):
         time.sleep(0.05)
         target = setup["dir"] / f"tcp.log.{run}.{k}"
-        if path.exists():
+        if wait_for(path.exists, 5):  # the previous SIGHUP made it anew
             os.rename(path, target)
             rotated.append(target)
         setup["listener"].signal(signal.SIGHUP)
@@ -241,7 +242,8 @@ def test_a_stuck_or_flooding_client_does_not_stall_others(setup):
 
 def test_kernel_drops_are_counted_exactly(tmp_path):
     """Stop the listener, overflow its small UDP buffer, resume: the drops the kernel
-    reports (SO_RXQ_OVFL) plus what was written equals what was sent."""
+    counted plus what was written equals what was sent, as soon as SIGUSR1 asks (no
+    later datagram needed to carry the kernel's counter)."""
     port = free_ports()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"udp:127.0.0.1:{port}"],
                         ("--udp-buffer", "65536"))
@@ -252,17 +254,13 @@ def test_kernel_drops_are_counted_exactly(tmp_path):
             for i in range(sent):
                 s.sendto(b"<14>drop test %05d " % i + b"x" * 200, ("127.0.0.1", port))
         listener.signal(signal.SIGCONT)
-        # Let it drain the full buffer first, so the last datagram finds room.
         counts = []
         wait_for(lambda: counts.append(len(read_lines(tmp_path / "out.log"))) or
                  (len(counts) > 5 and counts[-1] == counts[-6] > 0), timeout=10)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.sendto(b"<14>drop test last", ("127.0.0.1", port))  # carries the final counter
-        assert _line_with(tmp_path / "out.log", "drop test last")
         written = len(read_lines(tmp_path / "out.log"))
-        status = listener.status()
-        drops = int(re.search(r"dropped by the kernel (\d+)", status)[1])
-        assert drops > 0 and written + drops == sent + 1, status
+        c = listener.counters()
+        assert c["kernel"] > 0 and written + c["kernel"] == sent, c
+        assert c["received"] == c["written"] == written
     finally:
         listener.stop()
 
@@ -284,7 +282,8 @@ def test_cannot_listen_is_a_clear_failure(tmp_path):
         res = subprocess.run([*Listener.__init__.__globals__["PYTHON"].split(), "-m", "inetd2systemd",
                               "syslogd", "--config", "/dev/null", "--listen", f"tcp:127.0.0.1:{port}"],
                              capture_output=True, text=True, timeout=30)
-    assert res.returncode == 3 and "cannot listen" in res.stderr
+    assert res.returncode == 3 and f"cannot listen on tcp:127.0.0.1:{port}: Address already in use" \
+        in res.stderr, res.stderr
 
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
@@ -386,5 +385,335 @@ def test_tls_client_certificates_when_a_ca_is_given(tmp_path, certificate):
         assert _line_with(tmp_path / "out.log", "authenticated")
         assert not any("anonymous" in l for l in read_lines(tmp_path / "out.log"))
         assert "TLS handshake with 127.0.0.1 failed" in listener.stderr()
+    finally:
+        listener.stop()
+
+
+# -- one bad message, counters ------------------------------------------------------------
+
+BAD_5424 = b"<14>1 2024-01-xxT00:00:00Z host app 1 - - the bad one"  # the issue's invalid day
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp", "unix"])
+def test_one_bad_message_costs_at_most_itself_and_the_counters_add_up(tmp_path, transport):
+    """The issue's case: 400 good messages with one bad one among them, in one read batch:
+    every good one is written, and received = written + dropped + not selected."""
+    port = free_ports()
+    sock = tmp_path / "log"
+    listener = Listener(tmp_path, f"*.*;mail.none\t-{tmp_path}/out.log\n",
+                        [f"tcp:127.0.0.1:{port}", f"udp:127.0.0.1:{port}", f"unix:{sock}"])
+    try:
+        frames = [b"<14>1 2024-01-02T03:04:05Z host app - - - good %03d" % i for i in range(400)]
+        frames.insert(200, BAD_5424)
+        frames.append(b"<22>not selected: mail.info")
+        if transport == "tcp":
+            send_tcp(port, frames)
+        else:
+            family, address = ((socket.AF_INET, ("127.0.0.1", port)) if transport == "udp"
+                               else (socket.AF_UNIX, str(sock)))
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                for frame in frames:
+                    s.sendto(frame, address)
+        assert wait_for(lambda: len([l for l in read_lines(tmp_path / "out.log") if "good" in l]) == 400)
+        c = listener.counters()
+        assert c["received"] == 402 and c["unselected"] == 1, c
+        assert c["received"] == c["written"] + c["dropped"] + c["unselected"], c
+    finally:
+        listener.stop()
+
+
+def test_counters_run_on_across_sighup_and_warnings_come_once_per_load(tmp_path):
+    port = free_ports()
+    listener = Listener(tmp_path, f"$RepeatedMsgReduction on\n*.*\t-{tmp_path}/out.log\n",
+                        [f"tcp:127.0.0.1:{port}"])
+    try:
+        send_tcp(port, [b"<14>before %d" % i for i in range(30)])
+        assert wait_for(lambda: len(read_lines(tmp_path / "out.log")) == 30)
+        listener.signal(signal.SIGHUP)
+        assert wait_for(lambda: listener.stderr().count("$RepeatedMsgReduction") == 2)
+        send_tcp(port, [b"<14>after %d" % i for i in range(20)])
+        assert wait_for(lambda: len(read_lines(tmp_path / "out.log")) == 50)
+        c = listener.counters()
+        assert (c["received"], c["written"], c["dropped"]) == (50, 50, 0), c
+        # once at start (not once more when the first rules were built), once per SIGHUP
+        assert listener.stderr().count("$RepeatedMsgReduction") == 2
+    finally:
+        listener.stop()
+
+
+def test_a_forward_to_an_unresolvable_host_never_touches_the_file_rule(tmp_path):
+    port = free_ports()
+    listener = Listener(tmp_path, f"*.*\t@no-such-host.invalid:5514\n*.*\t-{tmp_path}/out.log\n",
+                        [f"tcp:127.0.0.1:{port}"])
+    try:
+        send_tcp(port, [b"<14>message %d" % i for i in range(400)])
+        assert wait_for(lambda: len(read_lines(tmp_path / "out.log")) == 400)
+        c = listener.counters()
+        assert c["written"] == 400 and c["dropped"] == 400, c  # one drop per forwarded message
+        assert listener.stderr().count("no-such-host.invalid") == 1  # reported once, not 400 times
+    finally:
+        listener.stop()
+
+
+# -- bounded under abuse ------------------------------------------------------------------
+
+def _connect_many(address: tuple[str, int], count: int, source: str) -> list[socket.socket]:
+    """`count` connections from `source` (127.0.0.x: a source of its own on loopback),
+    opened without waiting for each to be accepted."""
+    socks = []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind((source, 0))
+        s.setblocking(False)
+        s.connect_ex(address)
+        socks.append(s)
+    return socks
+
+
+def test_idle_connections_from_one_source_do_not_keep_another_out(tmp_path):
+    """1,100 idle connections from 127.0.0.2: a message from 127.0.0.3 is still written
+    within a second (the limit per source refuses the rest of 127.0.0.2's)."""
+    port = free_ports()
+    listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tcp:127.0.0.1:{port}"])
+    idle = _connect_many(("127.0.0.1", port), 1100, "127.0.0.2")
+    try:
+        wait_for(lambda: listener.counters()["connections"] == 32, timeout=10)
+        started = time.monotonic()
+        with socket.socket() as s:
+            s.bind(("127.0.0.3", 0))
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"<14>legitimate\n")
+            assert wait_for(lambda: read_lines(tmp_path / "out.log"), timeout=5, interval=0.01)
+        elapsed = time.monotonic() - started
+        print(f"written {elapsed * 1000:.0f} ms after connecting, beside 1,100 idle connections")
+        assert elapsed < 1.0
+        c = listener.status()
+        assert "open connections 32" in c or "open connections 33" in c, c
+        assert "connections refused" in c
+        assert listener.stderr().count("the limit per source") <= 2  # not one line per refusal
+    finally:
+        for s in idle:
+            s.close()
+        listener.stop()
+
+
+def test_idle_connections_and_unfinished_tls_handshakes_time_out(tmp_path, certificate):
+    port, tls_port = free_ports(), free_ports()
+    listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n",
+                        [f"tcp:127.0.0.1:{port}", f"tls:127.0.0.1:{tls_port}"],
+                        ("--tls-cert", str(certificate[0]), "--tls-key", str(certificate[1]),
+                         "--idle-timeout", "1", "--handshake-timeout", "1"))
+    try:
+        started = time.monotonic()
+        idle = socket.create_connection(("127.0.0.1", port))
+        idle.sendall(b"<14>a frame not yet ended")  # what it held is still delivered
+        silent = socket.create_connection(("127.0.0.1", tls_port))  # never says hello
+        for s in (idle, silent):
+            s.settimeout(10)
+            assert s.recv(1) == b"", "not closed"
+            s.close()
+        assert 1.0 <= time.monotonic() - started < 5
+        assert _line_with(tmp_path / "out.log", "a frame not yet ended")
+        assert "TLS handshake with 127.0.0.1 not finished" in listener.stderr()
+    finally:
+        listener.stop()
+
+
+def test_memory_stays_bounded_with_partial_frames_on_1000_connections(tmp_path):
+    """1,000 connections each holding a partial 200 KB frame: the bytes held are bounded
+    by the budget (frames past it are cut and delivered, counted), and the memory comes
+    back when they close."""
+    import resource
+
+    def more_descriptors():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 4096:
+        pytest.skip("needs 4096 descriptors (ulimit -n)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
+    port = free_ports()
+    listener = Listener(tmp_path, f"*.*\t-/dev/null\n", [f"tcp:127.0.0.1:{port}"],
+                        preexec_fn=more_descriptors)
+    conns: list[socket.socket] = []
+    try:
+        before = listener.rss_kb()
+        body = b"<14>" + b"x" * 199_980  # with 10 more: a count of 199,994, under the 200,000 honoured
+        peak = 0
+        for source in range(2, 42):  # 40 sources x 25 connections (under the limit per source)
+            for s in _connect_many(("127.0.0.1", port), 25, f"127.0.0.{source}"):
+                s.setblocking(True)
+                s.sendall(b"%d " % (len(body) + 10) + body)  # 10 bytes short: never complete
+                conns.append(s)
+            peak = max(peak, listener.rss_kb())
+        assert wait_for(lambda: listener.counters()["connections"] == 1000, timeout=30)
+        time.sleep(0.5)
+        peak = max(peak, listener.rss_kb())
+        status = listener.status()
+        for s in conns:
+            s.close()
+        conns.clear()
+        assert wait_for(lambda: listener.counters()["connections"] == 0, timeout=30)
+        after = listener.rss_kb()
+        print(f"RSS: {before // 1024} MiB at start, peak {peak // 1024} MiB, {after // 1024} MiB "
+              f"after they closed; {status}")
+        assert "frames cut to stay within the memory budget" in status
+        assert peak < 100 * 1024 and after < 50 * 1024, (before, peak, after)
+        c = listener.counters()
+        # every byte sent became part of some message: each connection's frame is
+        # delivered whole, or cut (once or more) and the rest delivered when it closed
+        assert c["received"] >= 1000 and c["written"] == c["received"], c
+    finally:
+        for s in conns:
+            s.close()
+        listener.stop()
+
+
+def test_out_of_descriptors_the_accept_loop_rests_and_says_so_once(tmp_path):
+    import resource
+
+    def few_descriptors():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+    port = free_ports()
+    listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tcp:127.0.0.1:{port}"],
+                        ("--max-per-source", "1000"), preexec_fn=few_descriptors)
+    clients = []
+    try:
+        clients = _connect_many(("127.0.0.1", port), 60, "127.0.0.2")
+        assert wait_for(lambda: "Too many open files" in listener.stderr(), timeout=10)
+        cpu = listener.cpu_seconds()
+        time.sleep(3)
+        spent = listener.cpu_seconds() - cpu
+        assert spent < 0.5, f"{spent:.2f} s of CPU in 3 s while out of descriptors: spinning"
+        assert listener.stderr().count("Too many open files") == 1
+        for s in clients:
+            s.close()
+        clients = []
+        send_tcp(port, [b"<14>room again"])
+        assert _line_with(tmp_path / "out.log", "room again")
+        assert "accepting again" in listener.stderr()
+    finally:
+        for s in clients:
+            s.close()
+        listener.stop()
+
+
+# -- root-run paths ---------------------------------------------------------------------
+
+ATTACK_SECONDS = 3.0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs an attacker as the user nobody: needs root")
+def test_a_symlink_swapped_in_while_binding_never_changes_another_file(tmp_path):
+    """An attacker running as nobody owns the socket's directory and swaps a link to a
+    root file in at the socket's name in a tight loop, while the listener binds there
+    (and removes its socket again) hundreds of times: the root file keeps its mode and
+    owner every time, and is never removed."""
+    import pwd
+    import shutil
+    import tempfile
+
+    from inetd2systemd.socketfiles import remove_socket_file
+    from inetd2systemd.syslog.cli import open_input
+    from inetd2systemd.errors import ConfigError
+
+    nobody = pwd.getpwnam("nobody")
+    base = tempfile.mkdtemp(dir="/tmp")  # reachable by nobody (pytest's tmp is not)
+    try:
+        os.chmod(base, 0o755)
+        target = os.path.join(base, "root-only")
+        with open(target, "w") as f:
+            f.write("secret\n")
+        os.chmod(target, 0o600)
+        socks = os.path.join(base, "socks")
+        os.mkdir(socks, 0o755)
+        os.chown(socks, nobody.pw_uid, nobody.pw_gid)
+        path = os.path.join(socks, "log")
+        def attack() -> None:
+            link = os.path.join(socks, "link")
+            deadline = time.monotonic() + ATTACK_SECONDS
+            n = 0
+            while time.monotonic() < deadline:
+                n += 1
+                try:
+                    os.unlink(path)  # the name is free for a moment: the listener binds
+                except OSError:
+                    pass
+                for _ in range(n % 200):  # a varying pause, to land inside its steps
+                    pass
+                try:
+                    os.symlink(target, link)
+                    os.rename(link, path)  # replaces the socket just bound, if any
+                except OSError:
+                    pass
+
+        attacker = forked_as(nobody, attack)
+        binds = refused = 0
+        deadline = time.monotonic() + ATTACK_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    item = open_input(f"unix:{path}", 65536)
+                except ConfigError:  # the link is there: "exists and is not a socket"
+                    refused += 1
+                except OSError:  # bind() found the name taken (it never follows a link)
+                    refused += 1
+                else:
+                    binds += 1
+                    remove_socket_file(item.owned_path, item.owned_inode)
+                    item.sock.close()
+                st = os.stat(target)
+                assert (st.st_mode & 0o7777, st.st_uid) == (0o600, 0), \
+                    f"after {binds} binds: mode {st.st_mode & 0o7777:o}, owner {st.st_uid}"
+        finally:
+            os.waitpid(attacker, 0)
+        print(f"{binds} binds and {refused} refusals under attack; the target kept 0600 root")
+        assert binds > 20 and refused > 20, (binds, refused)  # both sides really raced
+        with open(target) as f:
+            assert f.read() == "secret\n"
+    finally:
+        shutil.rmtree(base)
+
+
+def test_the_unix_socket_is_made_0666_and_a_stale_one_is_replaced(tmp_path):
+    path = tmp_path / "log"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    stale.bind(str(path))
+    stale.close()  # a socket file nobody listens on any more
+    listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"unix:{path}"])
+    try:
+        assert os.stat(path).st_mode & 0o777 == 0o666
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(b"<14>through the replaced socket", str(path))
+        assert _line_with(tmp_path / "out.log", "through the replaced socket")
+    finally:
+        listener.stop()
+    assert not path.exists()  # removed at exit
+    # Something that is not a socket is never replaced, a live socket never stolen.
+    path.write_text("not a socket")
+    res = subprocess.run([PYTHON, "-m", "inetd2systemd", "syslogd", "--config", "/dev/null",
+                          "--listen", f"unix:{path}"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2 and "exists and is not a socket" in res.stderr
+    assert path.read_text() == "not a socket"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes the configuration nobody's: needs root")
+def test_a_reload_refuses_a_configuration_another_user_could_change(tmp_path):
+    import pwd
+
+    port = free_ports()
+    listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tcp:127.0.0.1:{port}"])
+    try:
+        nobody = pwd.getpwnam("nobody")
+        conf = tmp_path / "syslog.conf"
+        conf.write_text(f"*.*\t-{tmp_path}/elsewhere.log\n")
+        os.chown(conf, nobody.pw_uid, nobody.pw_gid)
+        listener.signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload failed, keeping the previous rules" in listener.stderr())
+        assert "not loaded" in listener.stderr() and "nobody" in listener.stderr()
+        send_tcp(port, [b"<14>still the old rules"])
+        assert _line_with(tmp_path / "out.log", "still the old rules")
+        assert not (tmp_path / "elsewhere.log").exists()
     finally:
         listener.stop()

@@ -261,6 +261,17 @@ def test_a_configuration_another_user_can_change_is_refused(tmp_path, whose):
         assert f"{main}:2:9: cannot include" in res.stderr
 
 
+def test_check_refuses_a_malformed_forward_and_warns_about_one_that_does_not_resolve(tmp_path):
+    conf = tmp_path / "syslog.conf"
+    conf.write_text("*.* /x\n*.*\t@a..b:5514\n")
+    res = _check(conf)
+    assert res.returncode == 2 and f"{conf}:2:6: bad forwarding host 'a..b'" in res.stderr, res.stderr
+    conf.write_text("*.* /x\n*.*\t@no-such-host.invalid:5514\n")
+    res = _check(conf)
+    assert res.returncode == 0, res.stderr
+    assert f"{conf}:2: warning: forwarding host 'no-such-host.invalid' does not resolve" in res.stderr
+
+
 def test_cli_check_and_bad_config_exit_codes(tmp_path):
     good, bad = tmp_path / "good.conf", tmp_path / "bad.conf"
     good.write_text("*.info -/tmp/x\n")

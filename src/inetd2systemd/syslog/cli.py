@@ -12,15 +12,17 @@ import argparse
 import os
 import re
 import socket
-import stat
 import ssl
 import sys
 
 from collections.abc import Callable
 
 from ..errors import EXIT_FAILED, ConfigError
+from ..model import Finding, Severity
+from ..socketfiles import bind_unix, clear_stale_socket
 from .framing import MAX_FRAME, MAX_MESSAGE
-from .listener import Input, Listener
+from .listener import (HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_SOURCE,
+                       MEMORY_BUDGET, Input, Listener)
 from .rules import RuleSet, journal_ruleset, read_syslog_conf
 from .sinks import Router
 
@@ -52,7 +54,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="receive buffer for udp: and unix: sockets (default 8 MiB)")
     parser.add_argument("--max-message", type=int, default=MAX_MESSAGE, metavar="BYTES",
                         help="longest LF-framed message kept in one piece (default 64 KiB)")
-    parser.add_argument("--max-connections", type=int, default=1024, metavar="N")
+    parser.add_argument("--max-connections", type=_positive(int), default=MAX_CONNECTIONS,
+                        metavar="N", help=f"stream connections in all (default {MAX_CONNECTIONS}); "
+                        "when full, the source with the most gives up its least active one")
+    parser.add_argument("--max-per-source", type=_positive(int), default=MAX_PER_SOURCE,
+                        metavar="N", help="stream connections from one address, IPv6 /64 or "
+                        f"local user (default {MAX_PER_SOURCE})")
+    parser.add_argument("--idle-timeout", type=_positive(float), default=IDLE_TIMEOUT,
+                        metavar="SECONDS", help="close a connection silent this long "
+                        f"(default {IDLE_TIMEOUT:g})")
+    parser.add_argument("--handshake-timeout", type=_positive(float), default=HANDSHAKE_TIMEOUT,
+                        metavar="SECONDS", help="close a TLS connection whose handshake is not "
+                        f"done by then (default {HANDSHAKE_TIMEOUT:g})")
+    parser.add_argument("--memory-budget", type=_positive(int), default=MEMORY_BUDGET,
+                        metavar="BYTES", help="bytes held in partial frames, all connections "
+                        f"together, before frames are cut (default {MEMORY_BUDGET // 2**20} MiB)")
     parser.add_argument("--check", action="store_true",
                         help="read the configuration, report, and exit")
     # rsyslog's $EscapeControlCharactersOnReceive and $EscapeControlCharacterTab.
@@ -60,6 +76,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         default="on", help="write control characters as #ooo (default on)")
     parser.add_argument("--escape-control-character-tab", choices=("on", "off"), default="on",
                         help="escape TAB too (#011) while escaping is on (default on)")
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    def convert(text: str):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0: {text}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its error
+    return convert
 
 
 def journald_running() -> bool:
@@ -96,50 +123,50 @@ def parse_listen(spec: str) -> tuple[str, str, int]:
 
 
 def open_input(spec: str, udp_buffer: int) -> Input:
+    """Open one --listen socket; OSError names the spec (a failed --listen says which)."""
+    try:
+        return _open_input(spec, udp_buffer)
+    except UnicodeError:  # the IDNA codec behind getaddrinfo
+        raise ConfigError(f"--listen {spec!r}: not a valid host name") from None
+    except OSError as exc:
+        raise OSError(exc.errno, f"{spec}: {exc.strerror or exc}") from None
+
+
+def _open_input(spec: str, udp_buffer: int) -> Input:
     transport, where, port = parse_listen(spec)
     if transport.startswith("unix"):
         kind = socket.SOCK_DGRAM if transport == "unix" else socket.SOCK_STREAM
-        sock = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
-        _clear_stale_socket(where, kind)
         os.makedirs(os.path.dirname(where) or ".", exist_ok=True)
-        sock.bind(where)
-        os.chmod(where, 0o666)  # any local program may log, as with /dev/log
-        if kind == socket.SOCK_STREAM:
-            sock.listen(1024)
-        else:
-            _size_receive_buffer(sock, udp_buffer)
-        return Input(sock, transport, owned_path=where)
+        problem = clear_stale_socket(where, kind)
+        if problem:
+            raise ConfigError(f"--listen {spec}: {where} {problem}")
+        sock = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
+        try:
+            inode = bind_unix(sock, where, 0o666)  # any local program may log, as with /dev/log
+            if kind == socket.SOCK_STREAM:
+                sock.listen(1024)
+            else:
+                _size_receive_buffer(sock, udp_buffer)
+        except BaseException:
+            sock.close()
+            raise
+        return Input(sock, transport, owned_path=where, owned_inode=inode)
     family, kind, proto, _, address = socket.getaddrinfo(
         where or None, port, type=socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM,
         flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
-    if transport == "udp":
-        _size_receive_buffer(sock, udp_buffer)
-    else:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(address)
-    if transport != "udp":
-        sock.listen(1024)
+    try:
+        if transport == "udp":
+            _size_receive_buffer(sock, udp_buffer)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        if transport != "udp":
+            sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
     return Input(sock, transport)
-
-
-def _clear_stale_socket(path: str, kind: int) -> None:
-    """Remove a socket file left by a dead listener; refuse to steal a live one."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise ConfigError(f"{path} exists and is not a socket; not replacing it")
-    probe = socket.socket(socket.AF_UNIX, kind)
-    try:
-        probe.connect(path)
-    except OSError:
-        os.unlink(path)
-    else:
-        raise ConfigError(f"{path} is in use by another listener")
-    finally:
-        probe.close()
 
 
 def _size_receive_buffer(sock: socket.socket, size: int) -> None:
@@ -195,9 +222,9 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext:
 def run(args: argparse.Namespace) -> int:
     where, load = choose_rules(args)
     ruleset: RuleSet = load()  # ConfigError -> exit 2, nothing opened yet
-    for finding in ruleset.findings:
-        print(f"inetd2systemd syslogd: {finding}", file=sys.stderr)
+    _report_findings(ruleset.findings)
     if args.check:
+        _report_findings(unresolvable_forwards(ruleset))
         print(f"{where}: {len(ruleset.rules)} rules, {len(ruleset.actions())} destinations")
         return 0
     specs = list(args.listen)
@@ -207,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--listen {spec}: journald forwards to this socket; reading it "
                               "and writing to the journal would loop")
     context = tls_context(args) if any(s.startswith("tls:") for s in specs) else None
+    router = _router(ruleset, args)  # a sink that cannot be set up is a ConfigError too
     inputs: list[Input] = []
     try:
         if not specs:
@@ -217,34 +245,58 @@ def run(args: argparse.Namespace) -> int:
                 specs = [default_listen()]
         for spec in specs:
             inputs.append(open_input(spec, args.udp_buffer))
-    except OSError as exc:
+    except (OSError, ConfigError) as exc:
         for item in inputs:
             item.sock.close()
-        print(f"inetd2systemd syslogd: cannot listen: {exc}", file=sys.stderr)
+        router.close()
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"inetd2systemd syslogd: cannot listen on {exc.strerror}", file=sys.stderr)
         return EXIT_FAILED
 
     def load_router() -> Router:
         ruleset = load()
-        for finding in ruleset.findings:
-            print(f"inetd2systemd syslogd: {finding}", file=sys.stderr)
-        return Router(ruleset, escape=args.escape_control_characters_on_receive == "on",
-                      escape_tab=args.escape_control_character_tab == "on")
+        _report_findings(ruleset.findings)  # once per load: at start, then at each SIGHUP
+        return _router(ruleset, args)
 
     from ..runtime.notify import Notifier
 
     notifier = Notifier(unset_environment=True)
-    listener = Listener(inputs, load_router, tls_context=context, notifier=notifier,
-                        max_message=args.max_message, max_frame=max(MAX_FRAME, args.max_message),
-                        max_connections=args.max_connections)
-    names = ", ".join(f"{i.transport} {_address(i.sock)}" for i in inputs)
+    listener = Listener(inputs, load_router, router=router, tls_context=context,
+                        notifier=notifier, max_message=args.max_message,
+                        max_frame=max(MAX_FRAME, args.max_message),
+                        max_connections=args.max_connections, max_per_source=args.max_per_source,
+                        idle_timeout=args.idle_timeout, handshake_timeout=args.handshake_timeout,
+                        memory_budget=args.memory_budget)
+    names = ", ".join(item.describe() for item in inputs)
     print(f"inetd2systemd syslogd: listening on {names}; rules: {where}", file=sys.stderr,
           flush=True)
     return listener.run()
 
 
-def _address(sock: socket.socket) -> str:
-    name = sock.getsockname()
-    if isinstance(name, tuple):
-        return f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
-    return name.decode() if isinstance(name, bytes) else str(name)
+def _router(ruleset: RuleSet, args: argparse.Namespace) -> Router:
+    return Router(ruleset, escape=args.escape_control_characters_on_receive == "on",
+                  escape_tab=args.escape_control_character_tab == "on")
 
+
+def _report_findings(findings) -> None:
+    for finding in findings:
+        print(f"inetd2systemd syslogd: {finding}", file=sys.stderr, flush=True)
+
+
+def unresolvable_forwards(ruleset: RuleSet) -> list[Finding]:
+    """--check: forwarding targets the resolver cannot find now. Only a warning: at boot
+    the name server may not answer yet, and the daemon retries (the other rules run)."""
+    findings, seen = [], set()
+    for rule in ruleset.rules:
+        action = rule.action
+        if action.kind not in ("udp", "tcp") or action.key() in seen:
+            continue
+        seen.add(action.key())
+        try:
+            socket.getaddrinfo(action.target, action.port)
+        except (OSError, UnicodeError) as exc:
+            findings.append(Finding(rule.source, Severity.WARNING,
+                                    f"forwarding host {action.target!r} does not resolve now "
+                                    f"({exc}); its messages are dropped (counted) until it does"))
+    return findings

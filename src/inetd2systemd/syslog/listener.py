@@ -2,24 +2,35 @@
 
 - One `selectors` loop; signals are only queued by their handlers and a byte written to
   a self-pipe wakes the loop, which then handles them between batches (never inside a
-  write, so a SIGHUP can neither lose nor split a message).
+  write, so a SIGHUP can neither lose nor split a message). Timers (the sweep of idle
+  connections, a paused socket's return) run from the same loop.
 - Datagram sockets (UDP, unix /dev/log style) are read in batches until empty;
-  SO_RXQ_OVFL makes the kernel attach its drop counter, so receive-buffer overflows
-  are counted, never silent.
+  SO_RXQ_OVFL makes the kernel attach its drop counter to each datagram, and the
+  status report reads it directly (SO_MEMINFO), so receive-buffer overflows are
+  counted, never silent, even when no datagram follows them.
 - Stream connections (TCP, TLS, unix stream) are non-blocking, read at most one chunk
   per turn each (one busy or stuck client cannot stall the others), and framed per
-  connection (framing.StreamFramer, bounded memory).
+  connection (framing.StreamFramer).
+- Bounded whatever the clients do: at most `max_per_source` connections from one
+  source (an address, an IPv6 /64, a local uid); at `max_connections` the least active
+  connection of the source holding the most makes room; a connection idle for
+  `idle_timeout`, or a TLS handshake unfinished after `handshake_timeout`, is closed;
+  the bytes held in partial frames, all connections together, stay within
+  `memory_budget` (past it, the connection that grew is cut: what it held becomes a
+  message of its own, counted). Out of descriptors, a listening socket is paused as
+  serve does, with one log line per episode.
 - The sinks are flushed when the input goes idle and at least every 50 ms under load:
   one write (and one fsync for synced files) per batch, never one per message, and
   nothing stays queued while the listener waits for input.
 - SIGHUP: flush, then reload the rules and reopen the files (logrotate) without touching
-  the listening sockets. SIGUSR1: report the counters. SIGTERM/SIGINT: stop accepting,
-  drain what the kernel already holds, flush, exit.
+  the listening sockets; the counters run on. SIGUSR1: report the counters.
+  SIGTERM/SIGINT: stop accepting, drain what the kernel already holds, flush, exit.
 """
 
 from __future__ import annotations
 
 import errno
+import heapq
 import os
 import selectors
 import signal
@@ -32,17 +43,37 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..socketfiles import remove_socket_file
 from .framing import MAX_FRAME, MAX_MESSAGE, StreamFramer
 from .sinks import Router
 
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux; not exported by Python 3.11
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: the socket's memory and drops
+SK_MEMINFO_DROPS = 8  # index of sk_drops in SO_MEMINFO's array of u32
 MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: IntFlag's & costs microseconds per datagram
 DATAGRAM_BUFFER = 256 * 1024  # larger than any UDP payload and most unix datagrams
 DATAGRAM_BATCH = 512  # datagrams per socket per turn, so streams get their turn too
+ACCEPT_BATCH = 64  # connections accepted per listening socket per turn
 STREAM_CHUNK = 256 * 1024
 STATUS_INTERVAL = 1.0  # STATUS= at most once a second (never per message)
 FLUSH_INTERVAL = 0.05  # longest a message waits in a sink's queue under continuous load
+FLUSH_BYTES = 4 * 1024 * 1024  # ... or until this much was read: queues stay small in memory
 DRAIN_GRACE = 0.5  # on stop, how long connections may keep delivering what is in flight
+SWEEP_INTERVAL = 1.0  # how often idle connections and slow handshakes are looked for
+RESOURCE_BACKOFF = 1.0  # out of descriptors: a listening socket rests this long
+LOG_INTERVAL = 60.0  # a repeated complaint (a client refused, ...) at most this often
+
+# Defaults for the bounds (documented in docs/syslogd.md). syslog-ng accepts 10
+# connections per network source and rsyslog's imtcp 200 in all; 32 per source keeps a
+# site behind one NAT address working while one host cannot take the whole table.
+MAX_CONNECTIONS = 1024
+MAX_PER_SOURCE = 32
+IDLE_TIMEOUT = 1800.0  # rsyslog's DTLS input closes a silent session after 30 minutes
+HANDSHAKE_TIMEOUT = 30.0
+MEMORY_BUDGET = 32 * 1024 * 1024  # bytes of partial frames held, all connections together
+
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+GIVE_BACK_BYTES = 8 * 1024 * 1024  # partial frames released since the peak: time to trim
 
 
 @dataclass
@@ -51,7 +82,14 @@ class Counters:
     kernel_drops: int = 0  # datagrams the kernel dropped (receive buffer full)
     connections: int = 0
     truncated: int = 0  # datagrams longer than the buffer, delivered cut
+    cut: int = 0  # stream frames cut short to keep within the memory budget
+    refused: int = 0  # connections refused (too many from one source, or in all)
+    closed: int = 0  # connections closed by us: idle, slow handshake, or room for others
     errors: int = 0  # internal errors caught by the loop
+    # What the rules replaced by SIGHUP had counted: the totals run on across reloads.
+    written_before: int = 0
+    dropped_before: int = 0
+    unselected_before: int = 0
 
     def total(self) -> int:
         return sum(self.received.values())
@@ -64,19 +102,32 @@ class Input:
     sock: socket.socket
     transport: str  # "udp", "unix", "tcp", "tls", "unix-stream"
     owned_path: str | None = None  # a unix socket path this process created
+    owned_inode: tuple[int, int] | None = None  # (st_dev, st_ino) of that socket file
     last_drops: int = 0
+    starved: bool = False  # accept ran out of descriptors; reported once per episode
+
+    def describe(self) -> str:
+        name = self.sock.getsockname()
+        if isinstance(name, tuple):
+            name = f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
+        elif isinstance(name, bytes):
+            name = name.decode(errors="replace")
+        return f"{self.transport} {name}"
 
 
 class Connection:
-    __slots__ = ("sock", "framer", "sender", "transport", "handshaking")
+    __slots__ = ("sock", "framer", "sender", "source", "transport", "handshaking",
+                 "opened", "last_active")
 
-    def __init__(self, sock: socket.socket, sender: str, transport: str, max_message: int,
-                 max_frame: int) -> None:
+    def __init__(self, sock: socket.socket, sender: str, source: str, transport: str,
+                 max_message: int, max_frame: int, now: float) -> None:
         self.sock = sock
         self.framer = StreamFramer(max_message, max_frame)
         self.sender = sender
+        self.source = source  # what the per-source limit counts
         self.transport = transport
         self.handshaking = transport == "tls"
+        self.opened = self.last_active = now
 
 
 def describe_peer(address: object) -> str:
@@ -90,32 +141,86 @@ def describe_peer(address: object) -> str:
     return address or ""
 
 
+def source_of(sender: str, sock: socket.socket) -> str:
+    """Who a connection counts against: the IPv4 address, the IPv6 /64 (one site gets
+    a /64, and a host can take any address in it), or the local user of a unix socket."""
+    if sock.family == socket.AF_UNIX:
+        try:
+            uid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
+            return f"uid {uid}"
+        except OSError:
+            return "local"
+    if ":" in sender:
+        try:
+            packed = socket.inet_pton(socket.AF_INET6, sender.split("%", 1)[0])
+            return socket.inet_ntop(socket.AF_INET6, packed[:8] + bytes(8)) + "/64"
+        except OSError:
+            pass
+    return sender
+
+
+class _Throttled:
+    """A complaint that may repeat (a client refused, a handshake timed out): at most one
+    line per key per LOG_INTERVAL, the next one saying how many were held back."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.last: dict[str, tuple[float, int]] = {}
+
+    def __call__(self, key: str, text: str) -> None:
+        now = time.monotonic()
+        at, held = self.last.get(key, (-LOG_INTERVAL, 0))
+        if now - at < LOG_INTERVAL:
+            self.last[key] = (at, held + 1)
+            return
+        if held:
+            text += f" ({held} more like this in the last {LOG_INTERVAL:g}s)"
+        self.log(text)
+        self.last[key] = (now, 0)
+
+
 class Listener:
     def __init__(self, inputs: list[Input], load_router: Callable[[], Router], *,
+                 router: Router | None = None,
                  tls_context: ssl.SSLContext | None = None, notifier=None,
                  max_message: int = MAX_MESSAGE, max_frame: int = MAX_FRAME,
-                 max_connections: int = 1024, log: Callable[[str], None] | None = None) -> None:
+                 max_connections: int = MAX_CONNECTIONS, max_per_source: int = MAX_PER_SOURCE,
+                 idle_timeout: float = IDLE_TIMEOUT, handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 memory_budget: int = MEMORY_BUDGET,
+                 log: Callable[[str], None] | None = None) -> None:
         self.inputs = inputs
         self.load_router = load_router
-        self.router = load_router()
+        self.router = router if router is not None else load_router()
         self.tls_context = tls_context
         self.notifier = notifier
         self.max_message = max_message
         self.max_frame = max_frame
         self.max_connections = max_connections
+        self.max_per_source = max_per_source
+        self.idle_timeout = idle_timeout
+        self.handshake_timeout = handshake_timeout
+        self.memory_budget = memory_budget
         self.counters = Counters()
         self.connections: dict[int, Connection] = {}
+        self.per_source: dict[str, int] = {}
+        self.held = 0  # bytes held in partial frames, all connections together
+        self._held_peak = 0  # the most held since memory was last given back
         self.selector = selectors.DefaultSelector()
         self._signals: list[int] = []
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._buffer = bytearray(DATAGRAM_BUFFER)
         self._ancillary = socket.CMSG_SPACE(4)
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = 0
+        self._now = time.monotonic()
+        self._unflushed = 0  # bytes read since the sinks were last flushed
         self._running = False
         self._accepting = True
         self._status_at = 0.0
         self._status_text = ""
         self.log = log or (lambda text: print(f"inetd2systemd syslogd: {text}",
                                               file=sys.stderr, flush=True))
+        self._complain = _Throttled(self.log)
 
     # -- set-up ---------------------------------------------------------------------------
     def _register_inputs(self) -> None:
@@ -127,11 +232,17 @@ class Listener:
                     item.sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
                 except OSError:
                     pass
-                self.selector.register(item.sock, selectors.EVENT_READ,
-                                       lambda s, i=item: self._on_datagrams(i))
-            else:
-                self.selector.register(item.sock, selectors.EVENT_READ,
-                                       lambda s, i=item: self._on_accept(i))
+            self._watch_input(item)
+
+    def _watch_input(self, item: Input) -> None:
+        if item.sock.type == socket.SOCK_DGRAM:
+            handler = lambda s, i=item: self._on_datagrams(i)  # noqa: E731
+        else:
+            handler = lambda s, i=item: self._on_accept(i)  # noqa: E731
+        try:
+            self.selector.register(item.sock, selectors.EVENT_READ, handler)
+        except KeyError:
+            pass  # already watched
 
     def _install_signals(self) -> None:
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
@@ -154,32 +265,63 @@ class Listener:
         except BlockingIOError:
             pass
 
+    # -- timers ---------------------------------------------------------------------------
+    def _at(self, when: float, action: Callable[[], None]) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (when, self._timer_seq, action))
+
+    def _run_timers(self, now: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            heapq.heappop(timers)[2]()
+
+    def _sweep(self) -> None:
+        """Close connections idle for too long and TLS handshakes that do not finish."""
+        now = self._now
+        for conn in list(self.connections.values()):
+            if conn.handshaking and now - conn.opened >= self.handshake_timeout:
+                self.counters.closed += 1
+                self._complain("handshake", f"TLS handshake with {conn.sender} not finished "
+                                            f"after {self.handshake_timeout:g}s; closed")
+                self._close_connection(conn, deliver=False)
+            elif now - conn.last_active >= self.idle_timeout:
+                self.counters.closed += 1
+                self._close_connection(conn)
+        if self._held_peak - self.held >= GIVE_BACK_BYTES:
+            give_memory_back()
+            self._held_peak = self.held
+        self._at(now + SWEEP_INTERVAL, self._sweep)
+
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> int:
         self._register_inputs()
         self._install_signals()
         self._running = True
         self._notify("ready", self.status_text())
+        self._at(time.monotonic() + SWEEP_INTERVAL, self._sweep)
         select = self.selector.select
         pending = False  # messages handed to the sinks since their last flush
         last_flush = time.monotonic()
         while self._running:
             # Flush when the input is idle (before blocking), or every FLUSH_INTERVAL
             # under continuous load: writes stay large while no message waits long.
-            events = select(0 if pending else STATUS_INTERVAL)
+            timeout = 0 if pending else max(0.0, min(STATUS_INTERVAL,
+                                                     self._timers[0][0] - self._now))
+            events = select(timeout)
+            now = self._now = time.monotonic()
             for key, _ in events:
                 try:
                     key.data(key.fileobj)
                 except Exception:  # a bug must cost one batch, not every later message
                     self.counters.errors += 1
                     self.log("internal error (please report):\n" + traceback.format_exc())
-            now = time.monotonic()
             if events:
                 pending = True
             # Idle turns flush too: a forwarding sink retries its connection then.
             if not events or (pending and now - last_flush >= FLUSH_INTERVAL):
                 self.router.flush()
-                pending, last_flush = False, now
+                pending, last_flush, self._unflushed = False, now, 0
+            self._run_timers(now)
             while self._signals:
                 self._handle_signal(self._signals.pop(0))
             if now - self._status_at >= STATUS_INTERVAL:
@@ -197,8 +339,10 @@ class Listener:
         elif signum == signal.SIGHUP:
             self.reload()
         elif signum == signal.SIGUSR1:
-            self.log(self.status_text())
-            self._notify("status", self.status_text())
+            self.router.flush()
+            text = self.status_text()
+            self.log(text)
+            self._notify("status", text)
 
     def reload(self) -> None:
         """New rules, same sockets; on a bad configuration keep the old rules running."""
@@ -210,8 +354,12 @@ class Listener:
             self.log(f"reload failed, keeping the previous rules: {exc}")
             self.router.reopen()
         else:
-            self.router.close()
-            self.router = router
+            old, self.router = self.router, router
+            old.close()
+            c = self.counters
+            c.written_before += old.written
+            c.dropped_before += old.dropped
+            c.unselected_before += old.unselected.count
         self._notify("ready", self.status_text())
 
     def stop(self) -> None:
@@ -239,18 +387,21 @@ class Listener:
         self.router.close()
         for item in self.inputs:
             if item.owned_path:
-                try:
-                    os.unlink(item.owned_path)
-                except OSError:
-                    pass
+                remove_socket_file(item.owned_path, item.owned_inode)
             item.sock.close()
         self.selector.close()
 
     # -- input ---------------------------------------------------------------------------------
-    def _deliver(self, frames: list[bytes], sender: str, transport: str) -> None:
+    def _deliver(self, frames: list[bytes], sender: str, transport: str, size: int) -> None:
+        """Hand `frames` (`size` bytes read) to the rules; flush once FLUSH_BYTES were read
+        since the last flush, so that big messages are not all held in the queues."""
         self.router.deliver(frames, sender, transport, time.time())
         received = self.counters.received
         received[transport] = received.get(transport, 0) + len(frames)
+        self._unflushed += size
+        if self._unflushed >= FLUSH_BYTES:
+            self._unflushed = 0
+            self.router.flush()
 
     def _on_datagrams(self, item: Input) -> int:
         """Read a batch; the number read (0 when the socket was empty)."""
@@ -262,13 +413,15 @@ class Listener:
         frames: list[bytes] = []
         senders: list[str] = []
         last_address, sender = None, ""
+        total = 0
         for _ in range(DATAGRAM_BATCH):
             try:
                 size, ancdata, flags, address = recv([view], ancillary)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
-                self.log(f"receive failed on {item.transport}: {exc.strerror}")
+                self._complain(f"receive {item.transport}",
+                               f"receive failed on {item.transport}: {exc.strerror}")
                 break
             if ancdata:
                 self._count_drops(item, ancdata)
@@ -278,8 +431,11 @@ class Listener:
             if address != last_address:
                 last_address, sender = address, describe_peer(address)
             senders.append(sender)
+            total += size
+            if total >= FLUSH_BYTES:
+                break
         if frames:
-            self._deliver_datagrams(frames, senders, item.transport)
+            self._deliver_datagrams(frames, senders, item.transport, total)
         return len(frames)
 
     def _on_local_datagrams(self, item: Input) -> int:
@@ -288,17 +444,21 @@ class Listener:
         view = memoryview(self._buffer)
         recv = item.sock.recv_into
         frames: list[bytes] = []
+        total = 0
         for _ in range(DATAGRAM_BATCH):
             try:
                 size = recv(view)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
-                self.log(f"receive failed on unix: {exc.strerror}")
+                self._complain("receive unix", f"receive failed on unix: {exc.strerror}")
                 break
             frames.append(bytes(view[:size]))
+            total += size
+            if total >= FLUSH_BYTES:
+                break
         if frames:
-            self._deliver(frames, "", "unix")
+            self._deliver(frames, "", "unix", total)
         return len(frames)
 
     def _count_drops(self, item: Input, ancdata: list) -> None:
@@ -306,69 +466,112 @@ class Listener:
         because the receive buffer was full, attached to the next datagram read."""
         for level, kind, data in ancdata:
             if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= 4:
-                total = struct.unpack("I", data[:4])[0]
-                if total > item.last_drops:
-                    self.counters.kernel_drops += total - item.last_drops
-                    item.last_drops = total
+                self._drops_now(item, struct.unpack("I", data[:4])[0])
 
-    def _deliver_datagrams(self, frames: list[bytes], senders: list[str], transport: str) -> None:
+    def _drops_now(self, item: Input, total: int) -> None:
+        if total > item.last_drops:
+            self.counters.kernel_drops += total - item.last_drops
+            item.last_drops = total
+
+    def _read_kernel_drops(self) -> None:
+        """The same counter read directly (SO_MEMINFO), for drops no datagram followed."""
+        for item in self.inputs:
+            if item.sock.type == socket.SOCK_DGRAM:
+                try:
+                    info = item.sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 64)
+                except OSError:
+                    continue
+                if len(info) >= 4 * (SK_MEMINFO_DROPS + 1):
+                    self._drops_now(item, struct.unpack_from("I", info, 4 * SK_MEMINFO_DROPS)[0])
+
+    def _deliver_datagrams(self, frames: list[bytes], senders: list[str], transport: str,
+                           size: int) -> None:
         # Most batches come from one sender; group runs so _deliver's loop stays tight.
         start = 0
         if senders[0] is senders[-1]:  # the usual case: one sender for the whole batch
-            self._deliver(frames, senders[0], transport)
+            self._deliver(frames, senders[0], transport, size)
             return
         for i in range(1, len(frames) + 1):
             if i == len(frames) or senders[i] != senders[start]:
-                self._deliver(frames[start:i], senders[start], transport)
+                self._deliver(frames[start:i], senders[start], transport, size if start == 0 else 0)
                 start = i
 
     def _on_accept(self, item: Input) -> None:
-        for _ in range(64):
-            if len(self.connections) >= self.max_connections:
-                self._pause_accepting(item)
-                return
+        for _ in range(ACCEPT_BATCH):
             try:
                 sock, address = item.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self.log(f"accept failed: {exc.strerror}")
+                if exc.errno in _RESOURCE_ERRORS:
+                    self._rest(item, exc)
                     return
+                continue  # ECONNABORTED and the like: that client only
+            if item.starved:
+                item.starved = False
+                self.log(f"accepting again on {item.describe()}")
+            sender = describe_peer(address)
+            source = source_of(sender, sock)
+            if not self._make_room(source, sender):
+                sock.close()
                 continue
             sock.setblocking(False)
             if item.transport == "tls":
                 sock = self.tls_context.wrap_socket(sock, server_side=True,
                                                     do_handshake_on_connect=False)
-            conn = Connection(sock, describe_peer(address), item.transport, self.max_message,
-                              self.max_frame)
+            conn = Connection(sock, sender, source, item.transport, self.max_message,
+                              self.max_frame, self._now)
             self.connections[sock.fileno()] = conn
+            self.per_source[source] = self.per_source.get(source, 0) + 1
             self.counters.connections += 1
             self.selector.register(sock, selectors.EVENT_READ,
                                    lambda s, c=conn: self._on_readable(c))
             if not self._accepting:
                 return
 
-    def _pause_accepting(self, item: Input) -> None:
-        """At the connection limit new clients wait in the kernel's backlog; accepting
-        resumes when a connection closes."""
+    def _rest(self, item: Input, exc: OSError) -> None:
+        """Out of descriptors (or memory): the socket rests for RESOURCE_BACKOFF instead
+        of waking the loop for the same client again and again; reported once."""
         try:
             self.selector.unregister(item.sock)
         except (KeyError, ValueError):
             pass
+        if not item.starved:
+            item.starved = True
+            self.log(f"accept on {item.describe()}: {exc.strerror}; pausing it for "
+                     f"{RESOURCE_BACKOFF:g}s at a time until there is room")
+        self._at(self._now + RESOURCE_BACKOFF, lambda: self._watch_input(item))
 
-    def _resume_accepting(self) -> None:
-        for item in self.inputs:
-            if item.sock.type == socket.SOCK_STREAM:
-                try:
-                    self.selector.get_key(item.sock)
-                except (KeyError, ValueError):
-                    self.selector.register(item.sock, selectors.EVENT_READ,
-                                           lambda s, i=item: self._on_accept(i))
+    def _make_room(self, source: str, sender: str) -> bool:
+        """Whether a new connection from `source` may stay: under its source's limit, and,
+        when the table is full, after the least active connection of the source that
+        holds the most (if that is not this source) was closed to make room."""
+        count = self.per_source.get(source, 0)
+        if count >= self.max_per_source:
+            self.counters.refused += 1
+            self._complain("per-source", f"connection from {sender} refused: {source} already "
+                                         f"has {count} (the limit per source)")
+            return False
+        if len(self.connections) < self.max_connections:
+            return True
+        largest, most = max(self.per_source.items(), key=lambda item: item[1])
+        if most <= count + 1:
+            self.counters.refused += 1
+            self._complain("full", f"connection from {sender} refused: {len(self.connections)} "
+                                   "connections open (the limit), none to spare")
+            return False
+        victim = min((c for c in self.connections.values() if c.source == largest),
+                     key=lambda c: c.last_active)
+        self.counters.closed += 1
+        self._complain("evicted", f"{len(self.connections)} connections open (the limit): "
+                                  f"closed the least active of {largest}'s {most} for {sender}")
+        self._close_connection(victim)
+        return True
 
     def _on_readable(self, conn: Connection) -> bool:
         """Read one chunk; True when bytes arrived."""
         sock = conn.sock
+        conn.last_active = self._now
         if conn.handshaking:
             try:
                 sock.do_handshake()
@@ -380,7 +583,7 @@ class Listener:
                                      lambda s, c=conn: self._on_readable(c))
                 return False
             except (ssl.SSLError, OSError) as exc:
-                self.log(f"TLS handshake with {conn.sender} failed: {exc}")
+                self._complain("handshake", f"TLS handshake with {conn.sender} failed: {exc}")
                 self._close_connection(conn, deliver=False)
                 return False
             self.selector.modify(sock, selectors.EVENT_READ, lambda s, c=conn: self._on_readable(c))
@@ -396,37 +599,61 @@ class Listener:
         if not data:
             self._close_connection(conn)
             return False
-        frames = conn.framer.feed(data)
+        framer = conn.framer
+        before = framer.pending
+        frames = framer.feed(data)
+        self.held += framer.pending - before
+        if self.held > self._held_peak:
+            self._held_peak = self.held
+        if self.held > self.memory_budget and framer.pending:
+            # Over the budget: this connection, the one that just grew, gives up what it
+            # holds as a message of its own (the rest of that frame follows as another).
+            before = framer.pending
+            frames += framer.cut()
+            self.held -= before - framer.pending
+            self.counters.cut += 1
         if frames:
-            self._deliver(frames, conn.sender, conn.transport)
+            self._deliver(frames, conn.sender, conn.transport, len(data))
         return True
 
     def _close_connection(self, conn: Connection, deliver: bool = True) -> None:
         fileno = conn.sock.fileno()
-        if deliver:
-            rest = conn.framer.close()
-            if rest:
-                self._deliver(rest, conn.sender, conn.transport)
+        self.held -= conn.framer.pending
+        rest = conn.framer.close()
+        if deliver and rest:
+            self._deliver(rest, conn.sender, conn.transport, 0)
         try:
             self.selector.unregister(conn.sock)
         except (KeyError, ValueError):
             pass
-        self.connections.pop(fileno, None)
+        if self.connections.pop(fileno, None) is not None:
+            left = self.per_source[conn.source] - 1
+            if left:
+                self.per_source[conn.source] = left
+            else:
+                del self.per_source[conn.source]
         conn.sock.close()
-        if self._accepting and len(self.connections) == self.max_connections - 1:
-            self._resume_accepting()
 
     # -- reporting --------------------------------------------------------------------------------
     def status_text(self) -> str:
-        c = self.counters
+        """The counters since start. Each message counts once per destination it was
+        handed to: with one destination per message, received = written + dropped +
+        not selected (once the queues are flushed)."""
+        self._read_kernel_drops()
+        c, router = self.counters, self.router
         per = ", ".join(f"{k} {v}" for k, v in sorted(c.received.items())) or "none yet"
-        text = (f"received {c.total()} ({per}); written {self.router.written}; "
-                f"dropped by sinks {self.router.dropped}; "
+        unselected = c.unselected_before + router.unselected.count + len(router.unselected.lines)
+        text = (f"received {c.total()} ({per}); written {c.written_before + router.written}; "
+                f"dropped {c.dropped_before + router.dropped}; "
+                f"not selected by any rule {unselected}; "
                 f"dropped by the kernel {c.kernel_drops}; open connections {len(self.connections)}")
-        if c.truncated:
-            text += f"; truncated datagrams {c.truncated}"
-        if c.errors:
-            text += f"; internal errors {c.errors}"
+        for count, what in ((c.truncated, "truncated datagrams"),
+                            (c.cut, "frames cut to stay within the memory budget"),
+                            (c.refused, "connections refused"),
+                            (c.closed, "connections closed (idle, slow or to make room)"),
+                            (c.errors, "internal errors")):
+            if count:
+                text += f"; {what} {count}"
         return text
 
     def _notify(self, what: str, text: str | None = None) -> None:
@@ -439,3 +666,21 @@ class Listener:
                 getattr(self.notifier, what)(text)
         except OSError as exc:
             self.log(f"sd_notify failed: {exc}")
+
+
+_malloc_trim: list = []
+
+
+def give_memory_back() -> None:
+    """Return the heap's free pages to the system (glibc's malloc_trim). Partial frames
+    are large, short-lived objects; once many are freed, glibc keeps the holes they left
+    unless asked, and the daemon's memory would stay at its peak for good."""
+    if not _malloc_trim:
+        try:
+            import ctypes
+
+            _malloc_trim.append(ctypes.CDLL(None).malloc_trim)
+        except (ImportError, OSError, AttributeError):  # not glibc: nothing to ask
+            _malloc_trim.append(None)
+    if _malloc_trim[0] is not None:
+        _malloc_trim[0](0)
