@@ -457,22 +457,39 @@ def test_a_forward_to_an_unresolvable_host_never_touches_the_file_rule(tmp_path)
 
 # -- bounded under abuse ------------------------------------------------------------------
 
+def _enough_descriptors(count: int) -> None:
+    """Raise this process's descriptor limit to `count` (a CI shell's is often 1024)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < count:
+        pytest.skip(f"needs {count} descriptors; the hard limit is {hard}")
+    if soft != resource.RLIM_INFINITY and soft < count:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
+
+
 def _connect_many(address: tuple[str, int], count: int, source: str) -> list[socket.socket]:
     """`count` connections from `source` (127.0.0.x: a source of its own on loopback),
     opened without waiting for each to be accepted."""
-    socks = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind((source, 0))
-        s.setblocking(False)
-        s.connect_ex(address)
-        socks.append(s)
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            socks.append(s)
+            s.bind((source, 0))
+            s.setblocking(False)
+            s.connect_ex(address)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
     return socks
 
 
 def test_idle_connections_from_one_source_do_not_keep_another_out(tmp_path):
     """1,100 idle connections from 127.0.0.2: a message from 127.0.0.3 is still written
     within a second (the limit per source refuses the rest of 127.0.0.2's)."""
+    _enough_descriptors(4096)
     port = free_ports()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tcp:127.0.0.1:{port}"])
     idle = _connect_many(("127.0.0.1", port), 1100, "127.0.0.2")
@@ -523,18 +540,9 @@ def test_memory_stays_bounded_with_partial_frames_on_1000_connections(tmp_path):
     """1,000 connections each holding a partial 200 KB frame: the bytes held are bounded
     by the budget (frames past it are cut and delivered, counted), and the memory comes
     back when they close."""
-    import resource
-
-    def more_descriptors():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard < 4096:
-        pytest.skip("needs 4096 descriptors (ulimit -n)")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
+    _enough_descriptors(4096)  # the listener inherits it
     port = free_ports()
-    listener = Listener(tmp_path, f"*.*\t-/dev/null\n", [f"tcp:127.0.0.1:{port}"],
-                        preexec_fn=more_descriptors)
+    listener = Listener(tmp_path, f"*.*\t-/dev/null\n", [f"tcp:127.0.0.1:{port}"])
     conns: list[socket.socket] = []
     try:
         before = listener.rss_kb()
