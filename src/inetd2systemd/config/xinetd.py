@@ -219,11 +219,10 @@ _UNUSUAL = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\xa0\u1680\u2000-\u200a\u2028\
                       "\u205f\u3000]")
 
 
-class Line(NamedTuple):
-    number: int
-    text: str
-    words: list[str]  # split on spaces and tabs, up to a NUL
-    plain: bool  # nothing unusual in it (see _UNUSUAL): str.split() lexes it
+# One line that is neither blank nor a comment: (number, text, words split on spaces and
+# tabs up to a NUL, plain: nothing unusual in it so str.split() lexes it). A plain tuple:
+# a large tree has one per line.
+Line = tuple[int, str, list[str], bool]
 
 
 def logical_lines(text: str) -> list[Line]:
@@ -240,10 +239,10 @@ def logical_lines(text: str) -> list[Line]:
         if not stripped or stripped[0] in "#\0":
             continue
         if plain_text or _UNUSUAL.search(line) is None:
-            result.append(Line(number, line, line.split(), True))
+            result.append((number, line, line.split(), True))
         else:
             visible = line.partition("\0")[0]
-            result.append(Line(number, line, _c_words(visible), False))
+            result.append((number, line, _c_words(visible), False))
     return result
 
 
@@ -262,10 +261,10 @@ _OPERATORS = frozenset(("=", "+=", "-="))
 
 def _fast_assignment(line: Line, file: str) -> Assignment:
     """The common `name op value...` line, columns left for `_located` to find."""
-    words = line.words
-    if line.plain and len(words) > 1 and words[1] in _OPERATORS and "=" not in words[0]:
-        return Assignment(words[0], words[1], tuple(words[2:]), line.number, 0, 0, line.text)
-    return parse_assignment(line.text, line.number, file)  # the careful path, with errors
+    number, text, words, plain = line
+    if plain and len(words) > 1 and words[1] in _OPERATORS and "=" not in words[0]:
+        return Assignment(words[0], words[1], tuple(words[2:]), number, 0, 0, text)
+    return parse_assignment(text, number, file)  # the careful path, with its errors
 
 
 def _located(a: Assignment, file: str) -> Assignment:
