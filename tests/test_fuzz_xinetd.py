@@ -200,10 +200,15 @@ GROWING = {
 }
 
 
+# Address entries are parsed through a cache of 4,096: both sizes must overflow it, or
+# the smaller one is measured from the cache and the ratio means nothing.
+SMALL = {"only_from +=": 5000, "defaults lists": 5000}
+
+
 @pytest.mark.parametrize("case", sorted(GROWING))
 def test_reading_time_grows_linearly(case):
     assert_linear(GROWING[case], lambda text: parse_xinetd(text, "big.conf", services=SERVICES),
-                  500)
+                  SMALL.get(case, 500))
 
 
 def test_include_trees_grow_linearly(tmp_path):
