@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   python3 python3-venv python3-dev gcc pkg-config libsystemd-dev   # venv + systemd-python
+  python3-systemd                                                   # the journal sink for the units' python3
   systemd systemd-container                                         # real systemd in a container
   xinetd rsyslog libwrap0 libbsd0 tcpd                              # the peers
   tftpd-hpa tftp-hpa socat bsdutils iproute2 procps                 # real clients and servers

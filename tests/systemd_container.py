@@ -5,6 +5,14 @@ into /etc/systemd/system freely; the project tree, its virtual environment and t
 Python it was made from are bound read-only at the same paths, so `inetd2systemd` runs
 inside exactly as outside. The container has its own network namespace: its loopback
 ports never collide with the host's or another test run's.
+
+Units name the program `inetd2systemd` bare, and systemd looks it up in its fixed
+search path. Inside, it is there as a system-wide install has it, where a sandboxed
+service can see it: /usr/local/sbin/inetd2systemd runs the distribution's python3 on
+this checkout's package, bound at /opt/inetd2systemd/src. Neither lives under /tmp,
+/root or /home (where a checkout, its venv or pyenv's Python may be), which PrivateTmp=
+and ProtectHome= hide. The container's /usr is the host's, read-only, so the launcher's
+directory is bound over /usr/local/sbin (empty on Debian) from the host.
 """
 
 from __future__ import annotations
@@ -15,11 +23,20 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
+INSTALLED_SOURCE = "/opt/inetd2systemd/src"  # the package, as the container's services see it
+LAUNCHER_DIRECTORY = "/usr/local/sbin"  # first in systemd's search path for bare names
+LAUNCHER = f"""#!/bin/sh
+# inetd2systemd, as a system-wide install gives it: the distribution's python3 running
+# this checkout's package (tests/systemd_container.py).
+PYTHONPATH={INSTALLED_SOURCE} exec /usr/bin/python3 -c \
+    'import sys; sys.argv[0] = "inetd2systemd"; from inetd2systemd.cli import main; sys.exit(main())' "$@"
+"""
 
 
 def unavailable_reason() -> str | None:
@@ -62,6 +79,36 @@ def _remove_cgroup(path: Path) -> None:
         path.rmdir()
 
 
+def _write_launcher(directory: Path, text: str) -> None:
+    directory.chmod(0o755)
+    (directory / "inetd2systemd").write_text(text)
+    (directory / "inetd2systemd").chmod(0o755)
+
+
+_host_launcher: Path | None = None
+
+
+def analyze_verify(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """`systemd-analyze verify ARGS` as on a host with the suite installed system-wide.
+
+    verify checks that every command of a unit exists, and finds a bare name as systemd
+    does, in its fixed search path; this host has `inetd2systemd` only in the checkout's
+    venv. So (as root) verify runs in a mount namespace of its own, with a launcher of
+    this checkout bound over /usr/local/sbin; the host itself is not changed.
+    """
+    global _host_launcher
+    cmd = ["systemd-analyze", "verify", *args]
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        if _host_launcher is None:
+            _host_launcher = Path(tempfile.mkdtemp(prefix="i2s-verify-sbin-"))
+            _write_launcher(_host_launcher, f'#!/bin/sh\nexec {VENV}/bin/inetd2systemd "$@"\n')
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+               f'mount --bind "$0" {LAUNCHER_DIRECTORY} && exec "$@"', str(_host_launcher), *cmd]
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    return subprocess.run(cmd, **kwargs)
+
+
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
     """Call predicate until it returns something true or `timeout` passes; its last value."""
     deadline = time.monotonic() + timeout
@@ -79,6 +126,7 @@ class SystemdContainer:
         self.pid: int | None = None  # the container's PID 1, as seen from the host
         self.log = Path(f"/tmp/{self.name}.boot.log")
         self.cgroup: Path | None = None
+        self.launcher: Path | None = None  # host directory bound at LAUNCHER_DIRECTORY
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> "SystemdContainer":
@@ -89,6 +137,10 @@ class SystemdContainer:
                "--register=no", "--keep-unit", "--quiet", "--private-network",
                "--capability=all", "--system-call-filter=bpf"]
         cmd += [f"--bind-ro={b}" for b in sorted(binds) if b != "/" and not b.startswith("/usr")]
+        self.launcher = Path(tempfile.mkdtemp(prefix=f"{self.name}-sbin-"))
+        _write_launcher(self.launcher, LAUNCHER)
+        cmd += [f"--bind-ro={ROOT / 'src'}:{INSTALLED_SOURCE}",
+                f"--bind-ro={self.launcher}:{LAUNCHER_DIRECTORY}"]
         cmd += ["--", "systemd.firstboot=off", "systemd.unit=basic.target"]
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
         self.cgroup = _new_cgroup(self.name)
@@ -137,6 +189,9 @@ class SystemdContainer:
         if self.cgroup is not None:
             _remove_cgroup(self.cgroup)
             self.cgroup = None
+        if self.launcher is not None:
+            shutil.rmtree(self.launcher, ignore_errors=True)
+            self.launcher = None
 
     def __enter__(self) -> "SystemdContainer":
         return self.start()

@@ -249,7 +249,7 @@ def test_check_mode_reports_the_plan_and_changes_nothing(fleet):
     assert alpha["_status"] == "ok" and alpha["changed"] is True, alpha["_output"]
     assert alpha["migrated"] is False
     assert {"echo", "daytime", "git", "tftp"} == set(alpha["services"])
-    assert alpha["services"]["git"]["units"] == ["git.socket", "git@.service", "git-rearm.service"]
+    assert alpha["services"]["git"]["units"] == ["git.socket", "git@.service"]
     diff = {d["after_header"]: d for d in alpha["diff"]}
     assert "ListenStream=[::]:9418" in diff["/etc/systemd/system/git.socket"]["after"]
     assert diff["/etc/systemd/system/git.socket"]["before"] == ""

@@ -259,6 +259,8 @@ def _exec_programs(text: str) -> list[str]:
             command = line.split("=", 1)[1].lstrip("-@:+!")
             if command.startswith("/"):
                 programs.append(command.split()[0])
+            elif command[:1].isalnum():  # a bare name (the suite's own): systemd looks it
+                programs.append(f"/usr/local/sbin/{command.split()[0]}")  # up from here
     return programs
 
 

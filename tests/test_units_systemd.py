@@ -72,9 +72,9 @@ def all_services() -> list[Service]:
     # does not depend on this host's /etc/services)
     services += parse_inetd("69 dgram udp4 wait root /usr/sbin/in.tftpd in.tftpd -s /srv/tftp\n",
                             "/etc/inetd.conf").services
-    # `nowait.3`-like: over 3 starts in 5 s the service is off (until the interval ends)
+    # `nowait.3`-like: over 3 starts in 5 s the service is off for 8 s, then back on
     services.append(svc("limited", 5001, server="/usr/bin/python3",
-                        argv=("limited", "-c", "print('ok')"), rate=RateLimit(3, 5, 2)))
+                        argv=("limited", "-c", "print('ok')"), rate=RateLimit(3, 5, 8)))
     # xinetd `instances = 2`: a handler that holds its connection until the client leaves
     services.append(svc("two", 5002, server="/usr/bin/cat", argv=("cat",), instances=2))
     # xinetd `redirect = 127.0.0.1 7`: the internal echo, through systemd-socket-proxyd
@@ -277,7 +277,7 @@ def test_wait_udp_legacy_tftpd_serves_a_file_to_the_tftp_client(box):
 
 def test_rate_limit_stops_the_socket_and_it_comes_back_by_itself(box):
     # inetd: more than N starts a minute turns the service off for ten minutes, then
-    # back on. Here: more than 3 in 5 seconds, off until the interval is over.
+    # back on. Here: more than 3 in 5 seconds, off for 8 seconds.
     out = inside(box, """
 import socket
 held = []
@@ -291,6 +291,12 @@ for i in range(8):
     assert out.split().count("connected") >= 4
     assert box.wait_for(lambda: box.show("limited.socket", "Result") == "trigger-limit-hit",
                         timeout=30)
+    # During the pause a timer waits, not a start job: the job queue empties at once.
+    assert box.wait_for(lambda: "inetd2systemd-rearm-limited.timer" in box.systemctl(
+        "list-timers", "--all", "--no-legend", "--no-pager").stdout, timeout=10)
+    assert box.wait_for(lambda: box.systemctl("list-jobs", "--no-legend", "--no-pager")
+                        .stdout.strip() == "", timeout=2)
+    assert box.show("limited.socket", "ActiveState") == "failed"  # still in its pause
     assert box.wait_for(lambda: box.show("limited.socket", "ActiveState") == "active", timeout=60)
     code = TCP + "print(s.recv(100).decode().strip())"
     assert inside(box, code, "5001").strip() == "ok"
@@ -359,3 +365,87 @@ def test_max_load_and_access_times_refuse_a_connection_outside_their_limits(box)
 def test_dgram_nowait_program_answers_each_datagram(box):
     out = inside(box, UDP + "print(ask(b'one'), ask(b'two'))", "5010")
     assert out.split() == ["b'ONE'", "b'TWO'"]
+
+
+# -- every hardening level, under the same client checks ---------------------------------
+
+LEVELS = ("auto", "strict", "basic", "none", "dynamic-user")
+# The most each kind of service may be exposed at each level (systemd-analyze security).
+MAX_EXPOSURE = {"builtin": {"auto": 1.0, "strict": 1.0, "dynamic-user": 1.0},
+                "root program": {"auto": 5.0, "strict": 5.0, "basic": 5.0, "dynamic-user": 5.0},
+                "nobody program": {"auto": 3.0, "strict": 3.0, "basic": 5.0,
+                                   "dynamic-user": 3.0}}
+
+
+def level_services(index: int) -> list[Service]:
+    """The internal echo, tftpd-hpa and the argv probe, on ports of this level's own."""
+    echo = 1700 + index
+    return [svc("echo", echo, id="echo-tcp", internal="echo", user="root"),
+            svc("echo", echo, id="echo-udp", kind=SocketType.DGRAM, wait=True,
+                internal="echo", user="root"),
+            *parse_inetd(f"{1690 + index} dgram udp4 wait root /usr/sbin/in.tftpd in.tftpd -s "
+                         "/srv/tftp\n", "/etc/inetd.conf").services,
+            svc("handler", 1500 + index, server=HANDLER_PATH, user="nobody",
+                argv=(AWKWARD[0], "-c", HANDLER_CODE, *AWKWARD[1:]))]
+
+
+@pytest.fixture(scope="module", params=LEVELS)
+def hardened(request, box, tmp_path_factory):
+    level, index = request.param, LEVELS.index(request.param)
+    options = WriterOptions(prefix=f"{level}-", internal_idle_timeout=IDLE,
+                            harden="auto" if level == "dynamic-user" else level,
+                            dynamic_user=level == "dynamic-user")
+    units, _ = render(level_services(index), options)
+    out = tmp_path_factory.mktemp(f"units-{level}")
+    for unit in units:
+        (out / unit.name).write_text(unit.text, encoding="utf-8", errors="surrogateescape")
+    box.install_units(out, start=tuple(u.name for u in units if u.name.endswith(".socket")))
+    return box, level, index
+
+
+def test_each_level_serves_echo_over_tcp_and_udp(hardened):
+    box, _, index = hardened
+    out = inside(box, TCP + "s.sendall(b'hardened'); s.shutdown(socket.SHUT_WR); "
+                            "print(s.recv(100))\n" + UDP + "print(ask(b'over udp'))",
+                 str(1700 + index))
+    assert out.split() == ["b'hardened'", "b'over", "udp'"]
+
+
+def test_each_level_lets_tftpd_chroot_and_serve_a_file(hardened):
+    box, level, index = hardened
+    got = f"/tmp/got-{level}.txt"
+    result = box.run("tftp", "-m", "binary", "127.0.0.1", str(1690 + index), "-c", "get",
+                     "hello.txt", got, check=False, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert box.run("cat", got).stdout == "tftp works\n" * 100
+
+
+def test_each_level_gives_the_program_its_exact_argv_and_its_user(hardened):
+    box, level, index = hardened
+    probe = json.loads(inside(box, TCP + "s.sendall(b'x\\n'); print(s.makefile().read())",
+                              str(1500 + index)))
+    assert [bytes.fromhex(a) for a in probe["argv"]] == \
+        [os.fsencode(a) for a in (AWKWARD[0], "-c", HANDLER_CODE, *AWKWARD[1:])]
+    if level == "dynamic-user":  # a user of its own, not the shared nobody
+        assert probe["uid"] not in (0, 65534)
+    else:
+        assert probe["uid"] == 65534
+
+
+def exposure(box, unit: str) -> float:
+    # --offline reads the unit files: the manager cannot hand the argv probe's ExecStart=
+    # over D-Bus, whose strings must be UTF-8 (its arguments are not)
+    out = box.run("systemd-analyze", "security", "--offline=true", "--no-pager", unit).stdout
+    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+    assert match, out[-2000:]
+    return float(match.group(1))
+
+
+def test_each_level_keeps_each_service_below_its_exposure(hardened):
+    box, level, index = hardened
+    scores = {"builtin": exposure(box, f"{level}-echo-tcp.service"),
+              "root program": exposure(box, f"{level}-{1690 + index}.service"),
+              "nobody program": exposure(box, f"{level}-handler@probe.service")}
+    print(f"--harden={level}: {scores}")
+    for kind, score in scores.items():
+        assert score <= MAX_EXPOSURE[kind].get(level, 10.0), (kind, score)

@@ -10,7 +10,6 @@ source address to be let in or kept out by the BPF filter).
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 import time
 
@@ -20,6 +19,7 @@ from conftest import DATA
 from inetd2systemd.config.services import load_services
 from inetd2systemd.config.xinetd import parse_xinetd, read_xinetd
 from inetd2systemd.units.writer import render
+from systemd_container import analyze_verify
 
 CORPUS = DATA / "xinetd"
 STOCK = CORPUS / "debian-stock"
@@ -140,8 +140,7 @@ def stock_units(tmp_path_factory):
 def test_stock_units_pass_systemd_analyze_verify(stock_units):
     out, units = stock_units
     files = sorted(str(p) for p in out.iterdir())
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *files],
-                            capture_output=True, text=True, timeout=120)
+    result = analyze_verify("--man=no", *files, timeout=120)
     assert result.returncode == 0, result.stderr
     assert {u.name for u in units} >= {"echo-stream.socket", "echo-dgram.socket",
                                        "time-dgram.service", "chargen-stream.socket"}

@@ -74,6 +74,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
                               "'inetd2systemd serve'")
     writing.add_argument("--stderr-to-journal", action="store_true",
                          help="send servers' stderr to the journal instead of the client")
+    add_hardening_arguments(writing)
+
+
+def add_hardening_arguments(group) -> None:
+    """--harden, --dynamic-user and --suite-path, shared with `import`."""
+    from ..units.hardening import LEVELS
+
+    group.add_argument("--harden", choices=LEVELS, default="auto",
+                       help="sandbox the services (default auto: built-ins fully, programs "
+                            "not running as root strictly, the rest basically; docs/units.md)")
+    group.add_argument("--dynamic-user", action="store_true",
+                       help="run User=nobody services as a user of their own (DynamicUser=yes)")
+    group.add_argument("--suite-path", metavar="PATH",
+                       help="how the units run inetd2systemd (default: the bare name, which "
+                            "systemd finds in /usr/local/sbin, /usr/local/bin, /usr/sbin or "
+                            "/usr/bin on the host that runs them)")
+
+
+def suite_command(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """WriterOptions.command from --suite-path; None for the default. Raises ValueError."""
+    from ..units.escape import executable_problem
+
+    if args.suite_path is None:
+        return None
+    problem = executable_problem(args.suite_path)
+    if problem:
+        raise ValueError(f"--suite-path: {problem}")
+    return (args.suite_path,)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,10 +127,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.root != "/" and not args.install:
         print("inetd2systemd convert: --root only goes with --install", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        command = suite_command(args)
+    except ValueError as exc:
+        print(f"inetd2systemd convert: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     version = args.systemd_version or installed_systemd_version()
     options = WriterOptions(prefix=args.prefix, systemd_version=version, engine=args.engine,
                             stderr_to_journal=args.stderr_to_journal,
-                            config_paths=tuple(os.path.abspath(p) for p in args.paths))
+                            config_paths=tuple(os.path.abspath(p) for p in args.paths),
+                            harden=args.harden, dynamic_user=args.dynamic_user,
+                            **({"command": command} if command else {}))
     conversion = convert(args.paths, options, format=args.format, flavor=args.flavor,
                          services=load_services(args.services),
                          include_disabled=args.include_disabled,

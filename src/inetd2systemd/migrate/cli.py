@@ -59,15 +59,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", action="append", default=None, metavar="ADDRESS",
                         help="client source address for --check (repeatable)")
     parser.add_argument("--probes", help="JSON: service id -> {send, read, wait} for --check")
+    from ..convert.cli import add_hardening_arguments
+    add_hardening_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..units.install import installed_systemd_version
 
+    from ..convert.cli import suite_command
+
+    try:
+        command = suite_command(args)
+    except ValueError as exc:
+        print(f"inetd2systemd import: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     version = args.systemd_version or installed_systemd_version()
     migration = plan_migration(args.root, prefix=args.prefix, flavor=args.flavor,
                                include_disabled=args.include_disabled, systemd_version=version,
-                               target_root=args.target_root,
+                               target_root=args.target_root, command=command,
+                               harden=args.harden, dynamic_user=args.dynamic_user,
                                check_ports=not args.no_port_check and args.check is None)
     out = Path(args.output_dir)
     if args.check:

@@ -77,10 +77,11 @@ class Migration:
     preflight: tuple[Finding, ...] = ()
     wrappers: TcpWrappers = field(default_factory=TcpWrappers)
     created: str = ""
+    shared: tuple = ()  # units that belong to no one service (the re-arm template)
 
     @property
     def units(self) -> tuple:
-        return tuple(u for p in self.plans for u in p.units)
+        return tuple(u for p in self.plans for u in p.units) + self.shared
 
     def counts(self) -> dict[str, int]:
         statuses = [p.status for p in self.plans]
@@ -152,7 +153,8 @@ def _is_xinetd_source(service: Service, xinetd_files: set[str]) -> bool:
 def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = None,
                    include_disabled: bool = False, systemd_version: int = 252,
                    command: tuple[str, ...] | None = None, target_root: str | Path = "/",
-                   proc: str | Path = "/proc", check_ports: bool = True) -> Migration:
+                   proc: str | Path = "/proc", check_ports: bool = True, harden: str = "auto",
+                   dynamic_user: bool = False) -> Migration:
     from ..convert.pipeline import merge_findings
     from ..units.writer import WriterOptions, render
 
@@ -213,8 +215,8 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
         new, access, allow, notes = fold_access(service, wrappers, daemon, names)
         folded.append((service, new, daemon, access, allow, notes))
 
-    options = WriterOptions(prefix=prefix, systemd_version=systemd_version,
-                            **({"command": command} if command else {}))
+    options = WriterOptions(prefix=prefix, systemd_version=systemd_version, harden=harden,
+                            dynamic_user=dynamic_user, **({"command": command} if command else {}))
     units, writer_findings = render([new for _, new, *_ in folded], options)
     writer_by_id: dict[str | None, list[Finding]] = {}
     for f in merge_findings(tuple(f for fs in by_id.values() for f in fs), writer_findings):
@@ -237,7 +239,8 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
                                check_ports=check_ports)
     return Migration(Path(root), etc, tuple(inputs), table.source, tuple(legacy), tuple(plans),
                      tuple(general), checks, wrappers,
-                     _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                     _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                     tuple(u for u in units if not u.service_id))
 
 
 def _order(f: Finding):
