@@ -17,6 +17,7 @@ directory is bound over /usr/local/sbin (empty on Debian) from the host.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -101,6 +102,7 @@ def analyze_verify(*args: str, **kwargs) -> subprocess.CompletedProcess:
     if os.geteuid() == 0 and shutil.which("unshare"):
         if _host_launcher is None:
             _host_launcher = Path(tempfile.mkdtemp(prefix="i2s-verify-sbin-"))
+            atexit.register(shutil.rmtree, _host_launcher, True)
             _write_launcher(_host_launcher, f'#!/bin/sh\nexec {VENV}/bin/inetd2systemd "$@"\n')
         cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                f'mount --bind "$0" {LAUNCHER_DIRECTORY} && exec "$@"', str(_host_launcher), *cmd]
