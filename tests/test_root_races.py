@@ -273,3 +273,29 @@ def test_stop_removes_stale_pidfiles_only_in_the_directory_named(arena):
         return outcome.message.split(": ", 1)[-1]
 
     race(moves, one_run, etc, runs=RUNS, success="not running; removed the stale pidfile")
+
+
+def test_a_banner_read_as_root_never_reads_a_root_file_through_a_link(arena):
+    # serve reads xinetd banners as root and sends them to any client: swapping the
+    # banner for a link to a root file must never hand that file's bytes out.
+    from inetd2systemd.daemon.safeopen import open_read
+
+    base, etc, precious, attacker = arena
+    banner = attacker / "banner.txt"
+    moves = [
+        lambda: swap_in(banner, lambda t: t.write_text("welcome\n")),
+        lambda: swap_in(banner, lambda t: t.symlink_to(precious)),
+        lambda: remove(banner),
+        lambda: swap_in(banner, lambda t: os.mkfifo(t)),
+    ]
+
+    def one_run() -> str:
+        try:
+            with open(open_read(str(banner)), "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            return exc.strerror
+        assert data == b"welcome\n", f"read {data!r} through a link"
+        return "read"
+
+    race(moves, one_run, etc, runs=RUNS * 4, success="read")

@@ -113,6 +113,45 @@ def open_append(path: str, *, owner: tuple[int, int] | None = None, mode: int = 
     return fd
 
 
+def open_read(path: str) -> int:
+    """Open an existing regular file `path` for reading, as root may on behalf of
+    network clients (an xinetd banner): links are followed, the last one included, only
+    where nobody but root could have placed them. Raises OSError (UnsafePath)."""
+    owners = trusted_owners()
+    directory, name = os.path.split(os.path.abspath(path))
+    for _ in range(_MAX_LINKS):
+        if name in ("", ".", ".."):
+            raise UnsafePath(errno.EISDIR, "not a regular file", path)
+        dirfd = open_directory(directory)
+        try:
+            try:
+                fd = os.open(name, os.O_RDONLY | _FINAL, dir_fd=dirfd)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise _final_error(exc, path) from None
+                link = os.path.join(directory, name)
+                link_st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                reason = replaceable_reason(directory, os.fstat(dirfd), link, link_st, owners)
+                if reason is not None:
+                    raise UnsafePath(errno.ELOOP, f"refusing to follow the symbolic link "
+                                     f"{link}: {reason}", path) from None
+                # Relative to the link's directory; open_directory resolves any "..".
+                directory, name = os.path.split(os.path.join(directory,
+                                                             os.readlink(name, dir_fd=dirfd)))
+                continue
+        finally:
+            os.close(dirfd)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UnsafePath(errno.EINVAL, "not a regular file", path)
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+
+
 def _open_or_create(dirfd: int, name: str, path: str, access: int, mode: int) -> tuple[int, bool]:
     """(fd, created): O_CREAT|O_EXCL first, so that "created" is the kernel's word."""
     if name in ("", ".", ".."):

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..daemon.safeopen import open_read
 from ..errors import ConfigError
 from ..model import Configuration, Service, Severity, fd_name
 from . import limits
@@ -729,7 +730,9 @@ def _read_banners(service: Service) -> tuple[bytes | None, bytes | None, bytes |
             contents.append(None)
             continue
         try:
-            with open(path, "rb") as f:
+            # Read as root, sent to anyone who connects: never through a link that a
+            # user other than root could have put there (daemon.safeopen).
+            with open(open_read(path), "rb") as f:
                 contents.append(f.read(65536))
         except OSError as exc:
             raise ConfigError(f"banner {path}: {exc.strerror}", service.source.file,

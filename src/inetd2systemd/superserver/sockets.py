@@ -109,7 +109,15 @@ def apply_options(sock: socket.socket, service: Service) -> None:
 
 
 def _remove_stale_unix_socket(path: str, service: Service) -> None:
-    """inetd unlinks the path before bind; we do so only for a socket, never a file."""
+    """inetd unlinks the path before bind; we do so only for a socket, never a file, and
+    only in a directory no user but root can change: elsewhere a link swapped in between
+    the check and the unlink (or the bind) would aim root's unlink at another file."""
+    from ..config.trust import untrusted_reason
+
+    reason = untrusted_reason(os.path.dirname(os.path.abspath(path)))
+    if reason is not None:
+        raise ConfigError(f"{path}: not created: {reason}", service.source.file,
+                          service.source.line)
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
