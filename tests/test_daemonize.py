@@ -794,7 +794,8 @@ def test_stop_refuses_a_pidfile_whose_process_does_not_hold_it(tmp_path, daemons
     try:
         forged = tmp_path / "forged"
         forged.write_text(f"{victim.pid}\n")
-        holder_proc = subprocess.Popen(["flock", "-n", str(forged), SLEEP, "300"])
+        # -F: flock becomes the command (no child left behind when it is killed)
+        holder_proc = subprocess.Popen(["flock", "-n", "-F", str(forged), SLEEP, "300"])
         try:
             deadline = time.monotonic() + 5
             while not lock_is_held(forged) and time.monotonic() < deadline:
