@@ -246,3 +246,44 @@ def test_as_root_a_link_in_a_directory_another_user_owns_is_not_followed(tmp_pat
     router.deliver(GOOD[:1], "10.0.0.1", "tcp", 1.7e9)
     router.close()
     assert target.read_text().startswith("secret\n") and "good 000" in target.read_text()
+
+
+def test_a_name_server_that_does_not_answer_never_holds_the_other_rules(tmp_path, monkeypatch):
+    """getaddrinfo for the forwarding host takes 2 s (a name server that does not answer
+    cannot be had here: the resolver is slowed down in process). Delivering does not
+    wait for it, the file gets every message at once, and the forwarded messages wait
+    and go out once the address is known."""
+    import socket
+    import threading
+    import time
+
+    real = socket.getaddrinfo
+    slow_started = threading.Event()
+
+    def slow_getaddrinfo(host, *args, **kwargs):
+        if host == "slow.example":
+            slow_started.set()
+            time.sleep(2)
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    port = receiver.getsockname()[1]
+    router = _router(tmp_path, f"*.*\t@slow.example:{port}\n*.*\t-{{d}}/out.log\n")
+    started = time.monotonic()
+    router.deliver(GOOD[:100], "10.0.0.1", "tcp", 1.7e9)
+    router.flush()
+    assert time.monotonic() - started < 1.0, "delivering waited for the name server"
+    assert len(_lines(tmp_path / "out.log")) == 100
+    assert slow_started.wait(5)
+    deadline = time.monotonic() + 10
+    while router.written < 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        router.flush()  # the loop's idle flush: the sink polls its lookup
+    got = [receiver.recv(65536) for _ in range(100)]
+    router.close()
+    receiver.close()
+    assert all(b"good" in frame for frame in got) and router.written == 200 and router.dropped == 0

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 import traceback
 import zlib
@@ -490,46 +491,98 @@ class Unselected:
         self.lines.clear()
 
 
-def _resolve(target: str, port: int, kind: int) -> tuple:
+def _resolve(target: str, port: int, kind: int, flags: int = 0) -> tuple:
     """(family, type, proto, address) for a forwarding target."""
-    family, kind, proto, _, address = socket.getaddrinfo(target, port, type=kind)[0]
+    family, kind, proto, _, address = socket.getaddrinfo(target, port, type=kind, flags=flags)[0]
     return family, kind, proto, address
 
 
+class Lookup:
+    """A forwarding target's address, looked up off the loop: getaddrinfo waits for the
+    name server, for seconds when it does not answer, and every input would wait with
+    it. An address literal is taken at once; a name is looked up by a thread of its
+    own, polled by address(); a failed lookup is tried again after RETRY seconds."""
+
+    RETRY = 5.0
+
+    def __init__(self, target: str, port: int, kind: int) -> None:
+        self.query = (target, port, kind)
+        self.error = ""  # why the last lookup failed
+        self._box: list | None = None  # the thread's outcome, once it has one
+        self._retry_at = 0.0
+        try:
+            self.result: tuple | None = _resolve(*self.query, socket.AI_NUMERICHOST)
+        except (OSError, UnicodeError):
+            self.result = None
+
+    def address(self) -> tuple | None:
+        """(family, type, proto, sockaddr) when known; None while looking, or after a
+        failure (`error` says why) until the next try."""
+        if self.result is not None:
+            return self.result
+        box = self._box
+        if box is None:
+            if time.monotonic() >= self._retry_at:
+                self._box = box = []
+                threading.Thread(target=self._look_up, args=(box,), daemon=True,
+                                 name=f"lookup {self.query[0]}").start()
+            return None
+        if not box:
+            return None  # still looking
+        self._box = None
+        if isinstance(box[0], tuple):
+            self.result, self.error = box[0], ""
+        else:
+            self.error = f"cannot forward: {box[0]}"
+            self._retry_at = time.monotonic() + self.RETRY
+        return self.result
+
+    def _look_up(self, box: list) -> None:
+        try:
+            box.append(_resolve(*self.query))
+        except (OSError, UnicodeError) as exc:  # a name that does not resolve
+            box.append(exc)
+
+
 class UDPForwardSink(Sink):
-    """`@host[:port]`: one datagram per message."""
+    """`@host[:port]`: one datagram per message. While the host's address is looked up,
+    messages wait in a bounded queue; once the lookup failed they are dropped, counted,
+    until it succeeds."""
+
+    waiting_limit = 10_000
 
     def __init__(self, action: Action) -> None:
         super().__init__(action)
+        self._lookup = Lookup(action.target, action.port, socket.SOCK_DGRAM)
         self._sock: socket.socket | None = None
         self._address = None
-        self._retry_at = 0.0
-        self._unreachable = ""  # why the last attempt to resolve failed
+        self._waiting: list[bytes] = []
 
-    def _connect(self) -> str:
-        """"" when there is a socket to send on, else why not."""
+    def _open(self) -> bool:
         if self._sock is not None:
-            return ""
-        if time.monotonic() < self._retry_at:
-            return self._unreachable
-        try:
-            family, kind, proto, self._address = _resolve(
-                self.action.target, self.action.port, socket.SOCK_DGRAM)
-            self._sock = socket.socket(family, kind, proto)
-            self._sock.setblocking(False)
-            return ""
-        except (OSError, UnicodeError) as exc:  # unresolvable: this destination only
-            self._unreachable = f"cannot forward: {exc}"
-            self._retry_at = time.monotonic() + 5
-            return self._unreachable
+            return True
+        address = self._lookup.address()
+        if address is None:
+            return False
+        family, kind, proto, self._address = address
+        self._sock = socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
+        self._sock.setblocking(False)
+        return True
 
     def emit(self, message: Message) -> None:
-        unreachable = self._connect()
-        if unreachable:
-            self.lose(1, unreachable)
-            return
+        frame = forward_frame(message)[:65000]
+        if self._open():
+            self._send(frame)
+        elif self._lookup.error:
+            self.lose(1, self._lookup.error)
+        elif len(self._waiting) < self.waiting_limit:
+            self._waiting.append(frame)
+        else:
+            self.lose(1, "too many messages waiting for the host's address")
+
+    def _send(self, frame: bytes) -> None:
         try:
-            self._sock.sendto(forward_frame(message)[:65000], self._address)
+            self._sock.sendto(frame, self._address)
             self.written += 1
         except OSError as exc:
             self.lose(1, f"cannot send: {exc.strerror}")
@@ -537,7 +590,22 @@ class UDPForwardSink(Sink):
             if self.trouble.failing:
                 self.trouble.recovered()
 
+    def flush(self) -> None:
+        if not self._waiting:
+            return
+        if self._open():
+            waiting, self._waiting = self._waiting, []
+            for frame in waiting:
+                self._send(frame)
+        elif self._lookup.error:
+            self.lose(len(self._waiting), self._lookup.error)
+            self._waiting.clear()
+
     def close(self) -> None:
+        self.flush()
+        if self._waiting:
+            self.lose(len(self._waiting), "closing while the host's address was looked up")
+            self._waiting.clear()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -557,6 +625,7 @@ class TCPForwardSink(Sink):
         self._frames: deque[int] = deque()  # the length of each queued frame
         self._head_sent = 0  # bytes of the first queued frame already sent
         self._retry_at = 0.0
+        self._lookup = Lookup(action.target, action.port, socket.SOCK_STREAM)
 
     def emit(self, message: Message) -> None:
         frame = forward_frame(message)
@@ -588,14 +657,18 @@ class TCPForwardSink(Sink):
             return True
         if time.monotonic() < self._retry_at:
             return False
+        found = self._lookup.address()
+        if found is None:
+            if self._lookup.error:  # queued messages wait (bounded) for a later try
+                self.trouble.failed(self._lookup.error, 0)
+            return False
+        family, kind, proto, address = found
         try:
-            family, kind, proto, address = _resolve(
-                self.action.target, self.action.port, socket.SOCK_STREAM)
-            self._sock = socket.socket(family, kind, proto)
+            self._sock = socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
             self._sock.setblocking(False)
             self._sock.connect_ex(address)
-        except (OSError, UnicodeError) as exc:  # unresolvable: this destination only
-            self.trouble.failed(f"cannot forward: {exc}", 0)
+        except OSError as exc:
+            self.trouble.failed(f"cannot connect: {exc.strerror}", 0)
             self._drop_connection()
         return False
 
