@@ -9,16 +9,15 @@ lets in must be what `AccessList.allows` says and what `compile_allow`'s CIDRs a
 from __future__ import annotations
 
 import ipaddress
-import os
-import signal
-import socket
-import subprocess
-import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from access_support import XinetdOracle, admitted, have_xinetd
 from inetd2systemd.config.addresses import AccessList, AddressError, compile_allow, parse_address, \
     parse_networks
+from inetd2systemd.model import Family
 
 NETWORKS = parse_networks("loopback 127\nlink-local 169.254.0.0\ncorp 10.20\n")
 
@@ -42,7 +41,15 @@ def nets(text: str) -> list[str]:
     ("192.168.1.77/24", ["192.168.1.0/24"]),  # host bits ignored, as xinetd masks both sides
     ("2001:db8::/32", ["2001:db8::/32"]),
     ("2001:db8::1", ["2001:db8::1/128"]),
-    ("::", ["::/0"]),
+    ("::", ["::/128"]),  # compared for equality: the one address ::, which no client has
+    ("127.1", ["127.0.0.1/32"]),  # glibc's numeric forms, as inet_aton reads them
+    ("010.0.0.1", ["8.0.0.1/32"]),
+    ("10.1.2.3/40", ["10.1.2.3/32"]),  # bits past 32: one host
+    ("10.0.0.1/8x", ["10.0.0.0/8"]),  # sscanf stops at the x
+    ("127.0.{256}", ["127.1.0.0/24"]),  # xinetd's arithmetic carries into the next octet
+    ("10.1{2}", ["10.2.0.0/16"]),  # digits right before the brace are dropped
+    ("::ffff:10.0.0.1", ["::ffff:a00:1/128"]),
+    ("2001:db8::1/128", []),  # xinetd makes /128 a host-name entry without a name
     ("loopback", ["127.0.0.0/8"]),  # /etc/networks `127`: a class A net
     ("link-local", ["169.254.0.0/32"]),  # written 169.254.0.0: getnetbyname's quirk, kept
     ("corp", ["10.20.0.0/16"]),
@@ -53,27 +60,25 @@ def test_numeric_forms_become_the_networks_xinetd_matches(text, expected):
 
 def test_names_are_kept_as_names():
     assert parse_address("Host.Example.", networks=NETWORKS).kind == "host"
-    assert parse_address("Host.Example.", networks=NETWORKS).name == "host.example"
+    assert parse_address("Host.Example.", networks=NETWORKS).name == "Host.Example."
     domain = parse_address(".corp.example", networks=NETWORKS)
     assert (domain.kind, domain.name) == ("domain", ".corp.example")
 
 
-@pytest.mark.parametrize("text", ["10.1.{2,,3}", "10.{1}.2", "10.1.{300}", "10.1.2.3/40",
-                                  "10.1.2.3,10.1.2.4", "fe80::zz", "999.1.2.3", "a b"])
-def test_bad_entries_are_refused(text):
+@pytest.mark.parametrize("text", ["10.1.{2,,3}", "10.{1}.2", "10.1.{a}", "10.1.2.3,10.1.2.4",
+                                  "1..2", ".123", "1.2.3.4.{5}", "10.1.{2", "a\0b"])
+def test_entries_that_make_xinetd_disable_the_service_are_refused(text):
     with pytest.raises(AddressError):
         parse_address(text, networks=NETWORKS)
 
 
+@pytest.mark.parametrize("text", ["fe80::zz", "999.1.2.3", "1.2.3.4.5", "a b", "0.0.0.0.0/8"])
+def test_entries_xinetd_cannot_read_are_ignored_as_it_does(text):
+    entry = parse_address(text, networks=NETWORKS)
+    assert entry.kind == "ignored" and not entry.addresses and "ignores" in entry.note
+
+
 # -- compiling into systemd's IPAddressAllow= -----------------------------------------------
-
-def admitted(allow: tuple[str, ...] | None, ip: str) -> bool:
-    """What systemd does with IPAddressDeny=any + IPAddressAllow=allow."""
-    if allow is None:
-        return True
-    address = ipaddress.ip_address(ip)
-    return any(address in ipaddress.ip_network(a) for a in allow)
-
 
 def test_no_lists_means_no_restriction():
     access = compile_allow(None, ())
@@ -161,89 +166,117 @@ def test_access_list_without_lists_admits_everyone_without_lookups():
 
 # -- against the real xinetd -----------------------------------------------------------------
 
-XINETD = "/usr/sbin/xinetd"
-CASES = [  # (only_from, no_access): one xinetd service each
-    ("127.0.0.0/8", "127.0.0.3"),
-    ("127.0.{0}", ""),
-    ("127.0.0.2 127.0.0.4", ""),
-    ("", "127.0.0.0"),  # `only_from` unset; no_access 127.0.0.0 = 127/8 by wildcard
-    (None, "127.0.0.2/31"),
-    ("127.0.0.2", "127.0.0.2"),  # both match: denied
+CASES = [  # (only_from, no_access, dual-stack socket): one xinetd service each
+    ("127.0.0.0/8", "127.0.0.3", False),
+    ("127.0.{0}", "", False),
+    ("127.0.0.2 127.0.0.4", "", False),
+    (None, "127.0.0.0", False),  # no_access 127.0.0.0 = 127/8 by wildcard
+    (None, "127.0.0.2/31", False),
+    ("127.0.0.2", "127.0.0.2", False),  # both match: denied
+    # IPv4-mapped entries: they reach IPv4 clients on a dual-stack socket only
+    ("::ffff:127.0.0.2", "", True),
+    ("::ffff:127.0.0.2", "", False),
+    (None, "::ffff:127.0.0.2", True),
+    (None, "::ffff:127.0.0.2", False),
+    (None, "::ffff:127.0.0.0/104", True),
+    (None, "::/0", True),  # every IPv6 client, and so every IPv4 one on this socket
+    ("127.0.0.0/8", "::ffff:127.0.0.4/127", True),
+    ("::", None, True),  # the one address ::, not every IPv6 client
+    ("::1/128", None, True),  # xinetd makes it a nameless host entry: nobody
+    ("127.1 0177.0.0.2", "", False),  # glibc's numeric forms
+    ("127.0.{256}", "", False),  # 127.1.0.0/24
+    ("999.1.2.3 127.0.0.3", "", False),  # ignored entry, the other one counts
 ]
-SOURCES = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.1.1"]
+SOURCES = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.1.1",
+           "127.1.0.1", "::1"]
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+def families(dual: bool):
+    return (Family.DUAL,) if dual else (Family.IPV4,)
 
 
-def _echoes(port: int, source: str) -> bool:
-    """Whether xinetd's echo answers a client bound to `source` (it accepts then closes
-    a refused client, so a refusal reads as end-of-file)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as c:
-        c.sendall(b"ping\n")
-        try:
-            return c.recv(16) == b"ping\n"
-        except ConnectionResetError:
-            return False
+def check_against_xinetd(oracle: XinetdOracle, case: int, sources) -> int:
+    """The runtime check and the compiled set against xinetd for one service; the number
+    of addresses compared."""
+    only_from, no_access, dual = oracle.cases[case]
+    only = None if only_from is None else tuple(only_from.split())
+    deny = tuple((no_access or "").split())
+    acl = AccessList(only, deny, reverse_lookup=lambda ip: "localhost" if ip == "127.0.0.1" else None)
+    access = compile_allow(only, deny, families=families(dual))
+    real = oracle.verdicts(case, sources)
+    for source, admitted_by_xinetd in real.items():
+        where = (only_from, no_access, dual, source)
+        assert acl.allows(source, mapped=dual and ":" not in source) == admitted_by_xinetd, where
+        if admitted(access.allow, source):
+            assert admitted_by_xinetd, ("wider than xinetd", where, access.allow)
+        if not access.stricter and not access.unexpressed:
+            assert admitted(access.allow, source) == admitted_by_xinetd, (where, access.allow)
+    return len(real)
+
+
+needs_xinetd = pytest.mark.skipif(not have_xinetd(), reason="needs the packaged xinetd and root")
 
 
 @pytest.fixture(scope="module")
-def real_xinetd(tmp_path_factory):
-    if not os.access(XINETD, os.X_OK) or os.geteuid() != 0:
-        pytest.skip("needs the packaged xinetd and root")
-    tmp = tmp_path_factory.mktemp("xinetd")
-    ports = _free_ports(len(CASES))
-    entries = []
-    for (only_from, no_access), port in zip(CASES, ports):
-        lines = ["type = INTERNAL UNLISTED", "socket_type = stream", "wait = no",
-                 f"port = {port}", "bind = 127.0.0.1", "flags = NOLIBWRAP", "cps = 1000 1"]
-        if only_from is not None and only_from != "":
-            lines.append(f"only_from = {only_from}")
-        if no_access:
-            lines.append(f"no_access = {no_access}")
-        entries.append(f"service echo\n{{\n\tid = echo-{port}\n\t" + "\n\t".join(lines) + "\n}\n")
-    conf = tmp / "xinetd.conf"
-    conf.write_text("\n".join(entries))
-    proc = subprocess.Popen([XINETD, "-dontfork", "-f", str(conf), "-filelog", str(tmp / "log"),
-                             "-pidfile", str(tmp / "pid")], start_new_session=True)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", ports[-1]), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield dict(zip(range(len(CASES)), ports))
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
+def real_xinetd():
+    with XinetdOracle(CASES) as oracle:
+        yield oracle
 
 
+@pytest.mark.peers
+@needs_xinetd
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_verdicts_match_the_real_xinetd(real_xinetd, case):
-    only_from, no_access = CASES[case]
-    only = None if only_from is None or only_from == "" else tuple(only_from.split())
-    deny = tuple(no_access.split())
-    acl = AccessList(only, deny, reverse_lookup=lambda ip: None)
-    allow, _ = compile_allow(only, deny)
-    for source in SOURCES:
-        real = _echoes(real_xinetd[case], source)
-        assert acl.allows(source) == real, (CASES[case], source)
-        assert admitted(allow, source) == real, (CASES[case], source, allow)
+    check_against_xinetd(real_xinetd, case, SOURCES)
+
+
+def test_ipv4_mapped_no_access_refuses_the_ipv4_client_where_it_may():
+    """systemd's filter sees the IPv4 packet: a mapped no_access entry must refuse it."""
+    for fams in ((Family.DUAL,), None):
+        access = compile_allow(None, ("::ffff:10.0.0.1", "::ffff:10.1.0.0/112"), families=fams)
+        assert not admitted(access.allow, "10.0.0.1") and not admitted(access.allow, "10.1.0.9")
+        assert admitted(access.allow, "10.0.0.2")
+    ipv4_only = compile_allow(None, ("::ffff:10.0.0.1",), families=(Family.IPV4,))
+    assert admitted(ipv4_only.allow, "10.0.0.1")  # xinetd's IPv4 socket never compares it
+
+
+def test_ipv4_mapped_only_from_admits_the_ipv4_client_on_dual_stack_only():
+    dual = compile_allow(("::ffff:10.0.0.1",), (), families=(Family.DUAL,))
+    assert admitted(dual.allow, "10.0.0.1") and not dual.stricter
+    unknown = compile_allow(("::ffff:10.0.0.1",), ())
+    assert not admitted(unknown.allow, "10.0.0.1") and unknown.stricter
+    assert any("dual-stack" in n for n in unknown.notes)
+
+
+# 127.0.0.0/8 entries in every form xinetd reads, and the clients around them.
+_last = st.integers(0, 9)
+entry = st.one_of(
+    _last.map(lambda n: f"127.0.0.{n}"),
+    st.sampled_from(["127.0.0.0", "127.0.1.0", "127.1", "0177.0.0.3", "127.0.0.0/8",
+                     "127.0.{1}", "127.{0}", "999.1.2.3", "localhost", "::", "::1", "::1/128"]),
+    st.builds(lambda n, b: f"127.0.0.{n}/{b}", _last, st.integers(24, 40)),
+    st.builds(lambda a, b: f"127.0.0.{{{a},{b}}}", _last, _last),
+    _last.map(lambda n: f"::ffff:127.0.0.{n}"),
+    st.builds(lambda n, b: f"::ffff:127.0.0.{n}/{b}", _last, st.integers(120, 127)),
+    st.sampled_from(["::ffff:127.0.0.0/104", "::/80"]),
+)
+entries = st.lists(entry, max_size=3).map(" ".join)
+case = st.tuples(st.one_of(st.none(), entries), entries, st.booleans())
+PROBES = [f"127.0.0.{n}" for n in range(11)] + ["127.0.1.1", "127.1.0.1", "::1"]
+
+
+@pytest.mark.peers
+@needs_xinetd
+@settings(max_examples=15, deadline=None)
+@given(st.lists(case, min_size=4, max_size=4))
+def test_random_lists_against_the_real_xinetd(cases):
+    """Neither the runtime check nor the compiled set admits a client xinetd refuses."""
+    with XinetdOracle(cases) as oracle:
+        for index in range(len(cases)):
+            check_against_xinetd(oracle, index, PROBES)
 
 
 # -- the compiler against the definition, on random lists ------------------------------------
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 _v4 = st.builds(lambda a, p: str(ipaddress.ip_network((a, p), strict=False)),
                 st.integers(0, 2**32 - 1), st.integers(0, 32))

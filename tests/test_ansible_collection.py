@@ -169,7 +169,7 @@ def test_check_mode_against_a_copy_of_a_host_plans_and_writes_nothing(installed,
     result = plan_only(installed[1], SAMPLE, tmp_path)
     # in.fingerd and in.identd are not installed here: the host would not be switched
     assert result["changed"] is False and "in.fingerd is missing" in result["msg"], result
-    assert result["services"]["git"]["allow"] == ["127.0.0.2/32", "192.168.10.0/24", "fd00:10::/64"]
+    assert result["services"]["git"]["allow"] == ["127.0.0.2", "192.168.10.0/24", "fd00:10::/64"]
     assert any("twist" in f for f in result["findings"])
 
 

@@ -255,7 +255,7 @@ def test_check_mode_reports_the_plan_and_changes_nothing(fleet):
     assert diff["/etc/systemd/system/git.socket"]["before"] == ""
     assert any("in use" in f and "inetd" in f for f in alpha["findings"])  # the preflight
     assert set(bravo["services"]) == {"echo-stream", "daytime-stream", "git"}  # time-dgram is off
-    assert bravo["services"]["echo-stream"]["allow"] == ["127.0.0.2/32"]
+    assert bravo["services"]["echo-stream"]["allow"] == ["127.0.0.2"]
     # charlie: the import names its missing programs; the host would not be switched
     assert charlie["_status"] == "failed" and charlie["changed"] is False
     assert "finger: program /usr/sbin/in.fingerd is missing" in charlie["msg"]

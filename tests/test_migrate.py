@@ -161,7 +161,7 @@ def test_import_writes_units_report_scripts_and_a_summary_line(tmp_path):
     report = (out / "report.md").read_text()
     # per service: the source lines, the units, what to check
     assert "git\t\tstream\ttcp\tnowait\tnobody\t/usr/sbin/tcpd\t/usr/bin/git daemon" in report
-    assert "IPAddressAllow=127.0.0.2/32 192.168.10.0/24 fd00:10::/64" in report
+    assert "IPAddressAllow=127.0.0.2 192.168.10.0/24 fd00:10::/64" in report
     assert "What to check after the switch" in report
     assert "<!DOCTYPE html>" in (out / "report.html").read_text()
     for script in ("install.sh", "rollback.sh"):
@@ -193,7 +193,9 @@ def test_an_existing_output_directory_is_not_replaced_without_force(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no staging left
 
 
-def test_bad_hosts_allow_is_an_error_with_file_and_line_and_nothing_is_written(tmp_path):
+def test_a_bad_hosts_allow_line_costs_that_line_as_in_libwrap(tmp_path):
+    """libwrap skips a line without ':' and reads on: so does the import, with an error
+    at file:line:column and exit status 1; the other rules are carried."""
     tree = tmp_path / "host"
     shutil.copytree(SAMPLES / "debian-inetd", tree)
     with (tree / "etc" / "hosts.allow").open("a") as f:
@@ -201,10 +203,11 @@ def test_bad_hosts_allow_is_an_error_with_file_and_line_and_nothing_is_written(t
     lines = (tree / "etc" / "hosts.allow").read_text().count("\n")
     out = tmp_path / "out"
     result = run_cli("import", str(tree), "-o", str(out), "--no-port-check")
-    assert result.returncode == 2
-    assert f"{tree / 'etc' / 'hosts.allow'}:{lines}:" in result.stderr
-    assert "missing ':'" in result.stderr
-    assert not out.exists()
+    assert result.returncode == 1, result.stderr
+    report = (out / "report.md").read_text()
+    assert f"{tree / 'etc' / 'hosts.allow'}:{lines}:20" in report
+    assert "missing ':'" in report and "libwrap skips this line" in report
+    assert "IPAddressAllow=127.0.0.2 192.168.10.0/24 fd00:10::/64" in report
 
 
 def test_root_may_be_the_etc_directory_itself(tmp_path):
@@ -229,7 +232,7 @@ def test_libwrap_option_of_openbsd_inetd_wraps_plain_services(tmp_path):
     (etc / "hosts.deny").write_text("ALL: ALL\n")
     migration = plan_migration(tmp_path, check_ports=False)
     plans = {p.id: p for p in migration.plans}
-    assert plans["9999"].daemon == "cat" and plans["9999"].allow == ("127.0.0.2/32",)
+    assert plans["9999"].daemon == "cat" and plans["9999"].allow == ("127.0.0.2",)
     assert plans["echo"].daemon is None and plans["echo"].allow is None  # internal: not wrapped
 
 

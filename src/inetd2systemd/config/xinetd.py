@@ -634,10 +634,10 @@ def _address(value: str, state) -> str | None:
         if re.search(r"^,|,,|,$", inside) or not inside:
             raise _Refused(f"bad address {value!r}: consecutive commas")
     try:
-        addresses.parse_address(value)
-    except addresses.AddressError:
-        return None
-    return value
+        entry = addresses.parse_address(value)
+    except addresses.AddressError as exc:
+        raise _Refused(str(exc)) from None  # what makes xinetd disable the service
+    return None if entry.kind == "ignored" else value  # xinetd: "failed to parse", dropped
 
 
 def _env_value(value: str, state) -> str:

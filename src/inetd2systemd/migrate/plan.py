@@ -106,7 +106,9 @@ class Migration:
     @property
     def exit_status(self) -> int:
         c = self.counts()
-        return EXIT_INCOMPLETE if c["failed"] or c["preflight_errors"] else EXIT_OK
+        general_errors = any(f.severity is Severity.ERROR for f in self.findings)
+        return EXIT_INCOMPLETE if c["failed"] or c["preflight_errors"] or general_errors \
+            else EXIT_OK
 
 
 def locate_etc(root: str | Path) -> Path:
@@ -194,7 +196,7 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
     wrappers = read_tcpwrappers(etc)
     names = read_host_names(etc)  # host-name rules become exact for /etc/hosts addresses
 
-    general: list[Finding] = []
+    general: list[Finding] = list(wrappers.findings)  # lines libwrap skips or stops at
     by_id: dict[str, list[Finding]] = {}
     for f in configuration.findings:
         if f.service:
@@ -256,10 +258,18 @@ def _is_tcpd_note(f: Finding, daemon: str | None) -> bool:
 def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
                 names: HostNames | None = None
                 ) -> tuple[Service, Compiled | None, tuple[str, ...] | None, list[Finding]]:
-    """The service with its tcp_wrappers rules folded into only_from (for the writer)."""
+    """The service with its tcp_wrappers rules folded into only_from (for the writer).
+
+    The rules for its daemon name are compiled (config.tcpwrappers) and intersected with
+    the service's own only_from/no_access: a client must pass both, as under xinetd. The
+    result is handed on as only_from entries that read back as exactly that set on the
+    service's sockets (`AddressSet.xinetd_entries`), so the writer's own compilation of
+    only_from neither widens nor narrows it."""
+    families = tuple(listen.family for listen in service.listens)
     if daemon is None:
         return service, None, _own_allow(service), []
-    access = wrappers.compile(daemon, service.id, names=names)
+    ports = tuple(sorted({listen.port for listen in service.listens if listen.port}))
+    access = wrappers.compile(daemon, service.id, names=names, ports=ports)
     notes = list(access.findings)
     if access.allow is None:
         what = ("no rule in hosts.allow/hosts.deny names it" if not access.rules else
@@ -270,9 +280,15 @@ def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
         return replace(service, tcp_wrapped=False), access, _own_allow(service), notes
     own = None
     if service.only_from is not None or service.no_access:
-        own = addresses.compile_allow(service.only_from, service.no_access)
+        try:
+            own = addresses.compile_allow(service.only_from, service.no_access, families=families)
+        except addresses.AddressError as exc:
+            own = addresses.CompiledAccess((), addresses=addresses.NOTHING)
+            notes.append(Finding(service.source, Severity.ERROR, f"only_from/no_access could "
+                                 f"not be read ({exc}): nobody is let in", service.id))
         notes += [Finding(service.source, Severity.WARNING, note, service.id) for note in own.notes]
-    allow = intersect_allow(own.allow if own else None, access.allow)
+    allowed = intersect_allow(own.addresses if own else None, access.addresses)
+    allow = addresses.for_systemd(allowed).texts()
     lines = ", ".join(str(r.source) for r in access.rules)
     shown = " ".join(allow) if allow else "nobody"
     both = (" together with the service's own only_from/no_access (a client must pass "
@@ -282,13 +298,15 @@ def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
                          f"IPAddressDeny=any IPAddressAllow={shown}"
                          + ("" if access.exact else " (stricter than before: see the rules above)"),
                          service.id))
-    return replace(service, only_from=allow, no_access=(), tcp_wrapped=False), access, allow, notes
+    return (replace(service, only_from=allowed.xinetd_entries(families), no_access=(),
+                    tcp_wrapped=False), access, allow, notes)
 
 
 def _own_allow(service: Service) -> tuple[str, ...] | None:
     if service.only_from is None and not service.no_access:
         return None
+    families = tuple(listen.family for listen in service.listens)
     try:
-        return addresses.compile_allow(service.only_from, service.no_access).allow
-    except ValueError:
+        return addresses.compile_allow(service.only_from, service.no_access, families=families).allow
+    except addresses.AddressError:
         return ()

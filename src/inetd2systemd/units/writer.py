@@ -409,7 +409,8 @@ def _access_lines(s: Service, plan: _Plan) -> list[str]:
     from ..config.addresses import compile_allow
 
     try:
-        compiled = compile_allow(s.only_from, s.no_access)
+        compiled = compile_allow(s.only_from, s.no_access,
+                                 families=tuple(listen.family for listen in s.listens))
     except ValueError as exc:  # an address xinetd itself would refuse: let nobody in
         plan.note(Severity.ERROR, f"only_from/no_access could not be read ({exc}): the "
                                   "socket refuses every client until fixed")
