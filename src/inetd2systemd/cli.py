@@ -19,6 +19,8 @@ from .errors import EXIT_BAD_INPUT, ConfigError
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("inetd2systemd.convert.cli", "inetd.conf / xinetd configuration -> systemd units"),
     "import": ("inetd2systemd.migrate.cli", "convert a whole legacy host's /etc tree, with a report"),
+    "generator": ("inetd2systemd.generator.cli", "keep inetd.conf/xinetd.conf the source: "
+                                                 "units made at every boot and reload"),
     "serve": ("inetd2systemd.superserver.cli", "run as the superserver (hosts without systemd)"),
     "internal": ("inetd2systemd.runtime.internal_services", "serve an inetd internal service (echo, ...)"),
     "syslogd": ("inetd2systemd.syslog.cli", "syslog listener: journal bridge and syslog.conf rules"),

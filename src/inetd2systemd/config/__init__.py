@@ -115,9 +115,10 @@ def detect_format(path: Path) -> str:
 
 
 def read_one(path: str | Path, *, format: str | None = None, flavor: str = "openbsd",
-             services: ServicesTable | None = None,
-             include_disabled: bool = False) -> Configuration:
-    """One path, read by the reader its content (or `format`) calls for."""
+             services: ServicesTable | None = None, include_disabled: bool = False,
+             root: str | None = None) -> Configuration:
+    """One path, read by the reader its content (or `format`) calls for; xinetd's
+    absolute include paths are read under `root` (a host's tree) when given."""
     path = Path(path)
     if format is not None and format not in FORMATS:
         raise ConfigError(f"unknown format {format!r}: expected inetd or xinetd")
@@ -139,19 +140,21 @@ def read_one(path: str | Path, *, format: str | None = None, flavor: str = "open
     from . import xinetd
 
     if _is_dir(path):
-        return xinetd.read_xinetd_dir(path, services=services, include_disabled=include_disabled)
-    return xinetd.read_xinetd(path, services=services, include_disabled=include_disabled)
+        return xinetd.read_xinetd_dir(path, services=services, include_disabled=include_disabled,
+                                      root=root)
+    return xinetd.read_xinetd(path, services=services, include_disabled=include_disabled,
+                              root=root)
 
 
 @gc_paused
 def load(paths: str | Path | Iterable[str | Path], *, format: str | None = None,
          flavor: str = "openbsd", services: ServicesTable | None = None,
-         include_disabled: bool = False) -> Configuration:
+         include_disabled: bool = False, root: str | None = None) -> Configuration:
     """Read every path and merge: unique ids across files, address clashes reported."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     configurations = [read_one(p, format=format, flavor=flavor, services=services,
-                               include_disabled=include_disabled) for p in paths]
+                               include_disabled=include_disabled, root=root) for p in paths]
     return merge(configurations)
 
 

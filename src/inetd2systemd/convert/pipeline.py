@@ -36,12 +36,17 @@ class Conversion:
 
 def convert(paths: Iterable[str | Path], options: WriterOptions, *, format: str | None = None,
             flavor: str = "openbsd", services: ServicesTable | None = None,
-            include_disabled: bool = False, host_root: str | None = "/") -> Conversion:
-    """Read `paths`, check the services against the host under `host_root` (None: no
-    check, the units are for another host) and render them with `options`."""
+            include_disabled: bool = False, host_root: str | None = "/",
+            config_root: str | None = None,
+            host_check: Callable[[Configuration], Configuration] | None = None) -> Conversion:
+    """Read `paths` (xinetd's absolute includes under `config_root`, when given), check
+    the services against the host under `host_root` (None: no check, the units are for
+    another host; `host_check` replaces check_host) and render them with `options`."""
     configuration = load(paths, format=format, flavor=flavor, services=services,
-                         include_disabled=include_disabled)
-    if host_root is not None:
+                         include_disabled=include_disabled, root=config_root)
+    if host_check is not None:
+        configuration = host_check(configuration)
+    elif host_root is not None:
         configuration = check_host(configuration, host_root)
     units, writer_findings = render(configuration.services, options)
     return Conversion(configuration, tuple(units),
@@ -57,16 +62,19 @@ def is_unit_directory(directory: Path) -> bool:
     return any(resolved == Path(d).resolve() for d in SYSTEMD_UNIT_DIRECTORIES)
 
 
-def check_host(configuration: Configuration, root: str = "/") -> Configuration:
+def check_host(configuration: Configuration, root: str = "/", *,
+               accounts: bool = True) -> Configuration:
     """Leave out services whose program, user or group does not exist (under root), with
     an ERROR each.
 
     Such a unit would only fail when a client connects (status 203/EXEC or 217/USER,
     and systemd-analyze verify refuses a missing program): better said now, by file and
-    line, than found by the first client.
+    line, than found by the first client. accounts=False checks the programs only: the
+    generator runs before NSS services (LDAP, sssd) can answer, and before a first boot
+    has written /etc/passwd.
     """
-    user_exists = _account_check(root, "passwd")
-    group_exists = _account_check(root, "group")
+    user_exists = _account_check(root, "passwd") if accounts else _anyone
+    group_exists = _account_check(root, "group") if accounts else _anyone
     kept: list[Service] = []
     findings = list(configuration.findings)
     for service in configuration.services:
@@ -89,6 +97,10 @@ def check_host(configuration: Configuration, root: str = "/") -> Configuration:
             continue
         kept.append(service)
     return replace(configuration, services=tuple(kept), findings=tuple(findings))
+
+
+def _anyone(name: str) -> bool:
+    return True
 
 
 def _account_check(root: str, database: str) -> Callable[[str], bool]:
