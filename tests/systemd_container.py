@@ -122,8 +122,12 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
 
 
 class SystemdContainer:
-    def __init__(self, name: str = "i2s") -> None:
+    def __init__(self, name: str = "i2s", nspawn_args: tuple[str, ...] = ()) -> None:
+        """nspawn_args: more systemd-nspawn options, e.g. `--bind-ro=HOST:PATH` to have
+        a file in place before the container's systemd starts (its root is empty until
+        then), or `--bind=/dev/kmsg`, which nspawn otherwise leaves out."""
         self.name = f"{name}-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
+        self.nspawn_args = tuple(nspawn_args)
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None  # the container's PID 1, as seen from the host
         self.log = Path(f"/tmp/{self.name}.boot.log")
@@ -143,6 +147,7 @@ class SystemdContainer:
         _write_launcher(self.launcher, LAUNCHER)
         cmd += [f"--bind-ro={ROOT / 'src'}:{INSTALLED_SOURCE}",
                 f"--bind-ro={self.launcher}:{LAUNCHER_DIRECTORY}"]
+        cmd += self.nspawn_args
         cmd += ["--", "systemd.firstboot=off", "systemd.unit=basic.target"]
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
         self.cgroup = _new_cgroup(self.name)

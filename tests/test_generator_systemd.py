@@ -1,0 +1,259 @@
+"""Generator mode under a real systemd 252 (booted in a container), real clients.
+
+`inetd2systemd generator enable` runs inside, as an administrator runs it; systemd then
+runs the generator at every daemon-reload, and at boot. The container gets the host's
+/dev/kmsg (systemd-nspawn leaves it out) so that the generator's log reaches its
+journal as on a real host, through the kernel's buffer: a few lines land in this
+machine's kernel log too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES
+from systemd_container import VENV, SystemdContainer, unavailable_reason
+
+pytestmark = pytest.mark.container
+
+PROTOCOLS = "ip\t0\tIP\ntcp\t6\tTCP\nudp\t17\tUDP\n"
+INETD2SYSTEMD = str(VENV / "bin" / "inetd2systemd")
+GENERATOR = str(VENV / "bin" / "inetd2systemd-generator")
+KMSG = ("--bind=/dev/kmsg",)
+
+INETD = """\
+# maintained by configuration management
+echo\tstream\ttcp\tnowait\troot\tinternal
+tftp\tdgram\tudp\twait\troot\t/usr/sbin/in.tftpd\tin.tftpd -s /srv/tftp
+9000\tstream\ttcp\tnowait\tnobody\t/usr/bin/printf\tprintf [%s] 50% $HOME ;
+"""
+
+XINETD = """\
+defaults
+{
+\tinstances = 30
+}
+includedir /etc/xinetd.d
+"""
+
+PROBE = """\
+service probe
+{{
+\ttype = UNLISTED
+\tsocket_type = stream
+\tprotocol = tcp
+\tport = {port}
+\twait = no
+\tuser = nobody
+\tserver = /usr/bin/printf
+\tserver_args = probe:%s: on-{port}
+}}
+"""
+
+CLIENT = """
+import socket, sys
+port, payload = int(sys.argv[1]), sys.argv[2].encode()
+try:
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+except ConnectionRefusedError:
+    sys.stdout.write("refused")
+    sys.exit(0)
+with s:
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+sys.stdout.write(data.decode())
+"""
+
+
+def boot(*nspawn_args: str) -> SystemdContainer:
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"container: {reason}")
+    try:
+        return SystemdContainer("gen", nspawn_args=KMSG + nspawn_args).start()
+    except RuntimeError:  # a failed boot is infrastructure: one more try
+        return SystemdContainer("gen", nspawn_args=KMSG + nspawn_args).start()
+
+
+@pytest.fixture(scope="module")
+def box():
+    container = boot()
+    try:
+        container.write("/etc/services", (EXAMPLES / "services").read_text())
+        container.write("/etc/protocols", PROTOCOLS)  # xinetd's protocol names
+        container.write("/srv/tftp/hello.txt", "tftp works\n" * 100)
+        yield container
+    finally:
+        container.stop()
+
+
+def ask(box, port: int, payload: str = "") -> str:
+    out = box.python(CLIENT, str(port), payload, check=False, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def tftp_get(box) -> str:
+    box.run("rm", "-f", "/tmp/got.txt")
+    result = box.run("tftp", "-m", "binary", "127.0.0.1", "-c", "get", "hello.txt",
+                     "/tmp/got.txt", check=False, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return box.run("cat", "/tmp/got.txt").stdout
+
+
+def active(box, unit: str) -> str:
+    return box.show(unit, "ActiveState")
+
+
+def generator_journal(box, since: float = 0.0) -> list[dict]:
+    """The generator's records, written after `since` (time.time()): the journal also
+    holds what earlier runs and other containers left in this machine's kernel buffer."""
+    out = box.run("journalctl", "-o", "json", "--no-pager", "-t", "inetd2systemd-generator",
+                  check=False)
+    entries = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    return [e for e in entries if int(e["__REALTIME_TIMESTAMP"]) >= (since - 1) * 1e6]
+
+
+def test_1_enable_and_the_sockets_serve_real_clients(box):
+    box.write("/etc/inetd.conf", INETD)
+    box.write("/etc/xinetd.conf", XINETD)
+    box.write("/etc/xinetd.d/probe", PROBE.format(port=9100))
+    out = box.run(INETD2SYSTEMD, "generator", "enable", "--now", check=False, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert box.run("readlink", "/etc/systemd/system-generators/inetd2systemd-generator"
+                   ).stdout.strip() == GENERATOR
+    for unit in ("echo.socket", "tftp.socket", "9000.socket", "probe.socket"):
+        assert active(box, unit) == "active", unit
+        assert box.show(unit, "FragmentPath") == f"/run/systemd/generator/{unit}"
+        assert box.systemctl("is-enabled", unit, check=False).stdout.strip() == "generated"
+    assert ask(box, 7, "ping\n") == "ping\n"
+    assert tftp_get(box) == "tftp works\n" * 100
+    # argv as inetd gives it: %, $ and ; reach the program untouched
+    assert ask(box, 9000) == "[50%][$HOME][;]"
+    assert ask(box, 9100) == "probe:on-9100:"
+    # systemctl cat shows where each unit came from
+    cat = box.systemctl("cat", "9000@.service").stdout
+    assert "# /run/systemd/generator/9000@.service\n# Generated by inetd2systemd from " \
+           "/etc/inetd.conf:4\n" in cat
+    assert "SourcePath=/etc/inetd.conf" in cat
+    assert "from /etc/xinetd.d/probe:1" in box.systemctl("cat", "probe.socket").stdout
+    status = box.run(INETD2SYSTEMD, "generator", "status", check=False)
+    assert "generator: enabled (/etc/systemd/system-generators/inetd2systemd-generator" \
+        in status.stdout
+    assert "changed since" not in status.stdout
+
+
+def test_2_edits_are_live_after_daemon_reload(box):
+    box.write("/etc/inetd.conf", INETD.replace("tftp\t", "#tftp\t")  # disabled
+              + "daytime\tstream\ttcp\tnowait\troot\tinternal\n")  # added
+    box.write("/etc/xinetd.d/probe", PROBE.format(port=9101))  # moved
+    # systemd itself notices the source file changed (SourcePath=)
+    assert box.show("probe.socket", "NeedDaemonReload") == "yes"
+    status = box.run(INETD2SYSTEMD, "generator", "status", check=False).stdout
+    assert "probe.socket (enabled) [changed]" in status
+    assert "daytime.socket (enabled) [new]" in status
+    gone = next(line for line in status.splitlines() if line.startswith("no longer generated"))
+    assert "tftp.socket" in gone and "tftp.service" in gone
+    box.systemctl("daemon-reload")
+    box.systemctl("restart", "probe.socket")
+    box.systemctl("start", "daytime.socket")
+    box.systemctl("stop", "tftp.socket", "tftp.service")
+    assert ask(box, 9101) == "probe:on-9101:"
+    assert ask(box, 9100) == "refused"
+    assert "20" in ask(box, 13)  # daytime: the year
+    assert box.show("tftp.socket", "LoadState") == "not-found"
+    assert box.run("tftp", "-m", "binary", "127.0.0.1", "-c", "get", "hello.txt",
+                   "/tmp/gone.txt", check=False, timeout=90).returncode != 0 \
+        or box.run("test", "-s", "/tmp/gone.txt", check=False).returncode != 0
+    assert ask(box, 7, "still\n") == "still\n"  # untouched services kept serving
+    status = box.run(INETD2SYSTEMD, "generator", "status", check=False).stdout
+    assert "[changed]" not in status and "[new]" not in status and "no longer" not in status
+
+
+def test_3_a_broken_line_leaves_the_rest_and_is_in_the_journal(box):
+    text = box.run("cat", "/etc/inetd.conf").stdout
+    # a word of its own: the container's journal also holds what earlier runs left in
+    # this machine's kernel buffer
+    token = f"sometimes{uuid.uuid4().hex[:8]}"
+    broken = f"9200\tstream\ttcp\t{token}\troot\t/usr/bin/true\n"
+    box.write("/etc/inetd.conf", text + broken)
+    line = len(text.splitlines()) + 1
+    box.systemctl("daemon-reload")
+    assert box.systemctl("is-system-running", check=False).stdout.strip() == "running"
+    assert ask(box, 7, "alive\n") == "alive\n"
+    assert ask(box, 9000) == "[50%][$HOME][;]"
+    entries = generator_journal(box)
+    error = [e for e in entries if f"/etc/inetd.conf:{line}:" in e["MESSAGE"]]
+    assert error, entries
+    assert f"bad wait field '{token}'" in error[-1]["MESSAGE"]
+    assert error[-1]["PRIORITY"] == "3"
+    kernel = box.run("journalctl", "-k", "--no-pager", "-g", token, check=False).stdout
+    assert "inetd2systemd-generator[" in kernel
+
+
+def test_4_an_enabled_xinetd_keeps_its_file(box):
+    # xinetd as Debian 12 ships it: an init script, enabled by its rc links
+    box.write("/etc/init.d/xinetd", "#!/bin/sh\nexit 0\n", mode=0o755)
+    box.run("mkdir", "-p", "/etc/rc2.d")
+    box.run("ln", "-sf", "../init.d/xinetd", "/etc/rc2.d/S01xinetd")
+    since = time.time()
+    box.systemctl("daemon-reload")
+    box.systemctl("stop", "probe.socket")
+    assert box.show("probe.socket", "LoadState") == "not-found"
+    assert box.show("xinetd.service", "LoadState") == "loaded"  # systemd-sysv-generator's
+    assert any("/etc/xinetd.conf: not read: xinetd.service is enabled (/etc/rc2.d/S01xinetd)"
+               in e["MESSAGE"] for e in generator_journal(box, since))
+    assert ask(box, 7, "inetd.conf still\n") == "inetd.conf still\n"
+    box.run("rm", "/etc/rc2.d/S01xinetd", "/etc/init.d/xinetd")
+    box.systemctl("daemon-reload")
+    box.systemctl("start", "probe.socket")
+    assert ask(box, 9101) == "probe:on-9101:"
+
+
+def test_5_disable_now_stops_and_removes_them(box):
+    out = box.run(INETD2SYSTEMD, "generator", "disable", "--now", check=False, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert box.run("test", "-e", "/etc/systemd/system-generators/inetd2systemd-generator",
+                   check=False).returncode != 0
+    for unit in ("echo.socket", "9000.socket", "probe.socket"):
+        assert box.show(unit, "LoadState") == "not-found", unit
+    assert ask(box, 7) == "refused"
+
+
+def test_a_boot_with_the_generator_enabled_reaches_running(tmp_path):
+    """The generator linked and inetd.conf in place before systemd starts: at boot
+    systemd runs it, the sockets come up with sockets.target and nothing fails."""
+    generators = tmp_path / "system-generators"
+    generators.mkdir()
+    (generators / "inetd2systemd-generator").symlink_to(GENERATOR)
+    tftp = tmp_path / "tftp"
+    tftp.mkdir()
+    (tftp / "hello.txt").write_text("tftp works\n" * 100)
+    conf = tmp_path / "inetd.conf"
+    token = f"broken{uuid.uuid4().hex[:8]}"
+    conf.write_text(INETD + "9300\tstream\ttcp\tnowait\troot\t/usr/bin/true\ttrue\n"
+                    f"{token} line\n")
+    services = tmp_path / "services"
+    services.write_text((EXAMPLES / "services").read_text())
+    box = boot(f"--bind-ro={generators}:/etc/systemd/system-generators",
+               f"--bind-ro={conf}:/etc/inetd.conf", f"--bind-ro={services}:/etc/services",
+               f"--bind-ro={tftp}:/srv/tftp")
+    try:
+        assert box.systemctl("is-system-running", "--wait", check=False).stdout.strip() \
+            == "running", box.systemctl("--failed", check=False).stdout
+        for unit in ("echo.socket", "tftp.socket", "9000.socket", "9300.socket"):
+            assert active(box, unit) == "active", unit
+        assert ask(box, 7, "booted\n") == "booted\n"
+        assert tftp_get(box) == "tftp works\n" * 100
+        assert any("/etc/inetd.conf:6:" in e["MESSAGE"] and token in e["MESSAGE"]
+                   for e in generator_journal(box))
+    finally:
+        box.stop()
