@@ -767,7 +767,7 @@ def _agrees(ours, theirs) -> None:
 
 @needs_xinetd
 def test_every_rule_against_the_packaged_xinetd(tmp_path):
-    ports = [free_port() for _ in RULES]
+    ports = range(20000, 20000 + len(RULES))  # in xinetd's own network namespace
     conf = tmp_path / "xinetd.conf"
     conf.write_text(_rules_text(ports))
     theirs = xinetd_reads(conf)
@@ -781,7 +781,7 @@ def test_every_rule_against_the_packaged_xinetd(tmp_path):
 
 @needs_xinetd
 def test_entry_structure_against_the_packaged_xinetd(tmp_path):
-    p = iter(free_port() for _ in range(20))
+    p = iter(range(20000, 20020))
 
     def svc(extra: str = "") -> str:
         return _body().replace("{port}", str(next(p))) + "\n" + extra
@@ -814,7 +814,7 @@ def test_entry_structure_against_the_packaged_xinetd(tmp_path):
 def test_a_bad_defaults_entry_stops_the_packaged_xinetd_too(tmp_path):
     conf = tmp_path / "xinetd.conf"
     conf.write_text("defaults\n{\n\tinstances = lots\n}\n"
-                    f"service s1\n{{\n{_body().replace('{port}', str(free_port()))}\n}}\n")
+                    f"service s1\n{{\n{_body().replace('{port}', '20000')}\n}}\n")
     theirs = xinetd_reads(conf, debug=False)
     assert theirs.exited and not theirs.started
     with pytest.raises(ConfigError) as info:
@@ -825,9 +825,9 @@ def test_a_bad_defaults_entry_stops_the_packaged_xinetd_too(tmp_path):
 @needs_xinetd
 def test_an_include_loop_ends_with_each_service_once_in_the_packaged_xinetd(tmp_path):
     conf = tmp_path / "xinetd.conf"
-    conf.write_text(f"service s1\n{{\n{_body().replace('{port}', str(free_port()))}\n}}\n"
+    conf.write_text(f"service s1\n{{\n{_body().replace('{port}', '20000')}\n}}\n"
                     f"include {conf}\n"
-                    f"service s2\n{{\n{_body().replace('{port}', str(free_port()))}\n}}\n")
+                    f"service s2\n{{\n{_body().replace('{port}', '20001')}\n}}\n")
     # with the usual limit of 1,024 descriptors it stops nesting, and disables the
     # duplicates it read (with a much higher limit it overflows its stack instead)
     theirs = xinetd_reads(conf, debug=False, open_files=1024)
