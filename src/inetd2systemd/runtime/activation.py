@@ -126,7 +126,8 @@ def listen_fds_with_names(unset_environment: bool = True, *, stdin: bool = True)
         if unset_environment:
             for variable in _VARIABLES:
                 os.environ.pop(variable, None)
-    if count:
+    if count:  # every fd in the range is open: the count is a real one now
+        names = ["unknown"] * count if names is None else names
         return Activated(zip(names, (_own(fd) if _is_socket(fd) else fd for fd in fds)))
     if stdin and _is_socket(0):
         sock = _take_stdin(move=unset_environment)
@@ -134,15 +135,17 @@ def listen_fds_with_names(unset_environment: bool = True, *, stdin: bool = True)
     return Activated()
 
 
-def _read_environment() -> tuple[int, list[str]]:
-    """(count, names) from the environment, with libsystemd's verdict on every value."""
+def _read_environment() -> tuple[int, list[str] | None]:
+    """(count, names) from the environment, with libsystemd's verdict on every value;
+    names None when LISTEN_FDNAMES is absent (each fd is then "unknown": the list is
+    made only once the fds are known to be open, since the count may say 2**31)."""
     try:
         return _read_variables(os.environ)
     except ValueError as exc:
         raise ActivationError(str(exc)) from None
 
 
-def _read_variables(env) -> tuple[int, list[str]]:
+def _read_variables(env) -> tuple[int, list[str] | None]:
     names_text = env.get("LISTEN_FDNAMES")
     pid_text = env.get("LISTEN_PID")
     if pid_text is None:
@@ -165,7 +168,7 @@ def _read_variables(env) -> tuple[int, list[str]]:
     if not 0 < count <= _INT_MAX - SD_LISTEN_FDS_START:
         raise ActivationError(f"LISTEN_FDS={fds_text!r} is not a positive count of descriptors")
     if names_text is None:
-        return count, ["unknown"] * count
+        return count, None
     names = names_text.split(":")
     if len(names) != count:
         raise ActivationError(f"LISTEN_FDNAMES={names_text!r} has {len(names)} names "
