@@ -67,7 +67,7 @@ def test_whatever_raises_only_that_message_is_lost_and_counted(tmp_path, monkeyp
         return wrapper
 
     if where == "fast path":
-        real = sinks.traditional_lines
+        real = sinks.rfc5424_lines  # the road these frames take
 
         def fast(frames, *args):
             def checked():
@@ -76,7 +76,7 @@ def test_whatever_raises_only_that_message_is_lost_and_counted(tmp_path, monkeyp
                         raise RuntimeError("simulated bug")
                     yield frame
             return real(checked(), *args)
-        monkeypatch.setattr(sinks, "traditional_lines", fast)
+        monkeypatch.setattr(sinks, "rfc5424_lines", fast)
     elif where == "parse":
         monkeypatch.setattr(sinks, "parse", failing(sinks.parse))
         marked = b"<14>1 - host app 7 - - MARKED"  # the general road parses it
@@ -127,7 +127,7 @@ def _rebuilt(router: Router) -> Router:
     sinks_by_key = router.sinks
     router.table = [tuple(sinks_by_key[a.key()].emit for a in actions) or (router.unselected.emit,)
                     for actions in router.ruleset.route_table()]
-    router.line_queues = [None] * len(router.table)  # every message takes the general road
+    router.line_routes = {}  # every message takes the general road
     return router
 
 

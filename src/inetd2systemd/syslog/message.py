@@ -70,18 +70,20 @@ def escape_controls(text: bytes, escape: bool = True, escape_tab: bool = True) -
 _SD_VALUE = rb'(?:"(?:[^"\\]|\\.)*"|[^\s\]"]*)'
 _SD_ELEMENT = rb'\[[^\s\]="]{1,128}(?: [^\s\]="]{1,128}=' + _SD_VALUE + rb')*\]'
 _SD_RUN = re.compile(rb"(?:" + _SD_ELEMENT + rb")+", re.S)
-PRI_5424 = {b"<%s>1" % digits: pri for pri in range(MAX_PRI + 1)
-            for digits in {b"%d" % pri, b"%02d" % pri, b"%03d" % pri}}
-PRI_TEXT = {b"<%s>" % digits: pri for pri in range(MAX_PRI + 1)
-            for digits in {b"%d" % pri, b"%02d" % pri, b"%03d" % pri}}
+PRI_DIGITS = {digits: pri for pri in range(MAX_PRI + 1)  # `13`, `013` -> 13
+              for digits in {b"%d" % pri, b"%02d" % pri, b"%03d" % pri}}
+PRI_TEXT = {b"<%s>" % digits: pri for digits, pri in PRI_DIGITS.items()}
 _new = tuple.__new__  # Message(...) without the Python-level __new__ frame: the hot path
 
 # RFC 3339 as senders write it: `T` or a space, any number of fraction digits, the zone
-# optional (syslog-ng reads all of these; rsyslog refuses the last three).
-_ISO = (rb"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d:"
-        rb"(?:[0-5]\d|60)(?:\.\d*)?(?:[Zz]|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?")
-_ISO_5424 = re.compile(_ISO.replace(b"[T ]", b"[Tt]"))
-ISO_TAIL = re.compile(rb"(?:\.\d*)?(?:[Zz]|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?")
+# optional (syslog-ng reads all of these; rsyslog refuses the last three). The pattern
+# texts in capitals are shared with the file sinks' fast road (sinks.py), which must read
+# exactly what these parsers read.
+_ISO_DATE_TIME = (rb"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[T ](?:[01]\d|2[0-3]):[0-5]\d:"
+                  rb"(?:[0-5]\d|60)")
+FRACTION_ZONE = rb"(?:\.\d*)?(?:[Zz]|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?"
+_ISO = _ISO_DATE_TIME + FRACTION_ZONE
+_ISO_5424 = re.compile(_ISO_DATE_TIME.replace(b"[T ]", b"[Tt]") + FRACTION_ZONE)
 
 
 class Message(NamedTuple):
@@ -161,19 +163,20 @@ def _rfc5424(pri: int, text: bytes, start: int, data: bytes, sender: str, transp
 
 _MONTH = (rb"(?:[Jj][Aa][Nn]|[Ff][Ee][Bb]|[Mm][Aa][Rr]|[Aa][Pp][Rr]|[Mm][Aa][Yy]|[Jj][Uu][Nn]"
           rb"|[Jj][Uu][Ll]|[Aa][Uu][Gg]|[Ss][Ee][Pp]|[Oo][Cc][Tt]|[Nn][Oo][Vv]|[Dd][Ee][Cc])")
-_YEAR = rb"(?:19[7-9]\d|20\d\d)"
-YEAR = re.compile(_YEAR)
-_BSD = (rb"(?:" + _YEAR + rb" )?" + _MONTH + rb" {1,2}(?:0?[1-9]|[12]\d|3[01])(?: " + _YEAR +
-        rb")? (?:[01]?\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d*)?(?: " + _YEAR + rb"(?= ))?")
+YEAR = rb"(?:19[7-9]\d|20\d\d)"
+_BSD = (rb"(?:" + YEAR + rb" )?" + _MONTH + rb" {1,2}(?:0?[1-9]|[12]\d|3[01])(?: " + YEAR +
+        rb")? (?:[01]?\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d*)?(?: " + YEAR + rb"(?= ))?")
 _HOST = rb"[A-Za-z0-9._-]{0,254}[A-Za-z0-9]"
+ZONE_NAME = rb"(?:UTC|GMT|[A-Z]{1,3}[SD]?T)"
 # Cisco IOS: `<189>123: host: *Mar  1 00:00:00.123 UTC: %SYS-5-...`: the sequence number,
 # the origin hostname, the clock mark and the zone are optional; a colon may end the
 # timestamp.
 _HEADER_3164 = re.compile(
     rb" *(?:\d{1,10}: +(?:(" + _HOST + rb"): +)?)?[*.]?(" + _BSD + rb"|" + _ISO +
-    rb")(?: (?:UTC|GMT|[A-Z]{1,3}[SD]?T)(?=:))?:?(?: +|$)")
+    rb")(?: " + ZONE_NAME + rb"(?=:))?:?(?: +|$)")
 # A hostname: rsyslog's characters, ending in a letter or digit; or an IPv6 address.
-HOSTNAME = re.compile(rb"(?:" + _HOST + rb"|[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)(?: |$)")
+HOST_NAME = rb"(?:" + _HOST + rb"|[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)"
+HOSTNAME = re.compile(HOST_NAME + rb"(?: |$)")
 _TAG = re.compile(rb"[^: ]*:?")
 _HEADERLESS = re.compile(rb" *[\[{]")
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from ..config.trust import untrusted_reason
 from ..errors import ConfigError
-from .message import BOM, CONTROL, HOSTNAME, YEAR, ISO_TAIL, PRI_5424, PRI_TEXT, Message, parse
+from .message import BOM, FRACTION_ZONE, HOST_NAME, PRI_DIGITS, YEAR, ZONE_NAME, Message, parse
 from .rules import Action, RuleSet
 from .tables import MONTHS
 
@@ -46,7 +46,6 @@ _MONTHS_BY_NUMBER = {b"%02d" % (i + 1): name for i, name in enumerate(MONTHS)}
 _MONTHS_BY_NAME = {name.lower(): name for name in MONTHS}
 _ISO_STAMP = re.compile(rb"\d{4}-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)")
 _BSD_STAMP = re.compile(rb"(?:\d{4} )?([A-Za-z]{3}) {1,2}(\d{1,2})(?: \d{4})? (\d{1,2}):(\d\d):(\d\d)")
-_stamp_cache: dict[bytes, bytes] = {}  # timestamp text (ISO: its first 19 bytes) -> stamp
 _now_cache = [0, b""]
 
 
@@ -67,15 +66,22 @@ def convert_timestamp(ts: bytes) -> bytes:
     return b"%s %2d %02d:%02d:%02d" % (month, day, hour, minute, second)
 
 
+class _StampCache(dict):
+    """Timestamp text (ISO: its first 19 bytes, the rest is not written) -> its stamp,
+    converted once: senders repeat the same second many times."""
+
+    def __missing__(self, key: bytes) -> bytes:
+        if len(self) > 8192:
+            self.clear()
+        stamp = self[key] = convert_timestamp(key)
+        return stamp
+
+
+_stamps = _StampCache()
+
+
 def _cached_stamp(ts: bytes) -> bytes:
-    key = ts[:19] if ts[4:5] == b"-" else ts  # an ISO stamp's text after 19 bytes is not used
-    stamp = _stamp_cache.get(key)
-    if stamp is None:
-        stamp = convert_timestamp(ts)
-        if len(_stamp_cache) > 8192:
-            _stamp_cache.clear()
-        _stamp_cache[key] = stamp
-    return stamp
+    return _stamps[ts[:19] if ts[4:5] == b"-" else ts]
 
 
 def traditional_timestamp(message: Message) -> bytes:
@@ -102,7 +108,7 @@ def traditional_line(message: Message) -> bytes:
     """`TIMESTAMP HOSTNAME TAG MSG\n`, byte for byte as rsyslogd writes it."""
     # One unpacking and one format per message: this runs for every line written.
     _, _, ts, host, app, procid, _, _, msg, _, syntax, _, _, _, tag = message
-    stamp = _stamp_cache.get(ts) if ts else None
+    stamp = _stamps.get(ts) if ts else None
     if not stamp:
         stamp = traditional_timestamp(message)
     if syntax == "rfc5424":
@@ -116,114 +122,125 @@ def traditional_line(message: Message) -> bytes:
     return b"%s %s %s %s\n" % (stamp, host, tag, msg)
 
 
-# `byte in bytes` with a bytes operand first tries it as an integer and formats a
-# TypeError for that; with an int it is a plain memchr. This runs for every message.
-SP = 0x20
-COLON = 0x3A
-_VALID_HOSTS: dict[bytes, bool] = {}
-_VALID_STAMPS: dict[bytes, bool] = {}
+# -- the fast road: the common frames without a Message -----------------------------------
+#
+# Most senders write one shape, message after message: RFC 5424 with its header fields
+# and no structured data, or the traditional `<PRI>Mmm dd hh:mm:ss HOST TAG MSG` (glibc's
+# syslog(3) on the local socket: without HOST). A frame of such a shape whose PRI goes to
+# line sinks only is turned into its line here, without building a Message. What costs
+# is the interpreter's work per frame, so the work is done per batch where it can be:
+#
+# - control characters (escaped on receive: such frames go the general road) are looked
+#   for in the whole batch at once, one memchr per code (most batches have none);
+# - RFC 5424 is cut by one split per frame, its timestamp checked against tables;
+# - the traditional format is cut by one regular expression over the whole batch, its
+#   frames joined by LF, so that only the routing is left to do per frame.
+#
+# Only frames for which the general road (parse, then traditional_line) writes the very
+# same bytes are taken here: the checks are the parsers' own rules (the expressions are
+# built from their pattern texts), and tests/test_syslog_fastpath.py compares both roads
+# over generated frames. Lines keep the order their messages came in.
+
+_CONTROL_CODES = tuple(range(0x20))
+_CONTROL_MARKED = bytes(0x80 if c < 0x20 else c for c in range(256))  # translate: changed?
 
 
-def _is_hostname(host: bytes) -> bool:
-    valid = _VALID_HOSTS.get(host)
-    if valid is None:
-        # A year after the time (`Oct 11 22:14:15 2009 host`) is read as the year.
-        valid = HOSTNAME.fullmatch(host + b" ") is not None and YEAR.fullmatch(host) is None
-        if len(_VALID_HOSTS) > 4096:
-            _VALID_HOSTS.clear()
-        _VALID_HOSTS[host] = valid
-    return valid
-
-
-def _is_canonical_stamp(stamp: bytes) -> bool:
-    """`Mmm dd hh:mm:ss` exactly as the traditional format writes it back."""
-    valid = _VALID_STAMPS.get(stamp)
-    if valid is None:
-        valid = convert_timestamp(stamp) == stamp
-        if len(_VALID_STAMPS) > 8192:
-            _VALID_STAMPS.clear()
-        _VALID_STAMPS[stamp] = valid
-    return valid
-
-
-def traditional_lines(frames: Iterator[bytes], queues: Sequence[tuple[list[bytes], ...] | None],
-                      local: bool = False) -> bytes | None:
-    """The common cases at full speed: frames whose PRI goes to line sinks only are turned
-    into traditional lines without building a Message, and each line is appended to the
-    queues of its PRI. Taken here:
-
-    - RFC 3164 as sent by glibc, logger, rsyslog and most devices,
-      `<PRI>Mmm dd hh:mm:ss HOST TAG MSG` (from a local socket, `local`, without HOST), the
-      stamp written as the traditional format writes it, the TAG ended by `: ` or a space;
-      the line is then the frame itself after the PRI (with the local hostname inserted);
-    - RFC 5424 with every header field present, no structured data and MSG not starting
-      with a space, BOM or line break.
-
-    Stops at the first frame it does not take and returns it, for parse() and the routing
-    table, so lines keep the order their messages came in; None when the iterator is
-    exhausted. Only frames for which both roads give the same bytes are taken here
-    (tests/test_syslog_fastpath.py checks that): anything unusual, a control character
-    above all, goes the general road.
-    """
-    pri_5424 = PRI_5424.get
-    pri_3164 = PRI_TEXT.get
-    stamp_of = _stamp_cache.get
+def clean_runs(frames: Sequence[bytes]) -> Iterator[tuple[Sequence[bytes], bool]]:
+    """The batch as runs of frames without control characters (True) and single frames
+    with one (False), in order; the whole batch at once in the usual case."""
+    joined = b"".join(frames)
+    if not any(map(joined.__contains__, _CONTROL_CODES)):
+        yield frames, True
+        return
+    run: list[bytes] = []
     for frame in frames:
-        if frame.translate(None, CONTROL) is not frame:  # a control character: escape it
-            return frame
-        end = frame.find(b">", 1, 5)
-        pri = pri_3164(frame[:end + 1])
-        if pri is not None and frame[end + 16:end + 17] == b" " and frame[:1] == b"<":
-            targets = queues[pri]
-            if targets is None or not _is_canonical_stamp(frame[end + 1:end + 16]):
-                return frame
-            if local:
-                rest = frame[end + 17:]
-                head = rest
-                if rest[4:5] == b" " and rest[:4].isdigit():
-                    return frame  # perhaps a year after the time
-            else:
-                host_end = frame.find(b" ", end + 17)
-                if host_end < 0 or not _is_hostname(frame[end + 17:host_end]):
-                    return frame
-                rest = frame[end + 1:]
-                head = frame[host_end + 1:]
-            space = head.find(b" ")
-            colon = head.find(b":", 0, space)
-            if space <= 0 or (colon >= 0 and colon != space - 1):
-                return frame  # no TAG, or a colon inside it or not followed by a space
-            if targets:
-                if local:
-                    line = b"%s %s %s\n" % (frame[end + 1:end + 16], LOCAL_HOSTNAME, rest)
+        if frame.translate(_CONTROL_MARKED) == frame:
+            run.append(frame)
+        else:
+            if run:
+                yield run, True
+                run = []
+            yield (frame,), False
+    if run:
+        yield run, True
+
+
+# RFC 5424: the timestamp's zone as most senders write it (`+hh:mm`), a set look-up;
+# any other form is matched by the parser's own pattern.
+_ZONES = frozenset(b"%c%02d:%02d" % (sign, hour, minute)
+                   for sign in b"+-" for hour in range(24) for minute in range(60))
+_FRACTION_ZONE = re.compile(FRACTION_ZONE)
+
+
+def rfc5424_lines(frames: Iterator[bytes], routes: dict[bytes, Callable[[bytes], None]],
+                  general: Callable[[bytes], None]) -> bytes | None:
+    """Lines for RFC 5424 frames with all six header fields and no structured data,
+    queued through `routes` (`<PRI>1` -> Router.line_routes' function). Returns
+    the first frame that is not RFC 5424 (None: all taken); other RFC 5424 frames go to
+    `general` in their place."""
+    stamps = _stamps
+    for frame in frames:
+        try:
+            version, ts, host, app, procid, _, sd, msg = frame.split(b" ", 7)
+        except ValueError:  # fewer than eight fields
+            version = sd = b""
+        put = routes.get(version)
+        if put is not None and sd == b"-" and host and app:
+            # The stamp cache holds b"" for a date and time that is not RFC 3339's: the
+            # parser's test, digit range for digit range (a field holds no space). A zone
+            # in the set implies at least 25 bytes, so ts[19] exists.
+            stamp = stamps[ts[:19]]
+            if stamp and ((ts[-6:] in _ZONES and ts[19] == 0x2E and ts[20:-6].isdigit())
+                          or _FRACTION_ZONE.fullmatch(ts, 19) is not None):
+                if msg and msg[0] == 0x20:  # sp-if-no-1st-sp: MSG's own leading space separates
+                    msg = msg[1:]
+                if procid and procid != b"-":
+                    put(b"%s %s %s[%s] %s\n" % (stamp, host, app, procid, msg))
                 else:
-                    line = rest + b"\n"
-                for queue in targets:
-                    queue.append(line)
-            continue
-        p = frame.split(b" ", 7)
-        if len(p) == 8 and p[6] == b"-":
-            pri = pri_5424(p[0])
-            targets = None if pri is None else queues[pri]
-            if targets is not None:
-                ts, host, app, procid, msg = p[1], p[2], p[3], p[4], p[7]
-                stamp = stamp_of(ts[:19])
-                if stamp is None and ts[4:5] == b"-":
-                    stamp = _cached_stamp(ts)
-                # NIL HOSTNAME and APP-NAME are written `-` on both roads; an empty field
-                # (two spaces) or a NIL PROCID is not written as it stands.
-                if stamp and ISO_TAIL.fullmatch(ts, 19) is not None and host and app and \
-                        procid and procid != b"-" and \
-                        (not msg or (msg[0] != _BOM_FIRST and msg[0] != SP)):
-                    if targets:  # else no rule takes this PRI
-                        line = b"%s %s %s[%s] %s\n" % (stamp, host, app, procid, msg)
-                        for queue in targets:
-                            queue.append(line)
-                    continue
-        return frame
+                    put(b"%s %s %s %s\n" % (stamp, host, app, msg))
+                continue
+        if b">1 " not in frame[:7]:
+            return frame  # not RFC 5424 (whatever it is, the caller sees to it)
+        general(frame)
     return None
 
 
-_BOM_FIRST = BOM[0]
+# The traditional format. The stamp exactly as the traditional format writes it, so that
+# the frame's text is the line's.
+_CANONICAL_STAMP = (rb"(?:" + b"|".join(MONTHS) + rb") (?: [1-9]|[12]\d|3[01]) "
+                    rb"(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)")
+# The TAG (to the first colon, kept, or space) and one space: MSG is the rest as it
+# stands. Not empty: a second space after the stamp would be read as part of the header.
+_TAG_MSG = rb"(?:[^: \n]+:?|:) .*\n"
+# A year after the time (`Oct 11 22:14:15 2009 host`) is read as the year; from a local
+# socket, a Cisco zone before a colon (`12:00:00 UTC: `) is read as part of the stamp.
+# Groups: the PRI's digits (b"" for a frame of another shape), then the line itself
+# (network) or its stamp and what follows the local hostname (local socket).
+TRADITIONAL_NETWORK = re.compile(rb"<(\d{1,3})>(" + _CANONICAL_STAMP + rb" (?!" + YEAR + rb" )" +
+                                 HOST_NAME + b" " + _TAG_MSG + rb")()|.*\n")
+TRADITIONAL_LOCAL = re.compile(rb"<(\d{1,3})>(" + _CANONICAL_STAMP + rb") (?!" + YEAR + rb" |" +
+                               ZONE_NAME + rb": )(" + _TAG_MSG + rb")|.*\n")
+
+
+def traditional_lines(frames: Sequence[bytes], unrouted: Iterator[bytes],
+                      routes: dict[bytes, Callable[[bytes], None]], general: Callable[[bytes], None],
+                      local_host: bytes | None) -> None:
+    """Lines for the frames in the traditional format, queued through `routes` (PRI
+    digits -> Router.line_routes' function); the other frames go to `general`
+    in their place. `unrouted` is an iterator over `frames`, taken one by one as they
+    are routed (the caller goes on with it should anything raise). `local_host` is the
+    hostname written for a local socket's frames, None for a network sender's. The
+    frames hold no control character (LF above all)."""
+    found = (TRADITIONAL_NETWORK if local_host is None else TRADITIONAL_LOCAL).findall(
+        b"\n".join(frames) + b"\n")
+    for frame, (pri, line, rest) in zip(unrouted, found):
+        put = routes.get(pri)
+        if put is None:
+            general(frame)
+        elif rest:
+            put(b"%s %s %s" % (line, local_host, rest))
+        else:
+            put(line)
 
 
 def forward_frame(message: Message) -> bytes:
@@ -785,12 +802,26 @@ SINK_TYPES: dict[str, Callable[[Action], Sink]] = {
 }
 
 
+def _line_queuer(queues: list[list[bytes]]) -> Callable[[bytes], None]:
+    """One call that queues a line for every sink of a PRI: for one sink (the usual case)
+    its queue's own append."""
+    if len(queues) == 1:
+        return queues[0].append
+
+    def queue_all(line: bytes) -> None:
+        for queue in queues:
+            queue.append(line)
+    return queue_all
+
+
 class Router:
     """The sinks of one RuleSet and the PRI-indexed table of their emit methods.
 
     For each PRI whose sinks all write traditional lines (files, FIFOs, the console),
-    `line_queues` holds those sinks' line queues, so the common message can skip the
-    Message object altogether (traditional_lines); None where any other sink is involved.
+    `line_routes` maps the PRI's digits as senders write them (`13`, `013`), and RFC 5424's
+    first field (`<13>1`), to a function that queues a line for each of those sinks, so
+    the common message can skip the Message object altogether (rfc5424_lines,
+    traditional_lines); the other PRIs are not in it.
     A PRI no rule selects goes to `unselected`, which only counts.
 
     One message that cannot be read, formatted or written costs that message and no
@@ -807,10 +838,14 @@ class Router:
                   for actions in ruleset.route_table()]
         self.table: Sequence[tuple[Callable[[Message], None], ...]] = \
             [tuple(sink.emit for sink in sinks) for sinks in routes]
-        self.line_queues: Sequence[tuple[list[bytes], ...] | None] = \
-            [tuple(sink.lines for sink in sinks)
-             if all(isinstance(sink, (FileSink, Unselected)) for sink in sinks) else None
-             for sinks in routes]
+        queuers = {}  # one function per set of sinks, shared by the PRIs it serves
+        for sinks in routes:
+            if sinks not in queuers and all(isinstance(sink, (FileSink, Unselected)) for sink in sinks):
+                queuers[sinks] = _line_queuer([sink.lines for sink in sinks])
+        self.line_routes: dict[bytes, Callable[[bytes], None]] = {}
+        for digits, pri in PRI_DIGITS.items():
+            if routes[pri] in queuers:
+                self.line_routes[digits] = self.line_routes[b"<%s>1" % digits] = queuers[routes[pri]]
         self._line_sinks = [s for s in self.sinks.values() if isinstance(s, FileSink)]
         self._line_sinks.append(self.unselected)
         self.failed = 0  # messages lost before any destination had them
@@ -821,32 +856,40 @@ class Router:
             emit(message)
 
     def deliver(self, frames: Sequence[bytes], sender: str, transport: str, received: float) -> None:
-        """Route a batch of frames from one sender."""
-        rest = iter(frames)
-        try:
-            self._route(rest, sender, transport, received)
-        except Exception:  # reading or formatting one frame failed: it alone is lost
-            self._lost_unread()
-            for frame in rest:  # the rest one at a time, so that each costs only itself
-                try:
-                    self._route(iter((frame,)), sender, transport, received)
-                except Exception:
-                    self._lost_unread()
-        for sink in self._line_sinks:
-            if len(sink.lines) >= MAX_QUEUED_LINES:
-                self._flush(sink)
+        """Route a batch of frames from one sender: the common shapes by the fast road,
+        the rest parsed (`general`), each in its place in the order."""
+        table, escape, escape_tab = self.table, self.escape, self.escape_tab
 
-    def _route(self, frames: Iterator[bytes], sender: str, transport: str, received: float) -> None:
-        table, queues = self.table, self.line_queues
-        escape, escape_tab = self.escape, self.escape_tab
-        local = transport.startswith("unix")
-        while (raw := traditional_lines(frames, queues, local)) is not None:
-            m = parse(raw, sender, transport, received, escape, escape_tab)
+        def general(frame: bytes) -> None:
+            m = parse(frame, sender, transport, received, escape, escape_tab)
             for emit in table[m[0] * 8 + m[1]]:  # facility * 8 + severity
                 try:
                     emit(m)
                 except Exception:  # this destination failed on this message
                     self._destination_failed(emit)
+
+        local_host = LOCAL_HOSTNAME if transport.startswith("unix") else None
+        for run, clean in clean_runs(frames):
+            rest = iter(run)  # what is not yet routed, whatever raises
+            try:
+                if not clean:
+                    general(next(rest))
+                    continue
+                first = rfc5424_lines(rest, self.line_routes, general)
+                if first is not None:  # the traditional format, or no syslog at all
+                    run = [first, *rest]
+                    rest = iter(run)
+                    traditional_lines(run, rest, self.line_routes, general, local_host)
+            except Exception:  # reading or formatting one frame failed: it alone is lost
+                self._lost_unread()
+                for frame in rest:  # the rest one at a time, so that each costs only itself
+                    try:
+                        general(frame)
+                    except Exception:
+                        self._lost_unread()
+        for sink in self._line_sinks:
+            if len(sink.lines) >= MAX_QUEUED_LINES:
+                self._flush(sink)
 
     def _lost_unread(self) -> None:
         self.failed += 1
