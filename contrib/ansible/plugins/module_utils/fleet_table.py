@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: the inetd2systemd developers; MIT License (SPDX-License-Identifier: MIT)
 """The fleet report: every host's `inetd2systemd import` summary.json in one table.
 
 Plain Python (no Ansible import), so that it reads the same from a module or a test.

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: the inetd2systemd developers; MIT License (SPDX-License-Identifier: MIT)
 
 from __future__ import annotations
 
