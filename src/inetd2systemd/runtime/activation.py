@@ -428,7 +428,8 @@ class _Loop:
 
     One thread (the caller's) waits on all sockets; each accepted connection gets its
     own thread so one slow client does not hold up the others. Connection ends and
-    SIGTERM reach the waiting thread through a self-pipe, so it never polls.
+    SIGTERM reach the waiting thread through the suite's self-pipe (wakeup.py), so it
+    never polls. Each selector key's data is the callable that handles its event.
     """
 
     DATAGRAM_BURST = 64  # answered per wake-up before looking at the other sockets
@@ -439,6 +440,8 @@ class _Loop:
         import selectors  # imported here: a per-connection handler never pays for them
         import threading
 
+        from ..wakeup import Wakeup
+
         self.handler, self.datagram, self.idle_timeout = handler, datagram, idle_timeout
         self.max_connections = max_connections
         self.socks = socks
@@ -446,9 +449,7 @@ class _Loop:
         self.selector = selectors.DefaultSelector()
         self.lock = threading.Lock()
         self.threads: set[threading.Thread] = set()
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
+        self.wakeup = Wakeup()
         self.stopping = False
         self.accepting = True
         self.last_activity = _monotonic()
@@ -456,18 +457,22 @@ class _Loop:
 
     def run(self) -> None:
         import selectors
+        import signal
+        import threading
 
-        previous = self._catch_sigterm()
+        if threading.current_thread() is threading.main_thread():
+            self.wakeup.catch((signal.SIGTERM,))
         try:
             for sock in self.socks:
                 if not _is_connection_type(sock):
-                    self.selector.register(sock, selectors.EVENT_READ, "datagram")
+                    self.selector.register(sock, selectors.EVENT_READ,
+                                           lambda mask, s=sock: self._on_datagrams(s))
                 elif _listening(sock):
                     self.listeners.append(sock)
-                    self.selector.register(sock, selectors.EVENT_READ, "accept")
+                    self._watch(sock)
                 else:
                     self._start(sock)
-            self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+            self.selector.register(self.wakeup.read_fd, selectors.EVENT_READ, self._on_wake)
             self.notifier.ready(len(self.socks))
             while not self.stopping:
                 timeout = self._timeout()
@@ -476,27 +481,35 @@ class _Loop:
                 if len(self.selector.get_map()) == 1 and not self._busy() and self.accepting:
                     break  # only connected sockets were passed, and they are done
                 timeout = self.notifier.ping_due(timeout)
-                for key, _ in self.selector.select(timeout):
-                    if key.data == "accept":
-                        self._accept(key.fileobj)
-                    elif key.data == "datagram":
-                        for _ in range(self.DATAGRAM_BURST):
-                            if not _serve_datagram(self.datagram, key.fileobj):
-                                break
-                        self._touch()
-                    else:
-                        self._drain_wake()
+                for key, mask in self.selector.select(timeout):
+                    key.data(mask)
                 self._throttle()
             self.notifier.stopping()
             for thread in list(self.threads):
                 thread.join()
         finally:
-            self._restore_sigterm(previous)
             self.selector.close()
-            os.close(self.wake_r)
-            os.close(self.wake_w)
+            self.wakeup.close()
             for sock in self.socks:
                 sock.close()  # never shutdown(): the manager shares these sockets
+
+    def _watch(self, listener: socket.socket) -> None:
+        import selectors
+
+        self.selector.register(listener, selectors.EVENT_READ,
+                               lambda mask, s=listener: self._accept(s))
+
+    def _on_datagrams(self, sock: socket.socket) -> None:
+        for _ in range(self.DATAGRAM_BURST):
+            if not _serve_datagram(self.datagram, sock):
+                break
+        self._touch()
+
+    def _on_wake(self, _mask: int) -> None:
+        import signal
+
+        if signal.SIGTERM in self.wakeup.drain():
+            self.stopping = True
 
     def _timeout(self) -> float | None:
         if self.idle_timeout is None:
@@ -516,7 +529,6 @@ class _Loop:
 
     def _throttle(self) -> None:
         """At max_connections stop accepting: new clients wait in the backlog."""
-        import selectors
 
         with self.lock:
             full = len(self.threads) >= self.max_connections
@@ -525,7 +537,7 @@ class _Loop:
                 self.selector.unregister(sock)
         elif not full and not self.accepting:
             for sock in self.listeners:
-                self.selector.register(sock, selectors.EVENT_READ, "accept")
+                self._watch(sock)
         self.accepting = not full
 
     def _accept(self, listener: socket.socket) -> None:
@@ -558,41 +570,7 @@ class _Loop:
             with self.lock:
                 self.threads.discard(threading.current_thread())
                 self.last_activity = _monotonic()
-            self._wake()
-
-    def _wake(self) -> None:
-        try:
-            os.write(self.wake_w, b"x")
-        except OSError:
-            pass  # the pipe is full (already awake) or closed (shutting down)
-
-    def _drain_wake(self) -> None:
-        try:
-            while os.read(self.wake_r, 512):
-                pass
-        except OSError:
-            pass
-
-    def _catch_sigterm(self) -> object:
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def stop(signum: int, frame: object) -> None:
-            self.stopping = True
-            self._wake()
-
-        return signal.signal(signal.SIGTERM, stop)
-
-    @staticmethod
-    def _restore_sigterm(previous: object) -> None:
-        if previous is not None:
-            import signal
-
-            signal.signal(signal.SIGTERM, previous)
-
+            self.wakeup.wake()
 
 class _LoopNotifier:
     """What serve() tells a Type=notify manager: READY=1 once it listens, WATCHDOG=1

@@ -36,6 +36,7 @@ from ..daemon.safeopen import open_read
 from ..errors import ConfigError
 from ..model import Configuration, Service, Severity, fd_name
 from . import limits
+from ..wakeup import Wakeup
 from .log import Log
 from .sockets import EndpointKey, apply_options, endpoint_key, listen_of_socket, open_listener, \
     unsupported_reason
@@ -128,7 +129,7 @@ class Arbiter:
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
         self._stopping = False
-        self._wake_r = self._wake_w = -1
+        self._wakeup: Wakeup | None = None
         self._load_gate = limits.LoadGate()
         self._wrappers = None  # hosts.allow / hosts.deny, read with each configuration
 
@@ -168,20 +169,14 @@ class Arbiter:
     # -- signals: one queue, handled in the loop -----------------------------------------------
 
     def _install_signals(self) -> None:
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for signum in _HANDLED_SIGNALS:
-            signal.signal(signum, _note_signal)
-        self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wakeup)
+        self._wakeup = Wakeup()
+        self._wakeup.catch(_HANDLED_SIGNALS)
+        self.selector.register(self._wakeup.read_fd, selectors.EVENT_READ, self._on_wakeup)
 
     def _on_wakeup(self, _mask) -> None:
-        try:
-            data = os.read(self._wake_r, 512)
-        except BlockingIOError:
-            return
         # A full pipe drops bytes; SIGCHLD is therefore also implied by any wake-up
         # while children run, and handled idempotently (waitpid WNOHANG).
-        for signum in data:
+        for signum in self._wakeup.drain():
             if signum not in self._signals:
                 self._signals.append(signum)
         if self.children and signal.SIGCHLD not in self._signals:
@@ -712,10 +707,8 @@ class Arbiter:
             except ProcessLookupError:
                 pass
         self._reap()
-        signal.set_wakeup_fd(-1)
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
+        if self._wakeup is not None:
+            self._wakeup.close()
         self.selector.close()
         self.log.notice("stopped")
 
@@ -751,10 +744,6 @@ def _send_banner(fd: int, data: bytes) -> None:
 def _hands_over(service: Service) -> bool:
     """Whether the socket itself goes to a server (wait, or datagram to a program)."""
     return service.server is not None and not service.accept
-
-
-def _note_signal(signum, frame) -> None:
-    """Nothing to do here: set_wakeup_fd already queued the signal number for the loop."""
 
 
 def _describe_status(status: int) -> str:

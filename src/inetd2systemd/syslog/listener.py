@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import errno
 import heapq
-import os
 import selectors
 import signal
 import socket
@@ -44,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..socketfiles import remove_socket_file
+from ..wakeup import Wakeup
 from .framing import MAX_FRAME, MAX_MESSAGE, StreamFramer
 from .sinks import Router
 
@@ -207,7 +207,7 @@ class Listener:
         self._held_peak = 0  # the most held since memory was last given back
         self.selector = selectors.DefaultSelector()
         self._signals: list[int] = []
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wakeup = Wakeup()
         self._buffer = bytearray(DATAGRAM_BUFFER)
         self._ancillary = socket.CMSG_SPACE(4)
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -224,7 +224,7 @@ class Listener:
 
     # -- set-up ---------------------------------------------------------------------------
     def _register_inputs(self) -> None:
-        self.selector.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+        self.selector.register(self._wakeup.read_fd, selectors.EVENT_READ, self._on_wake)
         for item in self.inputs:
             item.sock.setblocking(False)
             if item.sock.type == socket.SOCK_DGRAM:
@@ -236,34 +236,21 @@ class Listener:
 
     def _watch_input(self, item: Input) -> None:
         if item.sock.type == socket.SOCK_DGRAM:
-            handler = lambda s, i=item: self._on_datagrams(i)  # noqa: E731
+            handler = lambda mask, i=item: self._on_datagrams(i)  # noqa: E731
         else:
-            handler = lambda s, i=item: self._on_accept(i)  # noqa: E731
+            handler = lambda mask, i=item: self._on_accept(i)  # noqa: E731
         try:
             self.selector.register(item.sock, selectors.EVENT_READ, handler)
         except KeyError:
             pass  # already watched
 
     def _install_signals(self) -> None:
-        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-            signal.signal(signum, self._on_signal)
+        self._wakeup.catch((signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1))
         # A forwarding peer that went away must be an error on send, not a dead daemon.
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-    def _on_signal(self, signum: int, frame: object) -> None:
-        if len(self._signals) < 16:
-            self._signals.append(signum)
-        try:
-            os.write(self._wake_w, b".")
-        except OSError:
-            pass
-
-    def _on_wake(self, _sock: object) -> None:
-        try:
-            while os.read(self._wake_r, 512):
-                pass
-        except BlockingIOError:
-            pass
+    def _on_wake(self, _mask: int) -> None:
+        self._signals += (s for s in self._wakeup.drain() if s not in self._signals)
 
     # -- timers ---------------------------------------------------------------------------
     def _at(self, when: float, action: Callable[[], None]) -> None:
@@ -309,9 +296,9 @@ class Listener:
                                                      self._timers[0][0] - self._now))
             events = select(timeout)
             now = self._now = time.monotonic()
-            for key, _ in events:
+            for key, mask in events:
                 try:
-                    key.data(key.fileobj)
+                    key.data(mask)
                 except Exception:  # a bug must cost one batch, not every later message
                     self.counters.errors += 1
                     self.log("internal error (please report):\n" + traceback.format_exc())
@@ -363,7 +350,9 @@ class Listener:
         self._notify("ready", self.status_text())
 
     def stop(self) -> None:
-        self._on_signal(signal.SIGTERM, None)
+        """Stop the loop as SIGTERM does (from a signal handler or another thread)."""
+        self._signals.append(signal.SIGTERM)
+        self._wakeup.wake()
 
     def _drain(self) -> None:
         """Deliver what the kernel and the framers already hold, then close everything."""
@@ -390,6 +379,7 @@ class Listener:
                 remove_socket_file(item.owned_path, item.owned_inode)
             item.sock.close()
         self.selector.close()
+        self._wakeup.close()
 
     # -- input ---------------------------------------------------------------------------------
     def _deliver(self, frames: list[bytes], sender: str, transport: str, size: int) -> None:
@@ -525,7 +515,7 @@ class Listener:
             self.per_source[source] = self.per_source.get(source, 0) + 1
             self.counters.connections += 1
             self.selector.register(sock, selectors.EVENT_READ,
-                                   lambda s, c=conn: self._on_readable(c))
+                                   lambda mask, c=conn: self._on_readable(c))
             if not self._accepting:
                 return
 
@@ -580,13 +570,13 @@ class Listener:
                 return False
             except ssl.SSLWantWriteError:
                 self.selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
-                                     lambda s, c=conn: self._on_readable(c))
+                                     lambda mask, c=conn: self._on_readable(c))
                 return False
             except (ssl.SSLError, OSError) as exc:
                 self._complain("handshake", f"TLS handshake with {conn.sender} failed: {exc}")
                 self._close_connection(conn, deliver=False)
                 return False
-            self.selector.modify(sock, selectors.EVENT_READ, lambda s, c=conn: self._on_readable(c))
+            self.selector.modify(sock, selectors.EVENT_READ, lambda mask, c=conn: self._on_readable(c))
         try:
             data = sock.recv(STREAM_CHUNK)
             if conn.transport == "tls":
