@@ -323,12 +323,14 @@ def _dead_pid() -> int:
     return p.pid
 
 
-@pytest.mark.parametrize("recorded", ["dead", "foreign", "garbage"])
+@pytest.mark.parametrize("recorded", ["dead", "foreign", "garbage", "huge", "pid_t+1"])
 def test_stale_pidfile_is_taken_over(tmp_path, daemons, recorded):
     pidfile = tmp_path / "stale.pid"
     content = {"dead": f"{_dead_pid()}\n",
                "foreign": f"{os.getpid()}\n",  # alive, unlocked, but not our program
-               "garbage": "not a pid\n"}[recorded]
+               "garbage": "not a pid\n",
+               "huge": "12345678901234567890123\n",  # was an OverflowError
+               "pid_t+1": f"{2**31}\n"}[recorded]
     pidfile.write_text(content)
     out = shim("--pidfile", str(pidfile), "--", SLEEP, "300")
     assert out.returncode == 0, out.stderr

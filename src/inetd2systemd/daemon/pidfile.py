@@ -44,6 +44,8 @@ _ATTEMPTS = 20  # the path changed under us this often in a row: give up loudly
 LOCK_FD_CEILING = 1024
 _READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK
 
+PID_T_MAX = 2**31 - 1  # the largest pid_t; a number past it names no process
+
 
 class PidFileError(OSError):
     """The pidfile could not be created or replaced (permissions, missing directory)."""
@@ -343,7 +345,12 @@ def _pid_in(fd: int) -> int | None:
         text = os.pread(fd, 64, 0).split(b"\n", 1)[0].strip()
     except OSError:
         return None
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    if not (text.isascii() and text.isdigit()):
+        return None
+    pid = int(text)
+    # A pid is a positive pid_t: anything else (a 23-digit number) is garbage, not a
+    # process to signal or a number to hand to os.kill (OverflowError).
+    return pid if 0 < pid <= PID_T_MAX else None
 
 
 def _rename_noreplace(dirfd: int, src: str, dst: str) -> None:
