@@ -53,6 +53,8 @@ VECTORS = [
     b"<13>Oct 11 22:14:15 host sshd[1]:",
     b'<13>Oct 11 22:14:15 host {"json": 1}',
     b'<13> {"headerless": true}',
+    b"<15> openvpn[2499]: PTHREAD support initialized",  # syslog-ng: program openvpn
+    b"<189> program[pid]: message",
     b"<13>Oct  1 02:03:04 host.example.org app[9]: x:y z",
     # control characters in the message, the HOSTNAME and the TAG
     b"<13>Oct 11 22:14:15 host tag: a\x1b[31mred\x07 b\tc\rd\x00e\x7f",
