@@ -11,6 +11,8 @@ PACKAGES=(
   systemd systemd-container                                         # real systemd in a container
   xinetd rsyslog libwrap0 libbsd0 tcpd                              # the peers
   tftpd-hpa tftp-hpa socat bsdutils iproute2 procps                 # real clients and servers
+  debhelper dh-python pybuild-plugin-pyproject python3-all          # the Debian package's build
+  python3-setuptools lintian                                        # (tests/test_packaging_deb.py)
 )
 
 missing=()

@@ -122,12 +122,16 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
 
 
 class SystemdContainer:
-    def __init__(self, name: str = "i2s", nspawn_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, name: str = "i2s", nspawn_args: tuple[str, ...] = (),
+                 launcher: bool = True) -> None:
         """nspawn_args: more systemd-nspawn options, e.g. `--bind-ro=HOST:PATH` to have
         a file in place before the container's systemd starts (its root is empty until
-        then), or `--bind=/dev/kmsg`, which nspawn otherwise leaves out."""
+        then), or `--bind=/dev/kmsg`, which nspawn otherwise leaves out.
+        launcher=False leaves /usr/local/sbin alone: the container then runs whichever
+        inetd2systemd its /usr has (a test that installs the Debian package there)."""
         self.name = f"{name}-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
         self.nspawn_args = tuple(nspawn_args)
+        self.with_launcher = launcher
         self.proc: subprocess.Popen | None = None
         self.pid: int | None = None  # the container's PID 1, as seen from the host
         self.log = Path(f"/tmp/{self.name}.boot.log")
@@ -143,10 +147,11 @@ class SystemdContainer:
                "--register=no", "--keep-unit", "--quiet", "--private-network",
                "--capability=all", "--system-call-filter=bpf"]
         cmd += [f"--bind-ro={b}" for b in sorted(binds) if b != "/" and not b.startswith("/usr")]
-        self.launcher = Path(tempfile.mkdtemp(prefix=f"{self.name}-sbin-"))
-        _write_launcher(self.launcher, LAUNCHER)
-        cmd += [f"--bind-ro={ROOT / 'src'}:{INSTALLED_SOURCE}",
-                f"--bind-ro={self.launcher}:{LAUNCHER_DIRECTORY}"]
+        if self.with_launcher:
+            self.launcher = Path(tempfile.mkdtemp(prefix=f"{self.name}-sbin-"))
+            _write_launcher(self.launcher, LAUNCHER)
+            cmd += [f"--bind-ro={ROOT / 'src'}:{INSTALLED_SOURCE}",
+                    f"--bind-ro={self.launcher}:{LAUNCHER_DIRECTORY}"]
         cmd += self.nspawn_args
         cmd += ["--", "systemd.firstboot=off", "systemd.unit=basic.target"]
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
