@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import report
 from ..config.services import DEFAULT_PATH as SERVICES_PATH, load_services
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
+from ..units.install import check_installable, carry_out, plan, plan_install
 from .pipeline import as_json, convert, is_unit_directory, sockets_to_start
 
 EPILOG = f"""\
@@ -24,28 +25,41 @@ exit status:
 
 Without --output-dir, --install or --json the units are printed to stdout.
 Findings go to stderr as 'file:line: severity [service]: message'.
+
+--install records what it installed from PATH... (ROOT/var/lib/inetd2systemd/installed):
+run again after the configuration changed, it also stops, disables and removes the
+units it installed before that are no longer produced; --uninstall [PATH...] removes
+everything installed from those paths (from any, without PATH) and puts back the unit
+files --force had replaced. --dry-run prints every file and systemctl step first.
 """
+
+DEFAULT_PATH = "/etc/inetd.conf"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from ..config.inetd import FLAVORS  # the dialects the reader knows
     parser.epilog = EPILOG
-    parser.add_argument("paths", nargs="*", metavar="PATH", default=["/etc/inetd.conf"],
+    parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="inetd.conf, xinetd.conf or an xinetd.d directory "
-                             "(default /etc/inetd.conf)")
+                             f"(default {DEFAULT_PATH}; with --uninstall: every installed one)")
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output-dir", metavar="DIR",
                      help="write the units into DIR (atomically; a failed run leaves it as it was)")
     out.add_argument("--json", action="store_true",
                      help="print every service, its units and every finding as JSON on stdout")
     out.add_argument("-n", "--dry-run", action="store_true",
-                     help="read, render and check, say what would be written; write nothing")
+                     help="read, render and check, print every file and systemctl step that "
+                          "would be taken; change nothing")
     out.add_argument("--install", action="store_true",
                      help="write into ROOT/etc/systemd/system, daemon-reload, enable and start "
-                          "the sockets")
+                          "the sockets; remove what an earlier install from PATH... installed "
+                          "and the configuration no longer produces")
+    out.add_argument("--uninstall", action="store_true",
+                     help="stop, disable and remove every unit installed from PATH... (from "
+                          "any path, without PATH) and put back the files they replaced")
     out.add_argument("--root", metavar="DIR", default="/",
-                     help="with --install: the root to install under; other than / systemctl "
-                          "is not called")
+                     help="with --install or --uninstall: the root to work under; other than "
+                          "/ systemctl is not called")
     out.add_argument("-f", "--force", action="store_true",
                      help="replace unit files that inetd2systemd did not write")
     out.add_argument("-v", "--verbose", action="store_true",
@@ -115,30 +129,40 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
 
+def _conflict(args: argparse.Namespace) -> str | None:
+    if args.install and args.uninstall:
+        return "--install and --uninstall exclude each other"
+    if (args.install or args.uninstall) and args.output_dir:
+        which = "--install" if args.install else "--uninstall"
+        return f"{which} and --output-dir exclude each other ({which} --root DIR works under DIR)"
+    if args.root != "/" and not (args.install or args.uninstall):
+        return "--root only goes with --install or --uninstall"
+    return None
+
+
 def _run(args: argparse.Namespace) -> int:
-    from ..units.install import InstallError, install, installed_systemd_version, plan, \
-        unit_directory, write_units
+    from ..units.install import InstallError, installed_systemd_version, unit_directory
     from ..units.writer import WriterOptions
 
-    if args.install and args.output_dir:
-        print("inetd2systemd convert: --install and --output-dir exclude each other "
-              "(--install --root DIR writes under DIR)", file=sys.stderr)
+    problem = _conflict(args)
+    if problem:
+        print(f"inetd2systemd convert: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.root != "/" and not args.install:
-        print("inetd2systemd convert: --root only goes with --install", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    if args.uninstall:
+        return _uninstall(args)
     try:
         command = suite_command(args)
     except ValueError as exc:
         print(f"inetd2systemd convert: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    paths = args.paths or [DEFAULT_PATH]
+    sources = tuple(os.path.abspath(p) for p in paths)
     version = args.systemd_version or installed_systemd_version()
     options = WriterOptions(prefix=args.prefix, systemd_version=version, engine=args.engine,
-                            stderr_to_journal=args.stderr_to_journal,
-                            config_paths=tuple(os.path.abspath(p) for p in args.paths),
+                            stderr_to_journal=args.stderr_to_journal, config_paths=sources,
                             harden=args.harden, dynamic_user=args.dynamic_user,
                             **({"command": command} if command else {}))
-    conversion = convert(args.paths, options, format=args.format, flavor=args.flavor,
+    conversion = convert(paths, options, format=args.format, flavor=args.flavor,
                          services=load_services(args.services),
                          include_disabled=args.include_disabled,
                          host_root=None if args.no_host_check else
@@ -146,55 +170,39 @@ def _run(args: argparse.Namespace) -> int:
     configuration, units, findings = conversion.configuration, conversion.units, conversion.findings
     status = conversion.status
 
-    target = None
-    if args.install:
-        target = unit_directory(args.root)
-    elif args.output_dir:
-        target = Path(args.output_dir)
-
     for line in report.text_lines(findings, verbose=args.verbose):
         print(line, file=sys.stderr)
 
-    if args.dry_run:
-        if target is not None:
-            try:
-                p = plan(units, target, force=args.force,
-                         prune=not args.install and not is_unit_directory(target))
-            except InstallError as exc:
-                print(f"inetd2systemd convert: {exc}", file=sys.stderr)
-                return EXIT_FAILED
-            for label, names in (("new", p.new), ("changed", p.changed),
-                                 ("unchanged", p.unchanged), ("REFUSED (not ours)", p.foreign),
-                                 ("removed", p.stale)):
-                for name in names:
-                    print(f"would write {target / name}: {label}" if label != "removed"
-                          else f"would remove {target / name}", file=sys.stderr)
-            if p.foreign and not args.force:
-                status = EXIT_FAILED
-    elif target is not None:
+    target = unit_directory(args.root) if args.install else \
+        Path(args.output_dir) if args.output_dir else None
+    if target is not None:
         start = sockets_to_start(units, configuration.services)
         try:
             if args.install:
-                p = install(units, root=args.root, force=args.force, start=start)
+                p = plan_install(units, sources=sources, root=args.root, force=args.force,
+                                 start=start)
             else:
                 # A unit directory systemd reads may hold other conversions' units:
                 # only a directory of its own is pruned of units this one no longer has.
-                p = write_units(units, target, force=args.force,
-                                prune=not is_unit_directory(target), durable=False)
+                p = plan(units, target, force=args.force, prune=not is_unit_directory(target))
+            if args.dry_run:
+                _print_plan(p, dry_run=True)
+                if p.refused:
+                    status = EXIT_FAILED
+            else:
+                check_installable(p, args.root if args.install else target)
+                carry_out(p, units, root=args.root, durable=bool(args.install))
+                _print_plan(p, dry_run=False, verbose=args.verbose)
         except InstallError as exc:
             print(f"inetd2systemd convert: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        for name, copy in zip(p.forced, p.saved):
-            print(f"replaced {target / name} (not written by inetd2systemd): the old file is "
-                  f"kept as {target / copy}", file=sys.stderr)
-        if args.verbose:
-            for name in p.written:
-                print(f"wrote {target / name}", file=sys.stderr)
-            for name in p.stale:
-                print(f"removed {target / name}", file=sys.stderr)
-        if args.install and Path(args.root).resolve() != Path("/") and start:
+        if args.install and not args.dry_run and Path(args.root).resolve() != Path("/") \
+                and start:
             print(f"installed under {args.root}: enable there with 'systemctl enable "
                   f"{' '.join(start)}'", file=sys.stderr)
+    elif args.dry_run and not args.json:
+        print(f"would print {len(units)} units on stdout: "
+              f"{' '.join(u.name for u in units) or 'none'}", file=sys.stderr)
 
     if args.json:
         # one write: json.dump would make a write() call per token (~50 per unit)
@@ -205,3 +213,55 @@ def _run(args: argparse.Namespace) -> int:
                                  for unit in units))
     print(report.summary(configuration.services, len(units), findings), file=sys.stderr)
     return status
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    from ..units.install import InstallError, check_installable, carry_out, plan_uninstall
+
+    sources = tuple(os.path.abspath(p) for p in args.paths) if args.paths else None
+    try:
+        p = plan_uninstall(sources=sources, root=args.root)
+        if not p.steps:
+            what = f"from {', '.join(sources)}" if sources else "by inetd2systemd convert"
+            print(f"inetd2systemd convert: nothing is installed {what} under {args.root}",
+                  file=sys.stderr)
+            return EXIT_OK
+        if args.dry_run:
+            _print_plan(p, dry_run=True)
+            return EXIT_OK
+        check_installable(p, args.root)
+        carry_out(p, root=args.root)
+    except InstallError as exc:
+        print(f"inetd2systemd convert: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_plan(p, dry_run=False, verbose=args.verbose)
+    return EXIT_OK
+
+
+def _print_plan(p, *, dry_run: bool, verbose: bool = True) -> None:
+    """Every step of the plan (with --dry-run, or --verbose after the fact), and what the
+    administrator should know in any case: files put aside, put back or left alone."""
+    say = (lambda text: print(f"would {text}", file=sys.stderr)) if dry_run else \
+        (lambda text: print(text, file=sys.stderr))
+    if dry_run or verbose:
+        for step in p.steps:
+            say(str(step))
+        for name in p.unchanged:
+            say(f"leave {p.directory / name}: unchanged")
+    for name in p.foreign:
+        print(f"REFUSED {p.directory / name}: not written by inetd2systemd (--force replaces "
+              "it, keeping a copy)", file=sys.stderr)
+    for name, sources in p.claimed:
+        print(f"REFUSED {p.directory / name}: installed from {', '.join(sources)} (--force "
+              "takes it over)", file=sys.stderr)
+    for name in p.kept:
+        print(f"left {p.directory / name} alone: recorded as installed by inetd2systemd, but "
+              "no longer a file it wrote", file=sys.stderr)
+    if dry_run:
+        return
+    for name, copy in zip(p.forced, p.saved):
+        print(f"replaced {p.directory / name} (not written by inetd2systemd): the old file is "
+              f"kept as {p.directory / copy}", file=sys.stderr)
+    for name, copy in p.restored:
+        print(f"put back {p.directory / name} (the file it had replaced, from {copy}); it is "
+              f"not started: 'systemctl enable --now {name}' if it ran before", file=sys.stderr)
