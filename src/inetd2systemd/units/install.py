@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -45,12 +46,14 @@ def is_ours(path: Path) -> bool:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
-    with os.fdopen(fd, encoding="utf-8", errors="replace") as f:
-        try:
-            first = f.readline(len(MARKER) + 1)
-        except OSError:  # a directory
-            return False
-    return first.startswith(MARKER)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # a directory, a FIFO: not a unit we wrote
+        return os.read(fd, len(MARKER)) == MARKER.encode()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -168,12 +171,16 @@ def _same_text(path: Path, text: str) -> bool:
         raise  # a unit we may not read cannot be compared: the caller says so
     except OSError:
         return False  # a symbolic link, a FIFO: not our text
-    with os.fdopen(fd, "rb") as f:
-        try:
-            data = f.read(len(text.encode("utf-8")) + 1)
-        except OSError:  # a directory
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             return False
-    return data == text.encode("utf-8")
+        expected = text.encode("utf-8")
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            return f.read(len(expected) + 1) == expected
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _copy_name(directory: Path, name: str, taken: Iterable[str] = ()) -> str:
@@ -231,7 +238,7 @@ def plan_install(units: Sequence, *, sources: Sequence[str], root: str | Path = 
                         if u.name in others and u.name not in before and u.service_id
                         and u.name not in p.unchanged)
         gone = sorted(before - names - set(others))
-        stale = tuple(n for n in gone if is_ours(directory / n))
+        stale = _removable(directory, gone)
         kept = tuple(n for n in gone if n not in stale and os.path.lexists(directory / n))
     except OSError as exc:
         raise InstallError(f"{exc.filename or directory}: {exc.strerror or exc}") from None
@@ -291,7 +298,7 @@ def plan_uninstall(*, sources: Sequence[str] | None = None, root: str | Path = "
         chosen = [m for m in found if wanted is None or m.sources == wanted]
         others = {name for m in found if m not in chosen for name in m.units}
         listed = sorted({n for m in chosen for n in m.units} - others)
-        stale = tuple(n for n in listed if is_ours(directory / n))
+        stale = _removable(directory, listed)
         kept = tuple(n for n in listed if n not in stale and os.path.lexists(directory / n))
     except OSError as exc:
         raise InstallError(f"{exc.filename or directory}: {exc.strerror or exc}") from None
@@ -308,6 +315,27 @@ def plan_uninstall(*, sources: Sequence[str] | None = None, root: str | Path = "
                    f"nothing is installed from {', '.join(m.sources)} any more", m)
               for m in chosen]
     return replace(p, steps=tuple(steps))
+
+
+def _removable(directory: Path, names: Sequence[str]) -> tuple[str, ...]:
+    """The names that are ours on disk and that nothing staying needs: a shared template
+    (the re-arm one) stays while any other socket in the directory still names it in
+    OnFailure=, such as one `import`'s install.sh put there."""
+    ours = [n for n in names if is_ours(directory / n)]
+    templates = {n: f"={n.partition('@')[0]}@" for n in ours if "@." in n}
+    if not templates:
+        return tuple(ours)
+    going = set(ours)
+    needed = set()
+    for entry in os.scandir(directory):
+        if entry.name.endswith(".socket") and entry.name not in going \
+                and entry.is_file(follow_symlinks=False):
+            try:
+                text = Path(entry.path).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            needed |= {n for n, ref in templates.items() if "OnFailure" + ref in text}
+    return tuple(n for n in ours if n not in needed)
 
 
 def _stop_steps(units: Sequence[str], live: bool) -> list[Step]:
