@@ -487,3 +487,23 @@ def test_kmsg_takes_ten_records_so_the_tenth_counts_the_rest(tmp_path):
     assert len(records) == 10
     assert records[-1].startswith(b"3>") and records[-1].endswith(
         b": 4 more messages not logged here: see status")
+
+
+def test_it_imports_only_what_generating_needs(tmp_path, normal):
+    """The generator runs at every boot and daemon-reload: each of these once crept in
+    (or would), at several milliseconds a run. Checked on the modules loaded, not on
+    timings."""
+    root = make_host(tmp_path / "host")
+    code = ("import sys; from inetd2systemd.generator.program import main; "
+            "main([sys.argv[1]]); print(' '.join(sorted(sys.modules)))")
+    env = dict(os.environ, INETD2SYSTEMD_GENERATOR_ROOT=str(root),
+               SYSTEMD_LOG_TARGET="console")
+    out = subprocess.run([sys.executable, "-c", code, str(normal)], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    loaded = set(out.stdout.split())
+    heavy = {"argparse", "subprocess", "hashlib", "socket", "typing", "json", "shutil",
+             "tempfile", "ctypes", "inetd2systemd.config.xinetd", "inetd2systemd.migrate",
+             "inetd2systemd.cli", "inetd2systemd.generator.cli", "inetd2systemd.units.install"}
+    assert loaded & heavy == set()
+    assert (normal / "echo-tcp.socket").exists()

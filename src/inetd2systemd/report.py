@@ -8,7 +8,6 @@ explain choices that keep the behaviour.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from .errors import EXIT_INCOMPLETE, EXIT_OK
 from .model import Finding, Service, Severity
@@ -36,14 +35,14 @@ def summary(services: Sequence[Service], unit_count: int, findings: Sequence[Fin
             f"{counts[Severity.WARNING]} warnings, {counts[Severity.INFO]} notes")
 
 
-def finding_json(finding: Finding) -> dict[str, Any]:
+def finding_json(finding: Finding) -> dict[str, object]:
     return {"file": finding.source.file, "line": finding.source.line,
             "column": finding.source.column or None,
             "severity": finding.severity.value, "service": finding.service,
             "message": finding.message}
 
 
-def service_json(service: Service) -> dict[str, Any]:
+def service_json(service: Service) -> dict[str, object]:
     """The fields a script needs to know what a service was and where it came from."""
     return {
         "id": service.id, "name": service.name,

@@ -46,11 +46,10 @@ from __future__ import annotations
 import ipaddress
 import os.path
 import re
-import socket
+from collections import namedtuple
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
 
 from ..bulk import gc_paused
 from ..errors import ConfigError
@@ -138,15 +137,15 @@ DEFAULT_RATE = {name: d.default_rate for name, d in DIALECTS.items()}
 _SOCKET_TYPES = {t.value: t for t in SocketType}
 
 
-class Word(NamedTuple):
-    """One field of an entry and where it starts (1-based line and column).
+class Word(namedtuple("Word", "text line column")):
+    """One field of an entry and where it starts (1-based line and column): `text`,
+    `line`, `column`.
 
-    A NamedTuple, not a frozen dataclass: a large file has tens of thousands of words
-    and a tuple is several times cheaper to make."""
+    A named tuple, not a frozen dataclass: a large file has tens of thousands of words
+    and a tuple is several times cheaper to make (collections', not typing's: typing
+    costs the generator's every run more than reading a small file)."""
 
-    text: str
-    line: int
-    column: int
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -517,6 +516,8 @@ def _lookup(name: str, family: Family, word: Word, file: str) -> list:
         raise NoAddress(f"bad host name {name!r}: expected an IP address or a name of "
                           "dot-separated labels of 1 to 63 letters, digits and '-'", file,
                           word.line, word.column)
+    import socket  # here: its import costs more than reading a small file, and most have no names
+
     af = {Family.IPV4: socket.AF_INET, Family.IPV6: socket.AF_INET6}.get(family, socket.AF_UNSPEC)
     try:
         infos = socket.getaddrinfo(name, None, af, socket.SOCK_STREAM)

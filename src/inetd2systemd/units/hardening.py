@@ -25,7 +25,6 @@ every service, built-ins included, only `basic`; `none` writes no hardening at a
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -130,6 +129,8 @@ def dynamic_user_name(stem: str) -> str:
     ...) runs the service as that account instead: the prefix keeps the two apart."""
     name = "inetd-" + re.sub(r"[^A-Za-z0-9_-]", "-", stem)
     if len(name) > 31:  # systemd's longest user name
+        import hashlib  # here: it loads OpenSSL, ~10 ms at every generator run
+
         name = "inetd-" + hashlib.sha1(stem.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     return name
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ..model import INTERNAL_NAMES, Family, Finding, Listen, RateLimit, Service, Severity, SocketType, \
     fd_name
