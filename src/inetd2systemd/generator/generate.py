@@ -14,8 +14,9 @@ because a generator that emits nothing stops every socket on the host.
 from __future__ import annotations
 
 import os
+from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from ..config import load, merge
 from ..config.services import ServicesTable, load_services
@@ -32,23 +33,24 @@ CONFIG_FILES = ("/etc/inetd.conf", "/etc/xinetd.conf")
 WANTS = "sockets.target.wants"
 
 
-@dataclass(frozen=True)
-class FileState:
-    path: str  # as read (under the root)
-    state: str  # "read" | "missing" | "legacy" (a legacy daemon is enabled for it)
-    reason: str = ""
+# Named tuples rather than dataclasses: making a dataclass costs ~4M instructions at
+# import (its methods are generated and compiled), paid at every boot and reload.
+
+class FileState(namedtuple("FileState", "path state reason", defaults=("",))):
+    """path: as read (under the root); state: "read", "missing" or "legacy" (a legacy
+    daemon is enabled for it); reason: why, for "legacy"."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class Generation:
-    root: str
-    files: tuple[FileState, ...]
-    conversion: Conversion
-    units: tuple[Unit, ...]  # to write, with the generator's SourcePath= and note
-    wanted: tuple[str, ...]  # sockets linked into sockets.target.wants/
-    # (unit, the native file that wins); the shared template every conversion ships
-    # (inetd2systemd-rearm@.service) is not listed: any copy of it does.
-    shadowed: tuple[tuple[str, str], ...]
+class Generation(namedtuple("Generation", "root files conversion units wanted shadowed")):
+    """root; files: FileState each; conversion: the Conversion; units: to write, with the
+    generator's SourcePath= and note; wanted: the sockets linked into
+    sockets.target.wants/; shadowed: (unit, the native file that wins) each (the shared
+    template every conversion ships, inetd2systemd-rearm@.service, is not listed: any
+    copy of it does)."""
+
+    __slots__ = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -302,11 +304,11 @@ def _library_version(directory: str) -> int | None:
 
 # -- on disk ----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Written:
-    units: tuple[str, ...]
-    links: tuple[str, ...]
-    problems: tuple[str, ...]  # one line each: a unit or link that could not be written
+class Written(namedtuple("Written", "units links problems")):
+    """The units and links written, and the problems (one line each: a unit or link
+    that could not be written)."""
+
+    __slots__ = ()
 
 
 def write(generation: Generation, directory: str) -> Written:

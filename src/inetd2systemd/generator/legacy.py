@@ -14,7 +14,7 @@ only an /etc/init.d script, systemd-sysv-generator's rule: an S link in /etc/rc[
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 
 # The daemons that read each file, by the names of their units (and init scripts).
 OWNERS: dict[str, tuple[str, ...]] = {
@@ -39,10 +39,8 @@ def under(root: str, path: str) -> str:
     return path if root in ("", "/") else os.path.join(root, path.lstrip("/"))
 
 
-@dataclass(frozen=True)
-class Owner:
-    unit: str  # "xinetd.service"
-    evidence: str  # the path that says it is enabled
+# unit: "xinetd.service"; evidence: the path that says it is enabled
+Owner = namedtuple("Owner", "unit evidence")
 
 
 def owner(root: str, path: str) -> Owner | None:
