@@ -87,8 +87,9 @@ def generate(root: str = "/", *, options: WriterOptions | None = None) -> Genera
     units, wanted, shadowed = [], [], []
     enabled = set(sockets_to_start(conversion.units, conversion.configuration.services))
     sources = {s.id: s.source.file for s in conversion.configuration.services}
+    overriding = legacy.overriding_units(root)
     for unit in conversion.units:
-        native = legacy.overriding_unit(root, unit.name)
+        native = overriding.get(unit.name)
         if native is not None:
             if unit.service_id:
                 shadowed.append((unit.name, native))
@@ -106,12 +107,11 @@ def annotate(unit: Unit, source: str | None) -> Unit:
     file changed since the last daemon-reload (systemd.generator(7))."""
     first, _, rest = unit.text.partition("\n")
     note = f"# {NAME}: rewritten at every boot and daemon-reload"
-    if source is None:  # a unit all the services share (the re-arm template)
-        return replace(unit, text=f"{first}\n{note}\n{rest}")
-    note += f"; edit {escape.comment(source)}, not this file"
-    if os.path.isabs(source) and source.isprintable():
-        rest = _after_description(rest, f"SourcePath={escape.value(source)}")
-    return replace(unit, text=f"{first}\n{note}\n{rest}")
+    if source is not None:  # else a unit all the services share (the re-arm template)
+        note += f"; edit {escape.comment(source)}, not this file"
+        if source[:1] == "/" and source.isprintable():
+            rest = _after_description(rest, f"SourcePath={escape.value(source)}")
+    return Unit(unit.name, f"{first}\n{note}\n{rest}", unit.service_id)
 
 
 def _after_description(text: str, line: str) -> str:
@@ -320,11 +320,11 @@ def write(generation: Generation, directory: str) -> Written:
     units: list[str] = []
     links: list[str] = []
     problems: list[str] = []
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for unit in generation.units:
-        path = os.path.join(directory, unit.name)
+        path = f"{directory}/{unit.name}"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, flags, 0o644)
         except FileExistsError:
             problems.append(f"{path}: already there (another generator wrote it): kept, "
                             "this one is not written")
@@ -333,15 +333,18 @@ def write(generation: Generation, directory: str) -> Written:
             problems.append(f"{path}: {exc.strerror or exc}")
             continue
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-                f.write(unit.text)
+            data = unit.text.encode("utf-8", "surrogateescape")
+            while data:  # a short write only on a full file system, but then say so
+                data = data[os.write(fd, data):]
         except OSError as exc:
             problems.append(f"{path}: {exc.strerror or exc}")
             _unlink(path)
             continue
+        finally:
+            os.close(fd)
         units.append(unit.name)
     if generation.wanted:
-        wants = os.path.join(directory, WANTS)
+        wants = f"{directory}/{WANTS}"
         try:
             os.makedirs(wants, mode=0o755, exist_ok=True)
         except OSError as exc:
@@ -350,9 +353,9 @@ def write(generation: Generation, directory: str) -> Written:
         for name in generation.wanted:
             if name not in written:
                 continue
-            link = os.path.join(wants, name)
+            link = f"{wants}/{name}"
             try:
-                os.symlink(os.path.join(directory, name), link)
+                os.symlink(f"{directory}/{name}", link)
             except FileExistsError:
                 pass  # another generator wants it too
             except OSError as exc:

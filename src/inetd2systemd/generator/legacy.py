@@ -115,10 +115,15 @@ def sysv_start_link(root: str, name: str) -> str | None:
     return None
 
 
-def overriding_unit(root: str, unit: str) -> str | None:
-    """The native unit file (or mask) that takes precedence over a generated `unit`."""
-    for directory in OVERRIDING_DIRECTORIES:
-        path = os.path.join(under(root, directory), unit)
-        if os.path.lexists(path):
-            return path
-    return None
+def overriding_units(root: str) -> dict[str, str]:
+    """unit name -> the native unit file (or mask) that takes precedence over a
+    generated unit of that name (one directory listing each, not a lookup per unit)."""
+    found: dict[str, str] = {}
+    for directory in reversed(OVERRIDING_DIRECTORIES):  # the first listed wins
+        path = under(root, directory)
+        try:
+            names = os.listdir(path)
+        except OSError:
+            continue
+        found.update((name, f"{path}/{name}") for name in names)
+    return found
