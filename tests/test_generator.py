@@ -507,3 +507,10 @@ def test_it_imports_only_what_generating_needs(tmp_path, normal):
              "inetd2systemd.cli", "inetd2systemd.generator.cli", "inetd2systemd.units.install"}
     assert loaded & heavy == set()
     assert (normal / "echo-tcp.socket").exists()
+
+
+@pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here: "
+                    "test_generator_systemd.py covers reload under it")
+def test_reload_needs_a_running_systemd():
+    out = run_cli("generator", "reload")
+    assert out.returncode == 3 and "systemd is not running here" in out.stderr

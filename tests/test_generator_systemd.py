@@ -178,6 +178,29 @@ def test_2_edits_are_live_after_daemon_reload(box):
     assert "[changed]" not in status and "[new]" not in status and "no longer" not in status
 
 
+def test_2b_generator_reload_does_all_of_that_in_one_command(box):
+    """What configuration management calls after writing the files."""
+    inetd, probe = box.run("cat", "/etc/inetd.conf").stdout, PROBE.format(port=9101)
+    box.write("/etc/inetd.conf", INETD.replace("[%s]", "<%s>"))  # tftp back, daytime gone
+    box.write("/etc/xinetd.d/probe", PROBE.format(port=9102))
+    out = box.run(INETD2SYSTEMD, "generator", "reload", check=False, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "stopped (no longer generated): daytime.service daytime.socket" in out.stderr
+    assert "restarted: probe.socket" in out.stderr
+    assert "started: tftp.socket" in out.stderr
+    assert ask(box, 9102) == "probe:on-9102:" and ask(box, 9101) == "refused"
+    assert ask(box, 13) == "refused"
+    assert tftp_get(box) == "tftp works\n" * 100
+    assert ask(box, 9000) == "<50%><$HOME><;>"  # a new connection, the new definition
+    # and back, for the tests below
+    box.write("/etc/inetd.conf", inetd)
+    box.write("/etc/xinetd.d/probe", probe)
+    out = box.run(INETD2SYSTEMD, "generator", "reload", check=False, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert ask(box, 9101) == "probe:on-9101:" and "20" in ask(box, 13)
+    assert box.show("tftp.socket", "LoadState") == "not-found"
+
+
 def test_3_a_broken_line_leaves_the_rest_and_is_in_the_journal(box):
     text = box.run("cat", "/etc/inetd.conf").stdout
     # a word of its own: the container's journal also holds what earlier runs left in

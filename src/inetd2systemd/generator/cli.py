@@ -26,9 +26,25 @@ enable links {NAME} into /etc/systemd/system-generators/ (a package that ships i
 reloads systemd, which runs it at once and at every boot and daemon-reload.
 disable removes that link (or masks a packaged generator with a link to /dev/null);
 the units vanish at the next daemon-reload (--now stops them first).
+reload, after editing the files: daemon-reload, then restart the changed sockets, start
+the new ones and stop the ones no longer generated.
 
 status exits {EXIT_OK} when every service converts exactly, 1 when any finding is a warning
 or an error (the list says which), as 'inetd2systemd convert' does.
+"""
+
+
+RELOAD_HELP = """\
+What a configuration management run calls after writing inetd.conf or xinetd.d: runs
+'systemctl daemon-reload' (systemd runs the generator), then brings the running units
+in line with what it wrote. A reload alone changes unit definitions, not the sockets
+already listening, so:
+  a socket whose unit changed (a port, an address) is restarted (its service first
+  stopped when it holds the listening socket, Accept=no: systemd refuses to start a
+  socket whose service still runs);
+  a socket newly linked into sockets.target.wants/ is started;
+  a unit no longer generated (its line removed or disabled) is stopped, with its service.
+A changed service whose socket did not change takes effect at its next start.
 """
 
 
@@ -45,6 +61,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                             help="do not run 'systemctl daemon-reload'")
         action.add_argument("--root", metavar="DIR", default="/",
                             help="a host's tree to change (no systemctl is run)")
+    reload = actions.add_parser(
+        "reload", help="after editing the files: daemon-reload, then restart the changed "
+                       "sockets, start the new ones, stop the ones no longer generated",
+        description=RELOAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     status = actions.add_parser("status", help="the services it generates, their units and "
                                                "findings")
     status.add_argument("--root", metavar="DIR", default="/",
@@ -55,7 +75,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"enable": enable, "disable": disable, "status": status}[args.action](args)
+    return {"enable": enable, "disable": disable, "reload": reload,
+            "status": status}[args.action](args)
 
 
 # -- the link --------------------------------------------------------------------------
@@ -215,6 +236,65 @@ def _apply(args: argparse.Namespace, *, start: bool) -> int:
     return EXIT_OK
 
 
+def reload(args: argparse.Namespace) -> int:
+    from ..units.install import InstallError, systemctl, systemd_running
+
+    if not systemd_running():
+        _say("systemd is not running here: nothing to reload")
+        return EXIT_FAILED
+    if not _enablement("/")["enabled"]:
+        _say("the generator is not enabled ('inetd2systemd generator enable')")
+        return EXIT_FAILED
+    before = _snapshot()
+    try:
+        systemctl("daemon-reload")
+    except InstallError as exc:
+        _say(str(exc))
+        return EXIT_FAILED
+    after = _snapshot()
+    wanted = _generated(wanted=True)
+    changed = sorted(n for n in after if n.endswith(".socket") and n in before
+                     and before[n] != after[n])
+    gone = sorted(n for n in before if n not in after and n.endswith((".socket", ".service")))
+    holding = [f"{n[:-len('.socket')]}.service" for n in changed
+               if f"{n[:-len('.socket')]}.service" in after]
+    steps = [("stop", [n.replace("@.service", "@*.service") for n in gone]),
+             ("stop", holding), ("restart", changed),
+             ("start", [n for n in wanted if n not in changed])]
+    status = EXIT_OK
+    for verb, units in steps:
+        if not units:
+            continue
+        try:
+            systemctl(verb, *units)
+        except InstallError as exc:
+            _say(str(exc))
+            status = EXIT_FAILED
+    new = [n for n in wanted if n not in before]
+    for label, names in (("stopped (no longer generated)", gone), ("restarted", changed),
+                         ("started", new)):
+        if names:
+            _say(f"{label}: {' '.join(names)}")
+    later = sorted(n for n in after if n.endswith(".service") and n in before
+                   and before[n] != after[n] and n not in holding)
+    if later:
+        _say(f"changed, in effect at their next start: {' '.join(later)}")
+    return status
+
+
+def _snapshot() -> dict[str, str]:
+    """name -> text of every unit this generator wrote into the generator directory."""
+    from pathlib import Path
+
+    texts = {}
+    for name in _generated(wanted=False):
+        try:
+            texts[name] = (Path(GENERATOR_DIR) / name).read_text("utf-8", "surrogateescape")
+        except OSError:
+            continue
+    return texts
+
+
 def _generated(*, wanted: bool) -> list[str]:
     """Units in the generator directory that this generator wrote (or, wanted=True, the
     sockets it linked into sockets.target.wants/)."""
@@ -295,7 +375,7 @@ def status(args: argparse.Namespace) -> int:
         out.append(f"no longer generated, still loaded until stopped: {', '.join(removed)}")
     if any(state != "current" for state in live.values()):
         out.append("the files changed since systemd last ran the generator: "
-                   "'systemctl daemon-reload', then restart the changed sockets")
+                   "'inetd2systemd generator reload' makes it so")
     lines = report.text_lines(conversion.findings, verbose=args.verbose)
     if lines:
         out += ["", "findings:"] + [f"  {line}" for line in lines]
