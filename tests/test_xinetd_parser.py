@@ -21,7 +21,7 @@ from inetd2systemd.config.services import load_services
 from inetd2systemd.config.xinetd import ATTRIBUTES, looks_like_xinetd, parse_xinetd, \
     read_xinetd, read_xinetd_dir
 from inetd2systemd.errors import ConfigError
-from inetd2systemd.model import Family, Listen, RateLimit, Redirect, Severity, SocketType
+from inetd2systemd.model import Code, Family, Listen, RateLimit, Redirect, Severity, SocketType
 from systemd_container import wait_for
 from xinetd_oracle import needs_xinetd, xinetd_reads
 
@@ -89,7 +89,11 @@ def test_tftp_dgram_wait_with_defaults_filled_in(corpus):
     assert s.banner_fail == "/etc/xinetd.banner.fail"
     assert s.supplementary_groups is None  # groups = yes in defaults
     assert s.tcp_wrapped and s.libwrap_name == "in.tftpd"
-    assert ("log_type", "SYSLOG daemon info") in [(a, v) for a, v, _ in s.unmapped]
+    # log_type is the defaults entry's: said once, at its line, not once per service
+    assert "log_type" not in [a for a, _, _ in s.unmapped]
+    said = [f for f in corpus[0].findings if f.message.startswith("log_type = SYSLOG daemon info")]
+    assert len(said) == 1 and said[0].service is None and said[0].code == Code.LOG_NOT_CARRIED
+    assert said[0].severity is Severity.WARNING and "(defaults, taken by " in said[0].message
 
 
 def test_rsync_ipv6_bind_env_and_merged_log_flags(corpus):
@@ -650,11 +654,13 @@ def test_a_bad_entry_becomes_an_error_finding_with_its_location_and_outcome():
     from inetd2systemd.config import bad_entry
     from inetd2systemd.report import exit_status, finding_json, text_lines
     finding = bad_entry(ConfigError("access_times: invalid time interval", "/x.conf", 9, 17),
-                        "xinetd disables this service", "daytime")
+                        "xinetd disables this service", "daytime",
+                        code=Code.DISABLED_BY_DAEMON)
     assert finding.severity is Severity.ERROR
     assert text_lines([finding]) == ["/x.conf:9:17: error [daytime]: access_times: invalid "
                                      "time interval: xinetd disables this service"]
     assert finding_json(finding)["column"] == 17 and exit_status([finding]) == 1
+    assert finding_json(finding)["code"] == "disabled-by-daemon"
 
 
 # -- every rule, against the packaged xinetd ---------------------------------------------------

@@ -28,12 +28,16 @@ EXIT_STATUS_UNKNOWN = 4
 
 
 class ConfigError(ValueError):
+    """`code` says what kind of error it is, as model.Code does for findings: "unreadable",
+    "not-a-configuration", or "bad-input" for the rest."""
+
     def __init__(self, message: str, file: str | None = None, line: int | None = None,
-                 column: int | None = None) -> None:
+                 column: int | None = None, *, code: str = "bad-input") -> None:
         self.msg = message
         self.file = file
         self.line = line
         self.column = column
+        self.code = code
         super().__init__(str(self))
 
     def __str__(self) -> str:

@@ -31,14 +31,88 @@ class Severity(enum.Enum):
     ERROR = "error"  # the service could not be carried over at all
 
 
+class Code(enum.StrEnum):
+    """What a finding is about, as a stable word a script can act on (the message is
+    for people and may be reworded). Each is documented in docs/json.md."""
+
+    # -- input that cannot be read at all (exit 2) --------------------------------------
+    UNREADABLE = "unreadable"  # a file or directory missing, not permitted, not regular
+    NOT_A_CONFIGURATION = "not-a-configuration"  # not inetd.conf / xinetd syntax at all
+    BAD_INPUT = "bad-input"  # anything else that stops the reading (xinetd exits on it)
+    BAD_ARGUMENTS = "bad-arguments"  # options that contradict each other
+    # -- writing or installing that failed or was refused (exit 3) -----------------------
+    REFUSED = "refused"  # would replace a unit inetd2systemd did not write
+    INSTALL_FAILED = "install-failed"  # a file could not be written, systemctl failed
+    # -- one entry, line or attribute (what the daemon itself does about it) -------------
+    ENTRY_SKIPPED = "entry-skipped"  # the daemon skips the line or entry: left out
+    LINE_IGNORED = "line-ignored"  # the daemon ignores the line; the rest is converted
+    DISABLED_BY_DAEMON = "disabled-by-daemon"  # xinetd disables the service: left out
+    NO_ADDRESS = "no-address"  # read, but nothing to listen on (unknown name or host)
+    NEVER_SERVED = "never-served"  # the daemon never served it either: left out
+    DISABLED = "disabled"  # switched off in the source: left out, or written not enabled
+    DUPLICATE = "duplicate"  # the same id, or the same address, as an earlier service
+    ID_RENAMED = "id-renamed"  # an id used twice: the later one renamed
+    DUAL_STACK_PAIR = "dual-stack-pair"  # a tcp/tcp6 pair folded as the daemon binds it
+    RESOLVED_NOW = "resolved-now"  # a host name resolved at conversion time
+    ARGV_LIMIT = "argv-limit"  # more arguments than the daemon passes
+    TCPD_UNWRAPPED = "tcpd-unwrapped"  # a tcpd line: the real program runs directly
+    PATH_LOOKUP = "path-lookup"  # a bare program name looked up as busybox does
+    NO_EFFECT = "no-effect"  # an attribute or flag that changes nothing here
+    INCLUDE_LOOP = "include-loop"  # an xinetd include that includes itself
+    INCLUDE_REPEATED = "include-repeated"  # an xinetd file included twice
+    INCLUDE_SKIPPED = "include-skipped"  # an included file or directory xinetd skips too
+    # -- what systemd cannot do the same way ---------------------------------------------
+    RPC = "rpc"  # RPC services need the portmapper: no units
+    TCPMUX = "tcpmux"  # TCPMUX (RFC 1078) services: no units
+    NOT_CONVERTIBLE = "not-convertible"  # any other service that gets no units
+    PROGRAM_MISSING = "program-missing"  # the server program is not on this host
+    USER_MISSING = "user-missing"  # the user does not exist on this host
+    GROUP_MISSING = "group-missing"  # the group does not exist on this host
+    NOT_CARRIED = "not-carried"  # an attribute with no systemd counterpart (here)
+    LOG_NOT_CARRIED = "log-not-carried"  # xinetd's own logging (log_type, log_on_*)
+    DGRAM_NOWAIT = "dgram-nowait"  # a datagram service with wait = no / nowait
+    SUPPLEMENTARY_GROUPS = "supplementary-groups"  # groups = no, for a user who has some
+    PASSENV = "passenv"  # passenv reads the service manager's environment
+    ENVIRONMENT_NAME = "environment-name"  # a variable name systemd refuses
+    TCP_WRAPPERS = "tcp-wrappers"  # hosts.allow/hosts.deny rules that apply are not carried
+    TCP_WRAPPERS_UNCHECKED = "tcp-wrappers-unchecked"  # the target's rules are not known
+    TCP_WRAPPERS_OPEN = "tcp-wrappers-open"  # wrapped, but no rule restricts who connects
+    TCP_WRAPPERS_CARRIED = "tcp-wrappers-carried"  # (import) rules carried as IPAddressAllow=
+    TCP_WRAPPERS_INEXACT = "tcp-wrappers-inexact"  # (import) a rule carried stricter
+    TCP_WRAPPERS_RULE = "tcp-wrappers-rule"  # a hosts.allow/deny line libwrap skips or stops at
+    ACCESS_APPROXIMATED = "access-approximated"  # only_from/no_access carried stricter
+    ACCESS_UNREADABLE = "access-unreadable"  # only_from/no_access unreadable: nobody let in
+    ACCESS_NOBODY = "access-nobody"  # the address rules let nobody in
+    ACCESS_STRICTER = "access-stricter"  # systemd checks addresses xinetd could not
+    RATE_LIMIT = "rate-limit"  # the rate limit's pause differs from the daemon's
+    SOCKET_SPLIT = "socket-split"  # one socket and service per address
+    HARDENING = "hardening"  # the sandbox level chosen for a service, and why
+    NOT_CHECKED = "not-checked"  # (generator) a program on a file system not mounted yet
+    INTERNAL_ERROR = "internal-error"  # a bug of ours, kept to the file or service it hit
+    # -- import's checks of the target host ----------------------------------------------
+    PORT_IN_USE = "port-in-use"
+    IP_FILTERING = "ip-filtering"  # whether IPAddressAllow=/Deny= can be enforced
+    # -- syslog.conf -----------------------------------------------------------------------
+    SYSLOG_UNSUPPORTED = "syslog-unsupported"  # a directive, template or action ignored
+
+
+def unmapped_code(attribute: str) -> Code:
+    """The code of an attribute that is not carried over (Service.unmapped): xinetd's own
+    connection logging (log_type, log_on_success, log_on_failure) is the kind a script
+    most often wants to tell from the rest."""
+    return Code.LOG_NOT_CARRIED if attribute.startswith("log_") else Code.NOT_CARRIED
+
+
 @dataclass(frozen=True)
 class Finding:
-    """A remark about one service or one line: the report is made of these."""
+    """A remark about one service or one line: the report is made of these. Whoever
+    makes one names its `code` (tests/test_report.py holds every call to it)."""
 
     source: Source
     severity: Severity
     message: str
     service: str | None = None  # the service's id, when it concerns one
+    code: Code | None = None  # what it is about, for scripts (docs/json.md)
 
     def __str__(self) -> str:
         who = f" [{self.service}]" if self.service else ""

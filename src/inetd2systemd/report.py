@@ -35,11 +35,23 @@ def summary(services: Sequence[Service], unit_count: int, findings: Sequence[Fin
             f"{counts[Severity.WARNING]} warnings, {counts[Severity.INFO]} notes")
 
 
+# The version of the JSON documents `convert --json` and `import` (summary.json) write:
+# raised when a field changes meaning or goes away, not when one is added (docs/json.md).
+SCHEMA = 1
+
+
 def finding_json(finding: Finding) -> dict[str, object]:
-    return {"file": finding.source.file, "line": finding.source.line,
+    return {"code": finding.code, "file": finding.source.file, "line": finding.source.line,
             "column": finding.source.column or None,
             "severity": finding.severity.value, "service": finding.service,
             "message": finding.message}
+
+
+def error_json(code: str, message: str, file: str | None = None, line: int | None = None,
+               column: int | None = None) -> dict[str, object]:
+    """Why a command stopped (exit 2 or 3): the shape of a finding, severity "error"."""
+    return {"code": code, "file": file, "line": line, "column": column or None,
+            "severity": "error", "service": None, "message": message}
 
 
 def service_json(service: Service) -> dict[str, object]:

@@ -26,8 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..model import (Configuration, Family, Finding, Listen, Service, Severity, SocketType,
-                     Source)
+from ..model import (Code, Configuration, Family, Finding, Listen, Service, Severity,
+                     SocketType, Source)
 from .services import ServicesTable
 from ..bulk import gc_paused
 
@@ -39,7 +39,7 @@ _XINETD_WORD = re.compile(r"^[ \t]*(service|defaults|include|includedir)\b",
                           re.MULTILINE | re.IGNORECASE)
 
 
-def bad_entry(error: ConfigError, outcome: str, service: str | None = None, *,
+def bad_entry(error: ConfigError, outcome: str, service: str | None = None, *, code: Code,
               severity: Severity = Severity.ERROR) -> Finding:
     """The ERROR finding for one bad line, attribute or entry, in place of stopping.
 
@@ -48,10 +48,11 @@ def bad_entry(error: ConfigError, outcome: str, service: str | None = None, *,
     attribute", "xinetd disables this service", "inetd skips this line"), so that the
     report tells the administrator what was running rather than what was refused. An
     ERROR when the entry is left out; a WARNING when it is converted without the line
-    (the daemon ignored it too).
+    (the daemon ignored it too). `code`: Code.ENTRY_SKIPPED, LINE_IGNORED,
+    DISABLED_BY_DAEMON or NO_ADDRESS, by what the daemon does.
     """
     where = Source(error.file or "<input>", error.line or 0, error.column or 0)
-    return Finding(where, severity, f"{error.msg}: {outcome}", service)
+    return Finding(where, severity, f"{error.msg}: {outcome}", service, code=code)
 
 
 def looks_like_xinetd(text: str) -> bool:
@@ -84,6 +85,11 @@ def open_regular(path: str | Path) -> tuple[str, tuple[int, int]]:
             os.close(fd)
 
 
+def unreadable(exc: OSError | ValueError, path: str | Path) -> ConfigError:
+    """The error for a path that cannot be read (exit 2), saying why."""
+    return ConfigError(reason(exc), str(path), code=Code.UNREADABLE)
+
+
 def reason(exc: OSError | ValueError) -> str:
     """Why a file could not be opened, in the words a message uses."""
     if isinstance(exc, FileNotFoundError):
@@ -101,7 +107,7 @@ def _is_dir(path: Path) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False
     except (OSError, ValueError) as exc:
-        raise ConfigError(reason(exc), str(path)) from None
+        raise unreadable(exc, path) from None
 
 
 def detect_format(path: Path) -> str:
@@ -110,7 +116,7 @@ def detect_format(path: Path) -> str:
     try:
         text, _ = open_regular(path)
     except (OSError, ValueError) as exc:
-        raise ConfigError(reason(exc), str(path)) from None
+        raise unreadable(exc, path) from None
     return "xinetd" if looks_like_xinetd(text) else "inetd"
 
 
@@ -129,7 +135,7 @@ def read_one(path: str | Path, *, format: str | None = None, flavor: str = "open
             try:
                 names = sorted(os.listdir(path))
             except OSError as exc:
-                raise ConfigError(reason(exc), str(path)) from None
+                raise unreadable(exc, path) from None
             return merge(read_inetd(path / name, flavor=flavor, services=services,
                                     include_disabled=include_disabled)
                          for name in names
@@ -178,13 +184,15 @@ def merge(configurations: Iterable[Configuration]) -> Configuration:
                 findings.append(Finding(service.source, Severity.ERROR,
                                         f"listens where {clash.id} ({clash.source}) already does "
                                         f"({', '.join(map(str, service.listens))}); only one can "
-                                        "bind, so this one is left out", service.id))
+                                        "bind, so this one is left out", service.id,
+                                        code=Code.DUPLICATE))
                 continue
             if service.id in ids:
                 new_id = free_id(service.id, ids, suffixes)
                 findings.append(Finding(service.source, Severity.INFO,
                                         f"id {service.id!r} is already used by another file's "
-                                        f"service: renamed {new_id!r}", new_id))
+                                        f"service: renamed {new_id!r}", new_id,
+                                        code=Code.ID_RENAMED))
                 service = replace(service, id=new_id)
             ids.add(service.id)
             kept.append(service)

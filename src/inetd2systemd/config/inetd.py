@@ -51,9 +51,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import bad_entry, open_regular, unreadable
 from ..bulk import gc_paused
 from ..errors import ConfigError
-from ..model import (INTERNAL_NAMES, Configuration, Family, Finding, Listen, RateLimit, Service,
+from ..model import (INTERNAL_NAMES, Code, Configuration, Family, Finding, Listen, RateLimit, Service,
                      Severity, SocketType, Source)
 from .services import ServicesTable, load_services
 
@@ -583,16 +584,18 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
     if not name:
         raise ConfigError("empty service name", file, first.line, first.column)
 
-    problems: list[str] = []
+    problems: list[tuple[Code, str]] = []
     if socket_type in (SocketType.RAW, SocketType.RDM):
-        problems.append(f"socket type {socket_type.value} cannot be a systemd socket unit")
+        problems.append((Code.NOT_CONVERTIBLE,
+                         f"socket type {socket_type.value} cannot be a systemd socket unit"))
     listens: tuple[Listen, ...] = ()
     if name.startswith(TCPMUX_PREFIX) and protocol != "unix":
         if not dialect.tcpmux:
             return _not_served_tcpmux(name, protocol, dialect, where)
-        problems.append(f"TCPMUX service {name!r}: reached by name through {dialect.daemon}'s "
-                        "internal tcpmux on port 1 (RFC 1078); systemd has no TCPMUX "
-                        "dispatcher, so it is not converted")
+        problems.append((Code.TCPMUX,
+                         f"TCPMUX service {name!r}: reached by name through {dialect.daemon}'s "
+                         "internal tcpmux on port 1 (RFC 1078); systemd has no TCPMUX "
+                         "dispatcher, so it is not converted"))
         if socket_type is not SocketType.STREAM or protocol != "tcp":
             raise ConfigError(f"TCPMUX service {name!r} must be 'stream tcp'", file,
                               proto_word.line, proto_word.column)
@@ -604,8 +607,8 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
         name, listens = path, (Listen(Family.UNIX, host=path),)
     elif protocol.startswith("rpc/"):
         name = name.split("/", 1)[0]
-        problems.append(f"RPC service ({protocol}): systemd cannot register with the "
-                        "portmapper, so it cannot be a socket unit; keep a native daemon")
+        problems.append((Code.RPC, f"RPC service ({protocol}): systemd cannot register with "
+                         "the portmapper, so it cannot be a socket unit; keep a native daemon"))
     else:
         assert family is not None
         if ":" in name and not dialect.hosts:
@@ -615,7 +618,8 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
         port = _port(name, protocol, services, first, file)
         hosts, notes = resolve_hosts(default_host if host is None else host, family, first, file)
         listens = tuple(Listen(lst.family, port, lst.host) for lst in hosts)
-        findings += [Finding(where, Severity.WARNING, note) for note in notes]
+        findings += [Finding(where, Severity.WARNING, note, code=Code.RESOLVED_NOW)
+                     for note in notes]
 
     server, argv, internal, wrapped = _program(words[5:], name, dialect, file, findings, where)
     if dialect.name == "busybox" and internal is not None \
@@ -623,11 +627,12 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
         raise ConfigError("busybox inetd runs internal stream services nowait and dgram ones "
                           "wait only", file, wait_word.line, wait_word.column)
     if internal == "tcpmux":
-        problems.append("internal tcpmux has no systemd equivalent")
+        problems.append((Code.TCPMUX, "internal tcpmux has no systemd equivalent"))
     if dialect.max_argv is not None and len(argv) > dialect.max_argv:
         findings.append(Finding(where, Severity.WARNING,
                                 f"{len(argv)} arguments: {dialect.daemon} passes only the first "
-                                f"{dialect.max_argv}; the units pass them all"))
+                                f"{dialect.max_argv}; the units pass them all",
+                                code=Code.ARGV_LIMIT))
     fields = dict(
         name=name, source=where, socket_type=socket_type, protocol=protocol,
         listens=listens, wait=wait, recv_buffer=rcvbuf, send_buffer=sndbuf,
@@ -639,9 +644,9 @@ def parse_entry(entry: Entry, file: str, flavor: str, services: ServicesTable | 
         findings.append(Finding(where, Severity.INFO,
                                 f"run through tcpd: unwrapped to {server} with argv[0] "
                                 f"{argv[0]!r} (libwrap daemon name {wrapped!r}), as tcpd would "
-                                "exec it"))
-    for problem in problems:
-        findings.append(Finding(where, Severity.ERROR, problem))
+                                "exec it", code=Code.TCPD_UNWRAPPED))
+    for code, problem in problems:
+        findings.append(Finding(where, Severity.ERROR, problem, code=code))
     token = proto_word.text.split(",", 1)[0]
     return _Parsed(fields, token, tuple(findings))
 
@@ -678,7 +683,7 @@ def _freebsd_limits(limits: FreeBSDLimits, word: Word, unmapped: list, findings:
         findings.append(Finding(where, Severity.WARNING,
                                 f"{word.text!r}: FreeBSD's inetd reads only the keyword and "
                                 f"ignores {limits.ignored!r} (its limits follow a '/'); "
-                                "ignored here too"))
+                                "ignored here too", code=Code.LINE_IGNORED))
     if limits.max_child:
         fields["instances"] = limits.max_child
     if limits.max_child_per_ip:
@@ -696,7 +701,7 @@ def _not_served_tcpmux(name: str, protocol: str, dialect: Dialect, where: Source
     finding = Finding(where, Severity.WARNING,
                       f"{name!r} is a TCPMUX (RFC 1078) service: {dialect.daemon} has no TCPMUX "
                       f"and finds no port for that name, so it never served it; systemd has "
-                      "no TCPMUX either: left out")
+                      "no TCPMUX either: left out", code=Code.NEVER_SERVED)
     return _Parsed({"name": name}, protocol, (finding,), dropped=True)
 
 
@@ -744,7 +749,7 @@ def _program(words: tuple[Word, ...], name: str, dialect: Dialect, file: str,
         server = _path_lookup(server_word, file)
         findings.append(Finding(where, Severity.INFO,
                                 f"program {server_word.text!r} looked up in PATH as busybox "
-                                f"inetd does: {server}"))
+                                f"inetd does: {server}", code=Code.PATH_LOOKUP))
     argv = tuple(args) or (os.path.basename(server),)
     if os.path.basename(server) == "tcpd":
         # tcpd execs argv[0]: an absolute path as is (argv[0] then its basename), any
@@ -777,7 +782,6 @@ def parse_inetd(text: str, file: str = "<inetd.conf>", *, flavor: str = "openbsd
     """Read inetd.conf text into a Configuration (services in file order, with findings).
 
     A bad entry becomes an ERROR finding and is left out, as the daemon skips it."""
-    from . import bad_entry  # the shape both readers report a bad entry in
 
     dialect = dialect_of(flavor)
     if services is None:
@@ -787,7 +791,8 @@ def parse_inetd(text: str, file: str = "<inetd.conf>", *, flavor: str = "openbsd
     default_host = "*"
     for entry in _entries(text, file, dialect):
         if isinstance(entry, _Unreadable):
-            findings.append(bad_entry(entry.error, f"{dialect.daemon} skips this line"))
+            findings.append(bad_entry(entry.error, f"{dialect.daemon} skips this line",
+                                      code=Code.ENTRY_SKIPPED))
             continue
         first = entry.words[0]
         if len(entry.words) == 1 and first.text.endswith(":") and dialect.hosts:
@@ -807,17 +812,19 @@ def parse_inetd(text: str, file: str = "<inetd.conf>", *, flavor: str = "openbsd
             findings.append(bad_entry(ConfigError(
                 f"NetBSD directive {first.text!r} is not followed: name the included files "
                 "on the command line as well", file, first.line, first.column),
-                f"{dialect.daemon} reads those files too"))
+                f"{dialect.daemon} reads those files too", code=Code.NOT_CARRIED))
             continue
         if entry.disabled and not include_disabled:
             findings.append(Finding(Source(file, first.line), Severity.INFO,
                                     f"{first.text}: disabled entry ({DISABLED_PREFIX}) left out; "
-                                    "--include-disabled converts it"))
+                                    "--include-disabled converts it", code=Code.DISABLED))
             continue
         try:
             one = parse_entry(entry, file, flavor, services, default_host)
         except ConfigError as exc:
-            findings.append(bad_entry(exc, _outcome(exc, dialect), first.text))
+            findings.append(bad_entry(exc, _outcome(exc, dialect), first.text,
+                                      code=Code.NO_ADDRESS if isinstance(exc, NoAddress)
+                                      else Code.ENTRY_SKIPPED))
             continue
         if one.dropped:
             findings.extend(one.findings)
@@ -828,7 +835,7 @@ def parse_inetd(text: str, file: str = "<inetd.conf>", *, flavor: str = "openbsd
     result: list[Service] = []
     for p, id_ in zip(parsed, ids):
         result.append(Service(id=id_, **p.fields))
-        findings += [Finding(f.source, f.severity, f.message, id_) for f in p.findings]
+        findings += [replace(f, service=id_) for f in p.findings]
     findings += pair_findings
     findings.sort(key=lambda f: f.source)
     return Configuration(tuple(result), tuple(findings))
@@ -869,7 +876,7 @@ def _pairs(parsed: list[_Parsed], dialect: Dialect) -> tuple[list[_Parsed], list
             notes.append(Finding(f["source"], Severity.INFO,
                                  f"{f['name']}: IPv6 is served by line {v6.fields['source'].line}"
                                  f" ({v6.token}), as under {dialect.daemon}: this line keeps "
-                                 "IPv4 only"))
+                                 "IPv4 only", code=Code.DUAL_STACK_PAIR))
         wildcard.setdefault(key + (p.fields["listens"][0].family,), p)
         kept.append(p)
     return kept, notes
@@ -881,10 +888,11 @@ def _pair_note(p: _Parsed, first: _Parsed, dialect: Dialect, why: str) -> Findin
     where = f"line {g['source'].line} ({first.token})"
     if same:
         return Finding(f["source"], Severity.INFO,
-                       f"{f['name']} ({p.token}): {where} {why}; nothing is lost: left out")
+                       f"{f['name']} ({p.token}): {where} {why}; nothing is lost: left out",
+                       code=Code.DUAL_STACK_PAIR)
     return Finding(f["source"], Severity.WARNING,
                    f"{f['name']} ({p.token}): {where} {why}, so this line's server never ran "
-                   "there (it differs from that line's): left out")
+                   "there (it differs from that line's): left out", code=Code.DUAL_STACK_PAIR)
 
 
 def unique_ids(keys: list[tuple[str, str]]) -> list[str]:
@@ -914,12 +922,11 @@ def read_inetd(path: str | Path, *, flavor: str = "openbsd",
     path = Path(path)
     dialect_of(flavor)  # an unknown flavour is the command line's error, not the file's
     try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        raise ConfigError("no such file", str(path)) from None
+        text, _ = open_regular(path)  # a regular file only: /dev/zero would never end
     except IsADirectoryError:
-        raise ConfigError("is a directory, expected an inetd.conf file", str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror or exc}", str(path)) from None
+        raise ConfigError("is a directory, expected an inetd.conf file", str(path),
+                          code=Code.UNREADABLE) from None
+    except (OSError, ValueError) as exc:
+        raise unreadable(exc, path) from None
     return parse_inetd(text, str(path), flavor=flavor, services=services,
                        include_disabled=include_disabled)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..model import Code
 
 DEFAULT_PATH = "/etc/services"
 
@@ -73,8 +74,9 @@ def load_services(path: str | Path = DEFAULT_PATH) -> ServicesTable:
     except FileNotFoundError:
         if str(path) == DEFAULT_PATH:
             return ServicesTable(source=str(path))  # a bare system: numeric ports only
-        raise ConfigError("services file not found", str(path)) from None
+        raise ConfigError("services file not found", str(path), code=Code.UNREADABLE) from None
     except (OSError, ValueError) as exc:  # a directory, a device, no permission, a NUL
         why = getattr(exc, "strerror", None) or "the path cannot be opened"
-        raise ConfigError(f"cannot read the services file: {why}", str(path)) from None
+        raise ConfigError(f"cannot read the services file: {why}", str(path),
+                          code=Code.UNREADABLE) from None
     return parse_services(text, str(path))

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from ..model import Finding, Severity, Source
+from ..model import Code, Finding, Severity, Source
 from .addresses import ANY, ANY_V4, ANY_V6, MAPPED, NOTHING, V4_LAST, V6_BASE, AddressSet, \
     client_address, cover, first_match, for_systemd, point, union
 
@@ -207,7 +207,7 @@ def _read_table(text: str, file: str, kind: str) -> tuple[tuple[Rule, ...], tupl
                            "that reaches this line")
                 rules.append(_stop_rule(file, lineno, line))
             findings.append(Finding(Source(file, lineno, 1), Severity.ERROR,
-                                    f"this line {what}: {outcome}"))
+                                    f"this line {what}: {outcome}", code=Code.TCP_WRAPPERS_RULE))
             break
         if line.startswith("#") or not line.strip(_BLANKS):
             continue
@@ -235,7 +235,8 @@ def read_tcpwrappers(etc: str | Path) -> TcpWrappers:
             verdict = "no client is granted by it" if kind == "allow" else \
                 "libwrap refuses every client not granted by hosts.allow"
             findings.append(Finding(Source(str(path), 0), Severity.ERROR,
-                                    f"cannot read: {exc.strerror}; {verdict}"))
+                                    f"cannot read: {exc.strerror}; {verdict}",
+                                    code=Code.UNREADABLE))
             if kind == "deny":
                 found[kind] = (_stop_rule(str(path), 0, ""),)
                 continue
@@ -367,7 +368,8 @@ def _parse_rule(line: str, file: str, lineno: int, kind: str) -> tuple[Rule | No
     if rest is None:
         return None, Finding(Source(file, lineno, len(line.rstrip(_BLANKS)) + 1), Severity.ERROR,
                              "missing ':' separator (expected 'daemon_list : client_list "
-                             "[: option ...]'): libwrap skips this line")
+                             "[: option ...]'): libwrap skips this line",
+                             code=Code.TCP_WRAPPERS_RULE)
     client_text, options_text, second = _split_at(rest, ":")
     daemons, clients = _pattern_list(daemon_text), _pattern_list(client_text)
     grants = kind == "allow"
@@ -378,13 +380,14 @@ def _parse_rule(line: str, file: str, lineno: int, kind: str) -> tuple[Rule | No
     if problem is not None:
         column = first_colon + second + 3 if second >= 0 else 1
         finding = Finding(Source(file, lineno, column), Severity.ERROR,
-                          f"{problem}: libwrap refuses every client this rule matches")
+                          f"{problem}: libwrap refuses every client this rule matches",
+                          code=Code.TCP_WRAPPERS_RULE)
     elif not any(daemons.segments[0]) or not clients.segments[0]:
         what = "daemon" if not daemons.segments[0] else "client"
         column = 1 if what == "daemon" else first_colon + 2
         finding = Finding(Source(file, lineno, column), Severity.WARNING,
                           f"empty {what} list (or one that starts with EXCEPT): this rule "
-                          "never matches")
+                          "never matches", code=Code.TCP_WRAPPERS_RULE)
     return rule, finding
 
 
@@ -1181,7 +1184,8 @@ def _compile_rules(wrappers: TcpWrappers, daemon: str, service: str | None,
                          NOTHING if match.may is sure else match.may - sure)
         reasons.append((rule, why))
         for note in dict.fromkeys(match.notes):
-            notes.append(Finding(rule.source, Severity.INFO, note, service))
+            notes.append(Finding(rule.source, Severity.INFO, note, service,
+                                 code=Code.TCP_WRAPPERS_CARRIED))
         if rule.options:
             notes.extend(_option_findings(rule, service))
     granted = first_match(strict, True)
@@ -1200,7 +1204,8 @@ def _compile_rules(wrappers: TcpWrappers, daemon: str, service: str | None,
             findings.append(Finding(rule.source, Severity.WARNING,
                                     f"tcp_wrappers rule '{rule.text}' cannot be expressed as "
                                     f"IPAddressAllow/Deny: {'; '.join(dict.fromkeys(why))}; "
-                                    f"made stricter ({side})", service))
+                                    f"made stricter ({side})", service,
+                                    code=Code.TCP_WRAPPERS_INEXACT))
     allow = None if strict_granted == ANY else strict_granted.texts()
     return Compiled(allow, not lost, tuple(applied), tuple(findings + notes),
                     None if allow is None else strict_granted)
@@ -1222,7 +1227,7 @@ def _option_findings(rule: Rule, service: str | None) -> list[Finding]:
                    f"not carried (systemd logs to the journal at its own levels)")
         else:
             msg = f"option '{option}' is not carried over to systemd"
-        out.append(Finding(rule.source, Severity.WARNING, msg, service))
+        out.append(Finding(rule.source, Severity.WARNING, msg, service, code=Code.NOT_CARRIED))
     return out
 
 

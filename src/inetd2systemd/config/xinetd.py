@@ -75,10 +75,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from . import addresses, bad_entry, free_id, open_regular, reason, same_address
+from . import addresses, bad_entry, free_id, open_regular, reason, same_address, unreadable
 from ..errors import ConfigError
-from ..model import (INTERNAL_NAMES, RLIMIT_NAMES, Configuration, Family, Finding, Listen,
-                     RateLimit, Redirect, Service, Severity, SocketType, Source)
+from ..model import (INTERNAL_NAMES, RLIMIT_NAMES, Code, Configuration, Family, Finding, Listen,
+                     RateLimit, Redirect, Service, Severity, SocketType, Source,
+                     unmapped_code)
 from .services import ServicesTable, load_services
 from ..bulk import gc_paused
 
@@ -776,10 +777,13 @@ class _State:
     reading: list[tuple[str, object]] = field(default_factory=list)  # (path, identity) open
     read: set = field(default_factory=set)  # identities of every file and directory read
     entries: int = 0  # entries recognised, to tell a configuration from something else
+    # attributes systemd has no place for, as the defaults entry sets them: (attribute,
+    # value, where) -> how many services take them (reported once, at the defaults' line)
+    from_defaults: dict[tuple[str, str, Source], int] = field(default_factory=dict)
 
     def note(self, source: Source, severity: Severity, message: str,
-             service: str | None = None) -> None:
-        self.findings.append(Finding(source, severity, message, service))
+             service: str | None = None, *, code: Code) -> None:
+        self.findings.append(Finding(source, severity, message, service, code=code))
 
 
 def _value_columns(a: Assignment) -> list[int]:
@@ -808,7 +812,7 @@ def _error_at(a: Assignment, file: str, message: str, value_index: int | None = 
 def _ignore(target: _Raw, a: Assignment, file: str, message: str) -> None:
     """A line xinetd reads past with a warning: the service runs without it."""
     target.findings.append(bad_entry(_error_at(a, file, message), IGNORES_LINE,
-                                     severity=Severity.WARNING))
+                                     severity=Severity.WARNING, code=Code.LINE_IGNORED))
 
 
 def _apply(target: _Raw, a: Assignment, file: str, in_defaults: bool, state: _State
@@ -891,7 +895,8 @@ def _apply_list(target: _Raw, name: str, spec: _Spec, a: Assignment, file: str,
         if item is None:
             target.findings.append(bad_entry(
                 _error_at(a, file, f"{name}: cannot read address {value!r}", index),
-                "xinetd leaves it out of the list", severity=Severity.WARNING))
+                "xinetd leaves it out of the list", severity=Severity.WARNING,
+                code=Code.LINE_IGNORED))
         elif op == "-=":
             removed.append(item)
         elif isinstance(items, dict):
@@ -920,7 +925,7 @@ def _refused(target: _Raw, a: Assignment, file: str, in_defaults: bool,
     if in_defaults:
         # parse.c: "A fatal error was encountered while parsing the default section"
         raise ConfigError(f"{error.msg}: xinetd exits on an error in the defaults entry",
-                          error.file, error.line, error.column)
+                          error.file, error.line, error.column, code=Code.BAD_INPUT)
     target.failures.append(_Failure(error, None))
     if fold(a.name) == "disable":
         target.switched_off = None  # not an administrator's choice: a failure
@@ -969,9 +974,11 @@ def _bad_entry(state: _State, error: ConfigError, lines, start: int, end: int,
     """An ERROR for what skip_entry lost; a WARNING when it lost nothing (a stray line
     at the end of a file: the `}` after a complete entry in many CTF templates)."""
     if start >= end:
-        state.findings.append(bad_entry(error, IGNORES_LINE, severity=Severity.WARNING))
+        state.findings.append(bad_entry(error, IGNORES_LINE, severity=Severity.WARNING,
+                                        code=Code.LINE_IGNORED))
     else:
-        state.findings.append(bad_entry(error, what + _skipped(lines, start, end)))
+        state.findings.append(bad_entry(error, what + _skipped(lines, start, end),
+                                        code=Code.ENTRY_SKIPPED))
 
 
 def _entries(file: str, text: str, state: _State) -> Iterator[tuple[str, str, Source]]:
@@ -1022,7 +1029,7 @@ def _entries(file: str, text: str, state: _State) -> Iterator[tuple[str, str, So
                 # at the `{` line, where xinetd is when it says so
                 state.note(Source(file, lines[index - 1][0], 1), Severity.WARNING,
                            "only one defaults entry is allowed per file: xinetd ignores this "
-                           f"one{_skipped(lines, index, end)}")
+                           f"one{_skipped(lines, index, end)}", code=Code.LINE_IGNORED)
                 index = end
                 continue
             index, complete = _read_body(lines, index, file, state.defaults, True, state,
@@ -1082,7 +1089,8 @@ def _read_body(lines, index: int, file: str, target: _Raw, in_defaults: bool,
     state.findings.append(bad_entry(ConfigError(f"{where}: missing '}}' before the end of the "
                                                 "file", file, number, column),
                                     SKIPS_ENTRY if not in_defaults else
-                                    "xinetd keeps what it read of the defaults entry"))
+                                    "xinetd keeps what it read of the defaults entry",
+                                    code=Code.ENTRY_SKIPPED))
     return index, False
 
 
@@ -1137,11 +1145,11 @@ def _repeat(path: str, identity: object, where: Source, state: _State) -> bool:
         state.note(where, Severity.WARNING, f"include loop: {path} is being read already "
                    f"({' -> '.join(chain[start:] + [path])}); xinetd reads it into itself "
                    "until it runs out of file descriptors and disables the services it "
-                   "meets again: read once here")
+                   "meets again: read once here", code=Code.INCLUDE_LOOP)
     else:
         state.note(where, Severity.INFO, f"{path} is included again: xinetd reads it "
                    "again and disables the services it meets a second time as duplicates; "
-                   "read once here")
+                   "read once here", code=Code.INCLUDE_REPEATED)
     return True
 
 
@@ -1151,15 +1159,15 @@ def _open_included(path: str, where: Source, state: _State, in_dir: bool = False
     except (OSError, ValueError) as exc:
         if in_dir and isinstance(exc, OSError) and exc.errno in (0, 21):
             state.note(Source(path, 0), Severity.INFO, "skipped: not a regular file, as "
-                       "xinetd does")
+                       "xinetd does", code=Code.INCLUDE_SKIPPED)
         elif isinstance(exc, IsADirectoryError):
             state.note(where, Severity.WARNING, f"include {path}: a directory (xinetd reads "
-                       "nothing from it; includedir reads one): skipped")
+                       "nothing from it; includedir reads one): skipped", code=Code.INCLUDE_SKIPPED)
         else:
             # xinetd logs "Unable to open included configuration file" and goes on
             state.note(Source(path, 0) if in_dir else where, Severity.WARNING,
                        f"included file {path}: {reason(exc)}: skipped, as "
-                       "xinetd does")
+                       "xinetd does", code=Code.INCLUDE_SKIPPED)
         return None
     if _repeat(path, identity, where, state):
         return None
@@ -1174,7 +1182,7 @@ def _open_included_dir(path: str, where: Source, state: _State):
         read, skipped = included_names(path)
     except (OSError, ValueError) as exc:
         state.note(where, Severity.WARNING, f"included directory {path}: {reason(exc)}: "
-                   "skipped, as xinetd does")
+                   "skipped, as xinetd does", code=Code.INCLUDE_SKIPPED)
         return None
     if _repeat(path, identity, where, state):
         return None
@@ -1182,7 +1190,7 @@ def _open_included_dir(path: str, where: Source, state: _State):
     for name in skipped:
         state.note(Source(os.path.join(path, name), 0), Severity.INFO,
                    "skipped: xinetd ignores files in an includedir whose name contains '.' or "
-                   "ends with '~'")
+                   "ends with '~'", code=Code.INCLUDE_SKIPPED)
     return _dir_entries(path, read, where, state), path, identity
 
 
@@ -1298,7 +1306,8 @@ def _program(raw: _Raw, kind: _Kind, socket_type: SocketType, wait: bool, id_: s
             raise _error(raw, "flags", "a redirected service cannot have NAMEINARGS")
         if server is not None:
             findings.append(Finding(raw.attrs["server"].source, Severity.INFO,
-                                    "server is ignored: redirect takes over, as in xinetd", id_))
+                                    "server is ignored: redirect takes over, as in xinetd", id_,
+                                    code=Code.NO_EFFECT))
     elif "TRAFFIC" in raw.get("log_on_success", {}):
         raise _error(raw, "log_on_success", "TRAFFIC is only for redirected services")
     if not kind.internal and redirect is None:
@@ -1325,7 +1334,7 @@ def _program(raw: _Raw, kind: _Kind, socket_type: SocketType, wait: bool, id_: s
         if server is not None and redirect is None:
             findings.append(Finding(raw.attrs["server"].source, Severity.INFO,
                                     "server is ignored for an INTERNAL service, as xinetd "
-                                    "does", id_))
+                                    "does", id_, code=Code.NO_EFFECT))
         return _Program(None, (), internal, redirect, nameinargs)
     if redirect is not None:
         return _Program(None, (), None, redirect, nameinargs)
@@ -1353,7 +1362,7 @@ def _bind(raw: _Raw, ipv6_flag: bool, findings: list[Finding], id_: str
     address = ipaddress.ip_address(found[0][4][0].split("%")[0])
     findings.append(Finding(raw.attrs["bind"].located, Severity.WARNING,
                             f"bind {value} resolved now to {address}: re-run the conversion "
-                            "if it changes", id_))
+                            "if it changes", id_, code=Code.RESOLVED_NOW))
     return address
 
 
@@ -1375,7 +1384,7 @@ def _listens(raw: _Raw, kind: _Kind, protocol: str | None, state: _State, id_: s
         findings.append(Finding(raw.attrs["type"].located, Severity.ERROR,
                                 f"RPC service (rpc_version {' '.join(raw.attrs['rpc_version'].values)}): "
                                 "systemd cannot register it with the portmapper; keep the "
-                                "native daemon", id_))
+                                "native daemon", id_, code=Code.RPC))
         return f"rpc/{fold(protocol)}", ()
     if kind.tcpmux:
         if not kind.unlisted:
@@ -1385,7 +1394,7 @@ def _listens(raw: _Raw, kind: _Kind, protocol: str | None, state: _State, id_: s
         findings.append(Finding(raw.attrs["type"].located, Severity.ERROR,
                                 "TCPMUX service: systemd has no RFC 1078 dispatcher on port 1, "
                                 "so it cannot be reached; give it a port of its own "
-                                "(UNLISTED + port) instead", id_))
+                                "(UNLISTED + port) instead", id_, code=Code.TCPMUX))
         return fold(protocol), ()
     if kind.unlisted:
         if port is None:
@@ -1435,9 +1444,11 @@ def _limits(raw: _Raw) -> _Limits:
 
 
 def _unmapped(raw: _Raw, kind: _Kind, program: _Program, wait: bool, id_: str,
-              findings: list[Finding]) -> tuple[tuple[str, str, Source], ...]:
+              findings: list[Finding], state: _State) -> tuple[tuple[str, str, Source], ...]:
     """The attributes and flags systemd has no place for, for the writer to report;
-    flags that mean nothing under systemd are noted here."""
+    flags that mean nothing under systemd are noted here. Those the service has from the
+    defaults entry, as it is there, are counted in state.from_defaults instead: one
+    finding at their own line says it for every service (_defaults_findings)."""
     def entry(attr: str, value: str) -> tuple[str, str, Source]:
         return (attr, value, raw.attrs[attr].source if attr in raw.attrs else raw.source)
 
@@ -1451,7 +1462,12 @@ def _unmapped(raw: _Raw, kind: _Kind, program: _Program, wait: bool, id_: str,
             text = " ".join(value.parsed)
         else:
             text = " ".join(value.values)
-        if text:
+        if not text:
+            continue
+        if value.owner is state.defaults:
+            key = (attr, text, value.source)
+            state.from_defaults[key] = state.from_defaults.get(key, 0) + 1
+        else:
             unmapped.append(entry(attr, text))
     for flag in UNMAPPED_FLAGS:
         if flag not in kind.flags:
@@ -1460,17 +1476,18 @@ def _unmapped(raw: _Raw, kind: _Kind, program: _Program, wait: bool, id_: str,
             # check_entry: internal and multi-threaded services cannot be intercepted
             findings.append(Finding(raw.attrs["flags"].source, Severity.INFO, "flag INTERCEPT "
                                     "is cleared by xinetd for internal and wait = no services",
-                                    id_))
+                                    id_, code=Code.NO_EFFECT))
             continue
         unmapped.append(entry("flags", flag))
     for flag in ("REUSE", "NORETRY"):
         if flag in kind.flags:
             findings.append(Finding(raw.attrs["flags"].source, Severity.INFO,
                                     f"flag {flag} has no meaning under systemd (nothing to do)",
-                                    id_))
+                                    id_, code=Code.NO_EFFECT))
     if "SPECIAL" in kind.types:
         findings.append(Finding(raw.attrs["type"].source, Severity.INFO, "type SPECIAL only "
-                                "changes how xinetd logs its own services (nothing to do)", id_))
+                                "changes how xinetd logs its own services (nothing to do)", id_,
+                                code=Code.NO_EFFECT))
     return tuple(unmapped)
 
 
@@ -1506,12 +1523,13 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
     limits = _limits(raw)
     env = tuple(tuple(v.split("=", 1)) for v in raw.get("env", ()))
     passenv = raw.get("passenv")
-    unmapped = _unmapped(raw, kind, program, wait, id_, findings)
+    unmapped = _unmapped(raw, kind, program, wait, id_, findings, state)
     if socket_type is SocketType.DGRAM and not wait:
         # The packaged xinetd runs it (checked with /usr/sbin/xinetd), one server per
         # datagram; kept as written, the writer decides how systemd runs it.
         findings.append(Finding(raw.source, Severity.INFO, "dgram service with wait = no: "
-                                "the packaged xinetd starts a server per datagram", id_))
+                                "the packaged xinetd starts a server per datagram", id_,
+                                code=Code.DGRAM_NOWAIT))
     libwrap_name = _libwrap_name(raw, kind, socket_type, program)
     only_from = raw.get("only_from")
     service = Service(
@@ -1542,11 +1560,12 @@ def _failure_findings(raw: _Raw) -> list[Finding]:
     findings = []
     for error, undone_by in raw.failures:
         if undone_by is None:
-            findings.append(bad_entry(error, DISABLES, id_))
+            findings.append(bad_entry(error, DISABLES, id_, code=Code.DISABLED_BY_DAEMON))
         else:
             findings.append(bad_entry(error, f"{DISABLES}, but {undone_by} switches it back "
                                              "on: it runs without this attribute, and so does "
-                                             "the unit", id_, severity=Severity.WARNING))
+                                             "the unit", id_, severity=Severity.WARNING,
+                                      code=Code.LINE_IGNORED))
     return findings
 
 
@@ -1576,7 +1595,7 @@ def _finish(state: _State) -> Configuration:
         if reason and not state.include_disabled:
             findings.append(Finding(raw.source, Severity.INFO,
                                     f"service {raw.name} ({id_}) is disabled ({reason}): left "
-                                    "out; --include-disabled converts it", id_))
+                                    "out; --include-disabled converts it", id_, code=Code.DISABLED))
             continue
         _fill_defaults(raw, state.defaults)
         try:
@@ -1584,12 +1603,22 @@ def _finish(state: _State) -> Configuration:
         except ConfigError as error:
             findings.append(bad_entry(error, DISABLES if not reason else
                                       "xinetd would disable this service if it were enabled",
-                                      id_))
+                                      id_, code=Code.DISABLED_BY_DAEMON))
             continue
         findings.extend(notes)
         services.append((service if not reason else replace(service, disabled=True),
                          "bind" in raw.attrs, raw.column))
+    findings.extend(_defaults_findings(state))
     return Configuration(*_resolve_duplicates(services, findings))
+
+
+def _defaults_findings(state: _State) -> list[Finding]:
+    """One WARNING per attribute of the defaults entry that systemd has no place for, at
+    its line, however many services take it."""
+    return [Finding(where, Severity.WARNING, f"{attr} = {text} (defaults, taken by {count} "
+                    f"service{'s' * (count != 1)}): not carried over (no systemd equivalent)",
+                    code=unmapped_code(attr))
+            for (attr, text, where), count in state.from_defaults.items()]
 
 
 def _clash(earlier: tuple[Service, bool], later: tuple[Service, bool]) -> bool:
@@ -1627,14 +1656,14 @@ def _resolve_duplicates(services: list[tuple[Service, bool, int]], findings: lis
             # Debian ships echo-dgram twice (echo and echo-udp), both off: one unit is enough
             findings.append(Finding(service.source, Severity.INFO,
                                     f"disabled duplicate of {twin.id} ({twin.source}), same "
-                                    "socket: left out", service.id))
+                                    "socket: left out", service.id, code=Code.DUPLICATE))
             continue
         if clash is not None:
             same = "the same id" if clash.id == service.id else f"the same port as {clash.id}"
             findings.append(Finding(replace(service.source, column=column), Severity.ERROR,
                                     f"{same} ({clash.source}) on {service.listens[0]}/"
                                     f"{service.protocol}: xinetd disables (or cannot bind) "
-                                    "this later entry: left out", service.id))
+                                    "this later entry: left out", service.id, code=Code.DUPLICATE))
             continue
         original_id = service.id
         if service.id in ids:
@@ -1642,7 +1671,7 @@ def _resolve_duplicates(services: list[tuple[Service, bool, int]], findings: lis
             findings.append(Finding(service.source, Severity.INFO,
                                     f"id {service.id} is used by an earlier entry (xinetd "
                                     "allows that while they differ in socket or one is "
-                                    f"disabled): renamed {new}", new))
+                                    f"disabled): renamed {new}", new, code=Code.ID_RENAMED))
             service = replace(service, id=new)
         ids.add(service.id)
         kept.append(service)
@@ -1670,7 +1699,8 @@ def _read_top(file: str, text: str, identity: object, state: _State) -> None:
         if first is not None:
             raise ConfigError("not an xinetd configuration: no 'service NAME' entry, "
                               f"'defaults', 'include' or 'includedir' ({first.message})",
-                              first.source.file, first.source.line, first.source.column)
+                              first.source.file, first.source.line, first.source.column,
+                              code=Code.NOT_A_CONFIGURATION)
 
 
 @gc_paused
@@ -1699,7 +1729,7 @@ def read_xinetd(path: str | Path, *, services: ServicesTable | None = None,
     try:
         text, _ = open_regular(path)
     except (OSError, ValueError) as exc:
-        raise ConfigError(reason(exc), path) from None
+        raise unreadable(exc, path) from None
     return parse_xinetd(text, path, services=services, include_disabled=include_disabled,
                         root=root)
 
@@ -1710,11 +1740,11 @@ def read_xinetd_dir(path: str | Path, *, services: ServicesTable | None = None,
     """A directory of service files (an xinetd.d), read as `includedir` reads it."""
     path = str(path)
     if not os.path.isdir(path):
-        raise ConfigError("not a directory", path)
+        raise ConfigError("not a directory", path, code=Code.UNREADABLE)
     try:  # the directory asked for, unlike one an includedir names, must be readable
         names, _ = included_names(path)
     except OSError as exc:
-        raise ConfigError(reason(exc), path) from None
+        raise unreadable(exc, path) from None
     state = _state(services, include_disabled, root)
     opened = _open_included_dir(path, Source(path, 0), state)
     if opened is not None:
@@ -1724,7 +1754,7 @@ def read_xinetd_dir(path: str | Path, *, services: ServicesTable | None = None,
             _is_xinetd_file(os.path.join(path, name)) for name in names):
         raise ConfigError("not an xinetd.d directory: nothing in it is an xinetd "
                           "configuration (give an inetd.conf as a file, or --format inetd "
-                          "for an inetd.d directory)", path)
+                          "for an inetd.d directory)", path, code=Code.NOT_A_CONFIGURATION)
     return configuration
 
 

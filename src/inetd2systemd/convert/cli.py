@@ -141,20 +141,22 @@ def _conflict(args: argparse.Namespace) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..model import Code
     from ..units.install import InstallError, installed_systemd_version, unit_directory
     from ..units.writer import WriterOptions
 
     problem = _conflict(args)
     if problem:
         print(f"inetd2systemd convert: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _failed(args, EXIT_BAD_INPUT, report.error_json(Code.BAD_ARGUMENTS, problem))
     if args.uninstall:
         return _uninstall(args)
     try:
         command = suite_command(args)
     except ValueError as exc:
         print(f"inetd2systemd convert: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _failed(args, EXIT_BAD_INPUT, report.error_json(Code.BAD_ARGUMENTS, str(exc)))
     paths = args.paths or [DEFAULT_PATH]
     sources = tuple(os.path.abspath(p) for p in paths)
     version = args.systemd_version or installed_systemd_version()
@@ -162,11 +164,16 @@ def _run(args: argparse.Namespace) -> int:
                             stderr_to_journal=args.stderr_to_journal, config_paths=sources,
                             harden=args.harden, dynamic_user=args.dynamic_user,
                             **({"command": command} if command else {}))
-    conversion = convert(paths, options, format=args.format, flavor=args.flavor,
-                         services=load_services(args.services),
-                         include_disabled=args.include_disabled,
-                         host_root=None if args.no_host_check else
-                         (args.root if args.install else "/"))
+    try:
+        conversion = convert(paths, options, format=args.format, flavor=args.flavor,
+                             services=load_services(args.services),
+                             include_disabled=args.include_disabled,
+                             host_root=None if args.no_host_check else
+                             (args.root if args.install else "/"))
+    except ConfigError as exc:
+        print(f"inetd2systemd convert: {exc}", file=sys.stderr)
+        return _failed(args, EXIT_BAD_INPUT, report.error_json(exc.code, exc.msg, exc.file,
+                                                               exc.line, exc.column))
     configuration, units, findings = conversion.configuration, conversion.units, conversion.findings
     status = conversion.status
 
@@ -175,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
 
     target = unit_directory(args.root) if args.install else \
         Path(args.output_dir) if args.output_dir else None
+    p = errors = None
     if target is not None:
         start = sockets_to_start(units, configuration.services)
         try:
@@ -189,15 +197,19 @@ def _run(args: argparse.Namespace) -> int:
                 _print_plan(p, dry_run=True)
                 if p.refused:
                     status = EXIT_FAILED
+                    errors = [report.error_json(Code.REFUSED, p.refused)]
             else:
                 check_installable(p, args.root if args.install else target)
                 carry_out(p, units, root=args.root, durable=bool(args.install))
                 _print_plan(p, dry_run=False, verbose=args.verbose)
         except InstallError as exc:
             print(f"inetd2systemd convert: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        if args.install and not args.dry_run and Path(args.root).resolve() != Path("/") \
-                and start:
+            status = EXIT_FAILED
+            refused = p is not None and p.refused is not None
+            errors = [report.error_json(Code.REFUSED if refused else Code.INSTALL_FAILED,
+                                        str(exc))]
+        if args.install and status != EXIT_FAILED and not args.dry_run \
+                and Path(args.root).resolve() != Path("/") and start:
             print(f"installed under {args.root}: enable there with 'systemctl enable "
                   f"{' '.join(start)}'", file=sys.stderr)
     elif args.dry_run and not args.json:
@@ -205,37 +217,55 @@ def _run(args: argparse.Namespace) -> int:
               f"{' '.join(u.name for u in units) or 'none'}", file=sys.stderr)
 
     if args.json:
-        # one write: json.dump would make a write() call per token (~50 per unit)
-        sys.stdout.write(json.dumps(as_json(configuration, units, findings, status), indent=2))
-        sys.stdout.write("\n")
+        _write_json(as_json(configuration, units, findings, status, plan=p, errors=errors or ()))
     elif target is None and not args.dry_run:
         sys.stdout.write("".join(f"# ==> {unit.name} <==\n{unit.text.rstrip(chr(10))}\n\n"
                                  for unit in units))
-    print(report.summary(configuration.services, len(units), findings), file=sys.stderr)
+    if status != EXIT_FAILED:
+        print(report.summary(configuration.services, len(units), findings), file=sys.stderr)
+    return status
+
+
+def _write_json(document: dict) -> None:
+    # one write: json.dump would make a write() call per token (~50 per unit)
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def _failed(args: argparse.Namespace, status: int, error: dict) -> int:
+    """A command that stopped before converting: with --json, the document still comes,
+    empty but for the error."""
+    if args.json:
+        _write_json({"schema": report.SCHEMA, "services": [], "units": [], "findings": [],
+                     "errors": [error], "complete": False, "exit_status": status})
     return status
 
 
 def _uninstall(args: argparse.Namespace) -> int:
+    from ..model import Code
     from ..units.install import InstallError, check_installable, carry_out, plan_uninstall
 
     sources = tuple(os.path.abspath(p) for p in args.paths) if args.paths else None
+    p, status, errors = None, EXIT_OK, []
     try:
         p = plan_uninstall(sources=sources, root=args.root)
         if not p.steps:
             what = f"from {', '.join(sources)}" if sources else "by inetd2systemd convert"
             print(f"inetd2systemd convert: nothing is installed {what} under {args.root}",
                   file=sys.stderr)
-            return EXIT_OK
-        if args.dry_run:
+        elif args.dry_run:
             _print_plan(p, dry_run=True)
-            return EXIT_OK
-        check_installable(p, args.root)
-        carry_out(p, root=args.root)
+        else:
+            check_installable(p, args.root)
+            carry_out(p, root=args.root)
+            _print_plan(p, dry_run=False, verbose=args.verbose)
     except InstallError as exc:
         print(f"inetd2systemd convert: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    _print_plan(p, dry_run=False, verbose=args.verbose)
-    return EXIT_OK
+        status = EXIT_FAILED
+        errors.append(report.error_json(Code.INSTALL_FAILED, str(exc)))
+    if args.json:
+        _write_json({"schema": report.SCHEMA, "plan": [s.as_json() for s in p.steps] if p else [],
+                     "errors": errors, "exit_status": status})
+    return status
 
 
 def _print_plan(p, *, dry_run: bool, verbose: bool = True) -> None:

@@ -16,8 +16,9 @@ from .. import report
 from ..config import load
 from ..config.services import ServicesTable
 from ..errors import EXIT_OK
-from ..model import Configuration, Finding, Service, Severity
+from ..model import Code, Configuration, Finding, Service, Severity
 from ..units.writer import Unit, WriterOptions, render
+from .host import settle_groups, tcp_wrappers_findings
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,14 @@ def convert(paths: Iterable[str | Path], options: WriterOptions, *, format: str 
         configuration = host_check(configuration)
     elif host_root is not None:
         configuration = check_host(configuration, host_root)
+        configuration = settle_groups(configuration, host_root)
     units, writer_findings = render(configuration.services, options)
-    return Conversion(configuration, tuple(units),
-                      tuple(merge_findings(configuration.findings, writer_findings)))
+    findings = merge_findings(configuration.findings, writer_findings)
+    if options.engine == "systemd":  # the superserver applies hosts.allow/deny itself
+        converted = {unit.service_id for unit in units}
+        findings += tcp_wrappers_findings([s for s in configuration.services
+                                           if s.id in converted], host_root)
+    return Conversion(configuration, tuple(units), tuple(findings))
 
 
 SYSTEMD_UNIT_DIRECTORIES = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system",
@@ -82,18 +88,20 @@ def check_host(configuration: Configuration, root: str = "/", *,
         if service.server is not None:
             path = Path(root) / service.server.lstrip("/")
             if not (path.is_file() and os.access(path, os.X_OK)):
-                problem = f"server program {service.server} does not exist or is not executable"
+                problem = (Code.PROGRAM_MISSING, f"server program {service.server} does not "
+                           "exist or is not executable")
         if problem is None and service.user and not service.user.isdigit() \
                 and not user_exists(service.user):
-            problem = f"user {service.user!r} does not exist"
+            problem = (Code.USER_MISSING, f"user {service.user!r} does not exist")
         if problem is None and service.group and not service.group.isdigit() \
                 and not group_exists(service.group):
-            problem = f"group {service.group!r} does not exist"
+            problem = (Code.GROUP_MISSING, f"group {service.group!r} does not exist")
         if problem is not None:
+            code, what = problem
             where = "" if Path(root).resolve() == Path("/") else f" under {root}"
             findings.append(Finding(service.source, Severity.ERROR,
-                                    f"{problem}{where}: left out (--no-host-check keeps it)",
-                                    service.id))
+                                    f"{what}{where}: left out (--no-host-check keeps it)",
+                                    service.id, code=code))
             continue
         kept.append(service)
     return replace(configuration, services=tuple(kept), findings=tuple(findings))
@@ -145,7 +153,11 @@ def sockets_to_start(units, services) -> list[str]:
     return [u.name for u in units if u.name.endswith(".socket") and u.service_id not in disabled]
 
 
-def as_json(configuration: Configuration, units, findings, status: int) -> dict:
+def as_json(configuration: Configuration, units, findings, status: int, *, plan=None,
+            errors: Iterable[dict] = ()) -> dict:
+    """The document `convert --json` prints (docs/json.md). `plan`: the steps of an
+    --output-dir or --install run (units.install.Plan); `errors`: why the command
+    stopped (report.error_json), when it did."""
     by_service: dict[str, list[str]] = {}
     for unit in units:
         by_service.setdefault(unit.service_id, []).append(unit.name)
@@ -154,10 +166,15 @@ def as_json(configuration: Configuration, units, findings, status: int) -> dict:
         entry = report.service_json(service)
         entry["units"] = by_service.get(service.id, [])
         services.append(entry)
-    return {
+    document = {
+        "schema": report.SCHEMA,
         "services": services,
         "units": [{"name": u.name, "service": u.service_id, "text": u.text} for u in units],
         "findings": [report.finding_json(f) for f in findings],
+        "errors": list(errors),
         "complete": status == EXIT_OK,
         "exit_status": status,
     }
+    if plan is not None:
+        document["plan"] = [step.as_json() for step in plan.steps]
+    return document

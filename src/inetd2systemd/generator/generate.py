@@ -22,7 +22,7 @@ from ..config import load, merge
 from ..config.services import ServicesTable, load_services
 from ..convert.pipeline import Conversion, check_host, convert, merge_findings, sockets_to_start
 from ..errors import ConfigError
-from ..model import Configuration, Finding, Service, Severity, Source
+from ..model import Code, Configuration, Finding, Service, Severity, Source
 from ..units import escape
 from ..units.writer import Unit, WriterOptions, render
 from . import legacy
@@ -133,7 +133,8 @@ def services_table(root: str) -> tuple[ServicesTable, list[Finding]]:
         return load_services(path), []
     except ConfigError as exc:
         return ServicesTable(source=path), [Finding(Source(path, 0), Severity.WARNING,
-                                                    f"{exc.msg}: only numeric ports are known")]
+                                                    f"{exc.msg}: only numeric ports are known",
+                                                    code=Code.UNREADABLE)]
 
 
 def flavor(root: str) -> str:
@@ -183,7 +184,8 @@ def host_check(root: str) -> Callable[[Configuration], Configuration]:
                              accounts=False)
         kept = {s.id for s in checked.services}
         notes = tuple(Finding(s.source, Severity.INFO, f"server program {s.server} not "
-                              f"checked: {later[s.id]} is not mounted yet", s.id)
+                              f"checked: {later[s.id]} is not mounted yet", s.id,
+                              code=Code.NOT_CHECKED)
                       for s in configuration.services if later[s.id])
         return replace(checked, findings=checked.findings + notes,
                        services=tuple(s for s in configuration.services
@@ -218,11 +220,13 @@ def _piecewise(paths, options, check, services, kind, config_root) -> Conversion
                                        root=config_root))
         except ConfigError as exc:
             findings.append(Finding(Source(exc.file or path, exc.line or 0, exc.column or 0),
-                                    Severity.ERROR, f"{exc.msg}: nothing read from this file"))
+                                    Severity.ERROR, f"{exc.msg}: nothing read from this file",
+                                    code=exc.code))
         except Exception as exc:  # noqa: BLE001
             findings.append(Finding(Source(path, 0), Severity.ERROR,
                                     f"internal error reading this file ({describe(exc)}): "
-                                    "nothing generated from it; please report it"))
+                                    "nothing generated from it; please report it",
+                                    code=Code.INTERNAL_ERROR))
     configuration = merge(configurations)
     configuration = replace(configuration, findings=tuple(findings) + configuration.findings)
     try:
@@ -231,7 +235,7 @@ def _piecewise(paths, options, check, services, kind, config_root) -> Conversion
         configuration = replace(configuration, findings=configuration.findings + (
             Finding(Source(paths[0] if paths else "/etc", 0), Severity.WARNING,
                     f"internal error checking the server programs ({describe(exc)}): "
-                    "not checked; please report it"),))
+                    "not checked; please report it", code=Code.INTERNAL_ERROR),))
     units, written = render_each(configuration.services, options)
     return Conversion(configuration, units, tuple(merge_findings(configuration.findings, written)))
 
@@ -254,7 +258,8 @@ def render_each(services, options: WriterOptions) -> tuple[tuple[Unit, ...], tup
     except Exception:  # noqa: BLE001 - only together do they fail: nothing can be kept
         units, findings, bad = (), (), {s.id: RuntimeError("rendering failed") for s in services}
     findings += tuple(Finding(s.source, Severity.ERROR, f"internal error writing its units "
-                              f"({describe(bad[s.id])}): left out; please report it", s.id)
+                              f"({describe(bad[s.id])}): left out; please report it", s.id,
+                              code=Code.INTERNAL_ERROR)
                       for s in services if s.id in bad)
     return units, findings
 

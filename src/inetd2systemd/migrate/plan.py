@@ -22,7 +22,7 @@ from ..config.services import load_services
 from ..config.tcpwrappers import (Compiled, HostNames, TcpWrappers, intersect_allow,
                                   read_host_names, read_tcpwrappers)
 from ..errors import EXIT_INCOMPLETE, EXIT_OK, ConfigError
-from ..model import Configuration, Finding, Service, Severity
+from ..model import Code, Configuration, Finding, Service, Severity
 from . import preflight
 
 # Legacy superserver units that install.sh stops (and rollback.sh restarts) when present.
@@ -157,6 +157,7 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
                    command: tuple[str, ...] | None = None, target_root: str | Path = "/",
                    proc: str | Path = "/proc", check_ports: bool = True, harden: str = "auto",
                    dynamic_user: bool = False) -> Migration:
+    from ..convert.host import settle_groups
     from ..convert.pipeline import merge_findings
     from ..units.writer import WriterOptions, render
 
@@ -192,7 +193,7 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
         legacy += LEGACY_UNITS["inetd"]
     if not configurations:
         raise ConfigError("no inetd.conf, xinetd.conf or xinetd.d: nothing to import", str(etc))
-    configuration = merge(configurations)
+    configuration = settle_groups(merge(configurations), str(tree))
     wrappers = read_tcpwrappers(etc)
     names = read_host_names(etc)  # host-name rules become exact for /etc/hosts addresses
 
@@ -232,7 +233,7 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
     plans = []
     for original, new, daemon, access, allow, notes in folded:
         mine = tuple(u for u in units if u.service_id == new.id)
-        findings = [f for f in writer_by_id.get(new.id, []) if not _is_tcpd_note(f, daemon)]
+        findings = list(writer_by_id.get(new.id, []))
         plans.append(ServicePlan(original, new, daemon, access, allow, mine,
                                  tuple(sorted(findings + notes, key=_order))))
 
@@ -248,11 +249,6 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
 def _order(f: Finding):
     return ({Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}[f.severity],
             f.source.file, f.source.line)
-
-
-def _is_tcpd_note(f: Finding, daemon: str | None) -> bool:
-    """The reader's / writer's remark that host rules are lost: we carried them."""
-    return daemon is not None and ("hosts.allow" in f.message and "tcpd" in f.message)
 
 
 def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
@@ -276,7 +272,7 @@ def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
                 "its rules let every address in")
         notes.append(Finding(service.source, Severity.INFO,
                              f"tcp_wrappers (daemon {daemon}): {what}; the socket is open to "
-                             "every address, as before", service.id))
+                             "every address, as before", service.id, code=Code.TCP_WRAPPERS_OPEN))
         return replace(service, tcp_wrapped=False), access, _own_allow(service), notes
     own = None
     if service.only_from is not None or service.no_access:
@@ -285,8 +281,10 @@ def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
         except addresses.AddressError as exc:
             own = addresses.CompiledAccess((), addresses=addresses.NOTHING)
             notes.append(Finding(service.source, Severity.ERROR, f"only_from/no_access could "
-                                 f"not be read ({exc}): nobody is let in", service.id))
-        notes += [Finding(service.source, Severity.WARNING, note, service.id) for note in own.notes]
+                                 f"not be read ({exc}): nobody is let in", service.id,
+                                 code=Code.ACCESS_UNREADABLE))
+        notes += [Finding(service.source, Severity.WARNING, note, service.id,
+                          code=Code.ACCESS_APPROXIMATED) for note in own.notes]
     allowed = intersect_allow(own.addresses if own else None, access.addresses)
     allow = addresses.for_systemd(allowed).texts()
     lines = ", ".join(str(r.source) for r in access.rules)
@@ -297,7 +295,7 @@ def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
                          f"tcp_wrappers (daemon {daemon}, {lines}){both} carried as "
                          f"IPAddressDeny=any IPAddressAllow={shown}"
                          + ("" if access.exact else " (stricter than before: see the rules above)"),
-                         service.id))
+                         service.id, code=Code.TCP_WRAPPERS_CARRIED))
     return (replace(service, only_from=allowed.xinetd_entries(families), no_access=(),
                     tcp_wrapped=False), access, allow, notes)
 

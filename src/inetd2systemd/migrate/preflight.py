@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..model import Family, Finding, Service, Severity, SocketType, Source
+from ..model import Code, Family, Finding, Service, Severity, SocketType, Source
 
 TCP_LISTEN = "0A"  # include/net/tcp_states.h: TCP_LISTEN
 UDP_UNCONNECTED = "07"  # a bound UDP socket shows as TCP_CLOSE
@@ -125,7 +125,7 @@ def ports_in_use(services: Sequence[Service], proc: str | Path = "/proc") -> lis
                                     f"port {b.port}/{b.transport} is in use on this host "
                                     f"({b.address} held by {who}): the socket cannot start "
                                     "until it is freed (install.sh stops the legacy "
-                                    "superserver first)", service.id))
+                                    "superserver first)", service.id, code=Code.PORT_IN_USE))
             break
     return findings
 
@@ -184,20 +184,21 @@ def ip_filter_support(services: Sequence[Service], *, mounts: str | Path = "/pro
         return [Finding(where, Severity.ERROR,
                         "this host has no cgroup v2 hierarchy: systemd would silently ignore "
                         f"IPAddressAllow=/IPAddressDeny= and {ids} would be open to every "
-                        "address. Boot with systemd.unified_cgroup_hierarchy=1 before switching")]
+                        "address. Boot with systemd.unified_cgroup_hierarchy=1 before switching",
+                        code=Code.IP_FILTERING)]
     loads = probe()
     if loads is False:
         return [Finding(where, Severity.ERROR,
                         "the kernel refuses cgroup BPF programs here (no CONFIG_CGROUP_BPF, "
                         "or a container without the bpf system call): systemd would silently "
                         f"ignore IPAddressAllow=/IPAddressDeny= and {ids} would be open to every "
-                        "address")]
+                        "address", code=Code.IP_FILTERING)]
     note = "" if loads else " (the BPF probe could not run on this architecture: check with " \
         "'systemd-analyze security' or the journal's 'BPF firewalling' messages)"
     hybrid = "" if mount == "/sys/fs/cgroup" else f" (hybrid hierarchy, cgroup v2 at {mount})"
     return [Finding(where, Severity.INFO,
                     f"IP address filtering is enforceable on this host: cgroup v2{hybrid} and "
-                    f"cgroup BPF are available{note}")]
+                    f"cgroup BPF are available{note}", code=Code.IP_FILTERING)]
 
 
 # -- accounts and programs ------------------------------------------------------------------
@@ -227,7 +228,9 @@ def missing_accounts(services: Sequence[Service], etc: str | Path) -> list[Findi
             findings.append(Finding(service.source, Severity.WARNING,
                                     f"{what} {name!r} does not exist in {etc / file}: the "
                                     "service would fail to start; create it (or change the "
-                                    "unit's User=/Group=) before switching", service.id))
+                                    "unit's User=/Group=) before switching", service.id,
+                                    code=Code.USER_MISSING if what == "user"
+                                    else Code.GROUP_MISSING))
     return findings
 
 
@@ -242,7 +245,8 @@ def missing_programs(services: Sequence[Service], target_root: str | Path = "/")
         findings.append(Finding(service.source, Severity.WARNING,
                                 f"program {service.server} is missing on the target "
                                 f"({path}): install it before switching; install.sh leaves "
-                                "this service's socket stopped until it exists", service.id))
+                                "this service's socket stopped until it exists", service.id,
+                                code=Code.PROGRAM_MISSING))
     return findings
 
 

@@ -12,7 +12,7 @@ import html as _html
 from pathlib import Path
 
 from ..model import Finding, Severity, Source
-from ..report import finding_json
+from ..report import SCHEMA, finding_json
 from .plan import Migration, ServicePlan
 from .probe import compare
 
@@ -35,6 +35,7 @@ def summary_json(migration: Migration, transcripts: dict | None = None) -> dict:
     """summary.json: the counts, each service's outcome and, once transcripts were
     recorded (--check), the equivalence rows with their verdicts."""
     return {
+        "schema": SCHEMA,
         "root": str(migration.root),
         "inputs": list(migration.inputs),
         "created": migration.created,

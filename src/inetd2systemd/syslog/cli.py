@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 
 from ..errors import EXIT_FAILED, ConfigError
-from ..model import Finding, Severity
+from ..model import Code, Finding, Severity
 from ..socketfiles import bind_unix, clear_stale_socket
 from .framing import MAX_FRAME, MAX_MESSAGE
 from .listener import (HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_PER_SOURCE,
@@ -298,5 +298,6 @@ def unresolvable_forwards(ruleset: RuleSet) -> list[Finding]:
         except (OSError, UnicodeError) as exc:
             findings.append(Finding(rule.source, Severity.WARNING,
                                     f"forwarding host {action.target!r} does not resolve now "
-                                    f"({exc}); its messages are dropped (counted) until it does"))
+                                    f"({exc}); its messages are dropped (counted) until it does",
+                                    code=Code.NO_ADDRESS))
     return findings

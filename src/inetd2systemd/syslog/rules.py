@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from ..config.trust import UntrustedPath, check_trusted
 from ..errors import ConfigError
-from ..model import Finding, Severity, Source
+from ..model import Code, Finding, Severity, Source
 from .tables import FACILITY_COUNT, FACILITY_NAMES, MAX_PRI, SEVERITY_NAMES
 
 ALL_SEVERITIES = 0xFF
@@ -136,7 +136,8 @@ def parse_syslog_conf(text: str, file: str, *, include: _Includes | None = None)
             continue
         if stripped.startswith("$"):
             findings.append(Finding(source, Severity.WARNING,
-                                    f"rsyslog directive {head} is not supported; ignored"))
+                                    f"rsyslog directive {head} is not supported; ignored",
+                                    code=Code.SYSLOG_UNSUPPORTED))
             continue
         if stripped[0] in "!+-":
             raise ConfigError("BSD program/host blocks (!prog, +host) are not supported",
@@ -239,7 +240,7 @@ class _Includes:
                 if match != pattern and match != pattern.rstrip("/"):
                     findings.append(Finding(Source(file, line), Severity.WARNING,
                                             f"include {match}: a directory matched by a "
-                                            "pattern; not read"))
+                                            "pattern; not read", code=Code.INCLUDE_SKIPPED))
                     continue
                 every_file = pattern.endswith("/")
                 try:
@@ -251,7 +252,8 @@ class _Includes:
                     path = os.path.join(match, name)
                     if not os.path.isfile(path):
                         findings.append(Finding(Source(file, line), Severity.WARNING,
-                                                f"include {path}: not a regular file; not read"))
+                                                f"include {path}: not a regular file; not read",
+                                                code=Code.INCLUDE_SKIPPED))
                         continue
                     yield path, self._enter(path, where)
             else:
@@ -362,7 +364,8 @@ def parse_action(text: str, file: str, line: int, column: int,
     if ";" in text and not text.startswith(("*", ":")):
         text, template = text.split(";", 1)
         findings.append(Finding(Source(file, line), Severity.WARNING,
-                                f"template {template!r} ignored; the traditional format is used"))
+                                f"template {template!r} ignored; the traditional format is used",
+                                code=Code.SYSLOG_UNSUPPORTED))
     if text in ("~", "stop"):
         return Action("stop")
     if text == ":omjournal:":
@@ -405,7 +408,8 @@ def parse_action(text: str, file: str, line: int, column: int,
         return Action("file", path, sync=sync)
     if text == "*" or text.startswith(":omusrmsg:") or re.fullmatch(r"[\w.-]+(,[\w.-]+)*", text):
         findings.append(Finding(Source(file, line), Severity.WARNING,
-                                f"user message action {text!r} is not supported; ignored"))
+                                f"user message action {text!r} is not supported; ignored",
+                                code=Code.SYSLOG_UNSUPPORTED))
         return None
     raise ConfigError(f"unknown action {text!r}", file, line, column)
 

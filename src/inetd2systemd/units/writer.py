@@ -31,8 +31,8 @@ import os
 from dataclasses import dataclass, field
 from collections.abc import Iterable, Sequence
 
-from ..model import INTERNAL_NAMES, Family, Finding, Listen, RateLimit, Service, Severity, SocketType, \
-    fd_name
+from ..model import (INTERNAL_NAMES, Code, Family, Finding, Listen, RateLimit, Service, Severity,
+                     SocketType, fd_name, unmapped_code)
 from . import escape, hardening
 from ..bulk import gc_paused
 
@@ -240,8 +240,9 @@ class _Plan:
     mode: str  # accept | stdin | internal | redirect
     findings: list[Finding] = field(default_factory=list)
 
-    def note(self, severity: Severity, message: str) -> None:
-        self.findings.append(Finding(self.service.source, severity, message, self.service.id))
+    def note(self, severity: Severity, message: str, *, code: Code) -> None:
+        self.findings.append(Finding(self.service.source, severity, message, self.service.id,
+                                     code=code))
 
 
 def _socket_refusal(service: Service) -> str | None:
@@ -310,60 +311,59 @@ def _plan(service: Service) -> _Plan:
             plan.note(Severity.WARNING,
                       "dgram nowait: systemd cannot accept datagram sockets, so one server "
                       "runs at a time with the socket on fd 0 (Accept=no); KillMode=process "
-                      "lets the children it forks finish while the socket is re-armed")
+                      "lets the children it forks finish while the socket is re-armed",
+                      code=Code.DGRAM_NOWAIT)
     s = service
-    if s.tcp_wrapped:
-        run = "" if s.server is None else " the real program is run directly, and"
-        plan.note(Severity.WARNING,
-                  f"access was checked against /etc/hosts.allow and /etc/hosts.deny "
-                  f"(tcpd/libwrap, daemon name {s.libwrap_name or s.name!r}):{run} systemd "
-                  "does not read those files; if they hold rules for it, carry them over as "
-                  "IPAddressAllow= (`inetd2systemd import` translates them)")
     if s.supplementary_groups == () and s.server is not None:
+        # convert leaves () only where the user has (or, the host unknown, may have)
+        # supplementary groups: where it has none, the two are the same (convert.host)
         plan.note(Severity.WARNING,
-                  "no supplementary groups (xinetd groups = no) cannot be expressed: "
-                  "systemd always gives the user's own supplementary groups")
+                  f"xinetd started it without supplementary groups (groups = no), but user "
+                  f"{s.user or 'root'} has some (or may have, on a host not checked), and "
+                  "systemd always gives them: not carried over", code=Code.SUPPLEMENTARY_GROUPS)
     if s.passenv:
         plan.note(Severity.WARNING,
                   f"passenv {' '.join(s.passenv)}: PassEnvironment= takes the variables from "
-                  "the service manager's environment, which differs from xinetd's")
+                  "the service manager's environment, which differs from xinetd's",
+                  code=Code.PASSENV)
     for name, value in s.env:
         if not escape.valid_env_name(name):
             plan.note(Severity.WARNING, f"environment variable {name!r} is not a valid "
-                                        "name for systemd: left out")
+                                        "name for systemd: left out", code=Code.ENVIRONMENT_NAME)
     if s.banner_fail:
         plan.note(Severity.WARNING,
                   f"banner_fail {s.banner_fail}: systemd's address filter drops refused "
-                  "clients silently, so no banner can be sent to them")
+                  "clients silently, so no banner can be sent to them", code=Code.NOT_CARRIED)
     if plan.mode != "accept":
         for attr, label in ((s.banner, "banner"), (s.banner_success, "banner_success")):
             if attr:
                 plan.note(Severity.WARNING,
                           f"{label} {attr}: only possible for one-process-per-connection "
-                          "(nowait stream) services; not carried over")
+                          "(nowait stream) services; not carried over", code=Code.NOT_CARRIED)
         if s.access_times:
             plan.note(Severity.WARNING,
                       "access_times: only enforceable per connection (nowait stream "
-                      "services); not carried over, the service is reachable at all times")
+                      "services); not carried over, the service is reachable at all times",
+                      code=Code.NOT_CARRIED)
         if s.max_load is not None:
             plan.note(Severity.WARNING,
                       f"max_load {s.max_load}: only enforceable per connection (nowait "
-                      "stream services); not carried over")
+                      "stream services); not carried over", code=Code.NOT_CARRIED)
         if s.per_source is not None and plan.mode != "internal":
             plan.note(Severity.WARNING,
                       f"per_source {s.per_source}: MaxConnectionsPerSource= only works with "
-                      "one process per connection; not enforced")
+                      "one process per connection; not enforced", code=Code.NOT_CARRIED)
     if plan.mode == "stdin" and s.instances is not None and s.instances > 1:
         plan.note(Severity.INFO,
                   f"instances {s.instances}: a wait-type service runs one server at a time "
-                  "under systemd as under inetd")
+                  "under systemd as under inetd", code=Code.NO_EFFECT)
     for attr, val, where in s.unmapped:
         plan.findings.append(Finding(where, Severity.WARNING,
                                      f"{attr} = {val}: not carried over (no systemd "
-                                     "equivalent)", s.id))
+                                     "equivalent)", s.id, code=unmapped_code(attr)))
     if s.disabled:
         plan.note(Severity.INFO, "disabled in the source: units written without an [Install] "
-                                 "section; enable them by hand if wanted")
+                                 "section; enable them by hand if wanted", code=Code.DISABLED)
     return plan
 
 
@@ -376,7 +376,7 @@ def _exec_settings(s: Service, plan: _Plan, opts: WriterOptions, stem: str) -> l
     lines: list[str] = []
     harden = hardening.choose(s, plan.mode, opts.harden, opts.dynamic_user)
     if harden.note:
-        plan.note(*harden.note)
+        plan.note(*harden.note, code=Code.HARDENING)
     if harden.dynamic_user:
         lines.append(f"User={hardening.dynamic_user_name(stem)}")
     elif s.user and s.user != "root":  # root is the default
@@ -413,20 +413,23 @@ def _access_lines(s: Service, plan: _Plan) -> list[str]:
                                  families=tuple(listen.family for listen in s.listens))
     except ValueError as exc:  # an address xinetd itself would refuse: let nobody in
         plan.note(Severity.ERROR, f"only_from/no_access could not be read ({exc}): the "
-                                  "socket refuses every client until fixed")
+                                  "socket refuses every client until fixed",
+                                  code=Code.ACCESS_UNREADABLE)
         return ["IPAddressDeny=any"]
     for note in compiled.notes:
-        plan.note(Severity.WARNING, note)
+        plan.note(Severity.WARNING, note, code=Code.ACCESS_APPROXIMATED)
     if compiled.allow is None:
         return []
     if plan.mode in ("stdin",) and s.socket_type is SocketType.STREAM:
         plan.note(Severity.INFO, "xinetd cannot check addresses for wait-type stream "
-                                 "services; systemd's filter does, which is stricter")
+                                 "services; systemd's filter does, which is stricter",
+                                 code=Code.ACCESS_STRICTER)
     lines = ["IPAddressDeny=any"]
     if compiled.allow:
         lines.append("IPAddressAllow=" + " ".join(compiled.allow))
     else:
-        plan.note(Severity.INFO, "only_from/no_access let nobody in: every client is refused")
+        plan.note(Severity.INFO, "only_from/no_access let nobody in: every client is refused",
+                  code=Code.ACCESS_NOBODY)
     return lines
 
 
@@ -439,7 +442,7 @@ def _rate_lines(s: Service, opts: WriterOptions, rearm: str | None, plan: _Plan)
             plan.note(Severity.INFO,
                       f"rate limit {rate.count} per {_span(rate.interval)}: systemd >= 255 "
                       f"pauses the socket for the rest of the interval, not "
-                      f"{_span(rate.pause)}")
+                      f"{_span(rate.pause)}", code=Code.RATE_LIMIT)
         return [f"PollLimitIntervalSec={_span(rate.interval)}", f"PollLimitBurst={rate.count}",
                 "TriggerLimitBurst=0"]
     lines = [f"TriggerLimitIntervalSec={_span(rate.interval)}", f"TriggerLimitBurst={rate.count}"]
@@ -447,7 +450,8 @@ def _rate_lines(s: Service, opts: WriterOptions, rearm: str | None, plan: _Plan)
         pause = _pause(rate)
         if pause != rate.pause:
             plan.note(Severity.INFO, f"rate limit pause {_span(rate.pause)} is shorter than its "
-                                     f"interval: the socket comes back after {_span(pause)}")
+                                     f"interval: the socket comes back after {_span(pause)}",
+                                     code=Code.RATE_LIMIT)
         lines.insert(0, f"# Over {rate.count} starts in {_span(rate.interval)} the socket "
                         f"fails; OnFailure= brings it back {_span(pause)} later.")
     return lines
@@ -576,7 +580,7 @@ def _render_one(plan: _Plan, names: _Names, opts: WriterOptions) -> list[Unit]:
     if len(groups) > 1 and plan.mode == "stdin":
         plan.note(Severity.INFO, f"listens on {len(groups)} addresses: split into one socket "
                                  "and service per address, since a server with the socket "
-                                 "on fd 0 can take only one")
+                                 "on fd 0 can take only one", code=Code.SOCKET_SPLIT)
     for index, listens in enumerate(groups, 1):
         stem = names.take(s.id if len(groups) == 1 else f"{s.id}-{index}")
         rearm = _rearm(s, stem, opts)
@@ -652,7 +656,8 @@ def _render_superserver(services: Sequence[Service], opts: WriterOptions
     for s in services:
         reason = _socket_refusal(s)
         if reason:
-            findings.append(Finding(s.source, Severity.ERROR, f"not converted: {reason}", s.id))
+            findings.append(Finding(s.source, Severity.ERROR, f"not converted: {reason}", s.id,
+                                    code=Code.NOT_CONVERTIBLE))
             continue
         plan = _Plan(s, "superserver")
         for index, listens in enumerate(_group_listens(s.listens, one_each=False), 1):
@@ -709,7 +714,8 @@ def render(services: Sequence[Service], options: WriterOptions = WriterOptions()
     for s in services:
         reason = _refusal(s)
         if reason:
-            findings.append(Finding(s.source, Severity.ERROR, f"not converted: {reason}", s.id))
+            findings.append(Finding(s.source, Severity.ERROR, f"not converted: {reason}", s.id,
+                                    code=Code.NOT_CONVERTIBLE))
             continue
         plan = _plan(s)
         units += _render_one(plan, names, options)
