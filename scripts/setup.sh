@@ -13,6 +13,7 @@ PACKAGES=(
   tftpd-hpa tftp-hpa socat bsdutils iproute2 procps                 # real clients and servers
   debhelper dh-python pybuild-plugin-pyproject python3-all          # the Debian package's build
   python3-setuptools lintian                                        # (tests/test_packaging_deb.py)
+  groff-base zsh                                                    # man pages, completion (test_packaging_docs.py)
 )
 
 missing=()

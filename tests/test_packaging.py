@@ -46,7 +46,7 @@ def test_twine_check_passes_on_the_sdist_and_the_wheel():
     assert proc.stdout.count("PASSED") == 2, proc.stdout
 
 
-def test_the_wheel_installs_the_command_and_the_units_where_systemd_looks(tmp_path):
+def test_the_wheel_installs_the_command_and_its_data_where_systemd_man_and_shells_look(tmp_path):
     # A virtual environment of its own: `pip install --prefix` would first uninstall the
     # checkout's own (editable) install from this one.
     prefix = tmp_path / "prefix"
@@ -56,6 +56,10 @@ def test_the_wheel_installs_the_command_and_the_units_where_systemd_looks(tmp_pa
     units = sorted(p.name for p in (prefix / "lib/systemd/system").iterdir())
     shipped = sorted(p.name for p in (ROOT / "units").iterdir())
     assert units == shipped
+    assert (prefix / "share/man/man1/inetd2systemd.1").is_file()
+    assert (prefix / "share/man/man8/inetd2systemd-syslogd.8").is_file()
+    assert (prefix / "share/bash-completion/completions/inetd2systemd").is_file()
+    assert (prefix / "share/zsh/site-functions/_inetd2systemd").is_file()
     proc = subprocess.run([str(prefix / "bin/inetd2systemd"), "--version"], capture_output=True,
                           text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("inetd2systemd "), proc

@@ -17,6 +17,7 @@ is never changed.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -27,14 +28,16 @@ import pytest
 import packaging_support as dists
 from systemd_container import SystemdContainer, unavailable_reason
 
+ROOT = dists.ROOT
 PACKAGE = "inetd2systemd"
 UNITS = ("inetd2systemd-syslogd.socket", "inetd2systemd-syslogd.service",
          "inetd2systemd-superserver.service", "inetd2systemd-rearm@.service")
 OVERLAID = ("etc", "usr", "var")
 # What the package manager keeps about its own work, whatever the package: logs, caches
 # and its databases (which must no longer name the package: checked apart).
-BOOKKEEPING = ("var/log/", "var/cache/apt/", "var/cache/debconf/", "var/lib/apt/",
-               "var/lib/dpkg/", "var/lib/PackageKit/")
+# (var/cache/man is man-db's index, which its trigger rebuilds.)
+BOOKKEEPING = ("var/log/", "var/cache/apt/", "var/cache/debconf/", "var/cache/man/",
+               "var/lib/apt/", "var/lib/dpkg/", "var/lib/PackageKit/")
 
 
 def _contents(deb: Path) -> list[str]:
@@ -54,13 +57,17 @@ def test_dpkg_buildpackage_gives_an_all_architecture_package():
     assert field("Recommends") == "python3-systemd"
 
 
-def test_the_package_installs_the_commands_units_generator_docs_and_examples():
+def test_the_package_installs_commands_units_generator_pages_completion_docs_examples():
     files = set(_contents(dists.debian_package()[0]))
     assert "/usr/bin/inetd2systemd" in files
     assert "/usr/lib/systemd/system-generators/inetd2systemd-generator" in files
     for unit in UNITS:
         assert f"/usr/lib/systemd/system/{unit}" in files
     assert "/usr/lib/python3/dist-packages/inetd2systemd/cli.py" in files
+    for page in (ROOT / "man").glob("*.[18]"):
+        assert f"/usr/share/man/man{page.suffix[1:]}/{page.name}.gz" in files
+    assert "/usr/share/bash-completion/completions/inetd2systemd" in files
+    assert "/usr/share/zsh/vendor-completions/_inetd2systemd" in files
     assert "/usr/share/doc/inetd2systemd/copyright" in files
     assert "/usr/share/doc/inetd2systemd/examples/inetd.conf" in files
     assert "/usr/share/doc/inetd2systemd/syslogd.md.gz" in files
@@ -131,6 +138,18 @@ def installed(host):
 def test_apt_installs_the_units_disabled_and_starts_nothing(installed):
     container, _, _ = installed
     assert container.run("dpkg-query", "-W", "-f=${Status}", PACKAGE).stdout == "install ok installed"
+    assert container.run("man", "-w", "inetd2systemd-syslogd").stdout.strip() == \
+        "/usr/share/man/man8/inetd2systemd-syslogd.8.gz"
+    # as installed, every command of the units exists, and each page of ours they name
+    # in Documentation= (the superserver also names inetd(8), the legacy daemon's)
+    verify = container.run("systemd-analyze", "verify", "--man=no",
+                           *(f"/usr/lib/systemd/system/{unit}" for unit in UNITS), check=False)
+    assert verify.returncode == 0, verify.stderr
+    pages = {page for unit in UNITS for page in re.findall(
+        r"man:(inetd2systemd[\w-]*)\((\d)\)", (ROOT / "units" / unit).read_text())}
+    assert ("inetd2systemd-syslogd", "8") in pages
+    for name, section in pages:
+        container.run("man", "-w", section, name)
     for unit in ("inetd2systemd-syslogd.socket", "inetd2systemd-syslogd.service",
                  "inetd2systemd-superserver.service"):
         assert container.systemctl("is-enabled", unit, check=False).stdout.strip() == "disabled"
@@ -170,6 +189,7 @@ def test_purge_leaves_nothing_behind(installed):
         assert container.systemctl("is-active", unit, check=False).stdout.strip() == "inactive"
     assert container.systemctl("list-unit-files", "inetd2systemd*", "--no-legend",
                                check=False).stdout.strip() == ""
+    assert container.run("man", "-w", "inetd2systemd", check=False).returncode != 0
     left = sorted(path for path in _files(upper) - before if not path.startswith(BOOKKEEPING))
     assert left == []
     assert not [path for path in _files(upper) if PACKAGE in path]

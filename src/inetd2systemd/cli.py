@@ -40,17 +40,25 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(name: str, parser: argparse.ArgumentParser | None = None):
+    """(the parser of `inetd2systemd NAME`, the module that runs it). The man pages and
+    the shell completion (scripts/man-and-completion.py) are made from the same."""
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    if parser is None:
+        parser = argparse.ArgumentParser(prog=f"inetd2systemd {name}", description=help_,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.configure(parser)
+    return parser, module
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0].startswith("-") or argv[0] not in COMMANDS:
         _top_parser().parse_args(argv[:1] or ["--help"])
         return EXIT_BAD_INPUT  # parse_args exits for everything but a known command
     name, rest = argv[0], argv[1:]
-    module_name, help_ = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"inetd2systemd {name}", description=help_,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    module.configure(parser)
+    parser, module = command_parser(name)
     args = parser.parse_args(rest)
     try:
         return int(module.run(args) or 0)
