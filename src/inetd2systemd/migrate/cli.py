@@ -101,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INCOMPLETE if differs else EXIT_OK
     try:
         write_output(migration, out, force=args.force, transcripts=None)
-    except FileExistsError as exc:
-        print(f"inetd2systemd import: {exc}", file=sys.stderr)
+    except OSError as exc:  # the output directory exists (write_output's own), or a write failed
+        message = str(exc) if exc.filename is None else f"cannot write {exc.filename}: {exc.strerror}"
+        print(f"inetd2systemd import: {message}", file=sys.stderr)
         return EXIT_FAILED
     from ..report import text_lines
     every = [f for p in migration.plans for f in p.findings] + list(migration.findings) \
