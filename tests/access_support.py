@@ -24,19 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hypothesis import strategies as st
+from support import PEERS, free_port
 
 from inetd2systemd.config.addresses import AddressSet
 
-TCPDMATCH = shutil.which("tcpdmatch") or "/usr/sbin/tcpdmatch"
-XINETD = "/usr/sbin/xinetd"
-
-
-def have_tcpdmatch() -> bool:
-    return os.access(TCPDMATCH, os.X_OK)
-
-
-def have_xinetd() -> bool:
-    return os.access(XINETD, os.X_OK) and os.geteuid() == 0
+# The tests that use these oracles ask for the `tcpdmatch` or `xinetd` fixture, which
+# skips them when the program is missing and marks them `peers`.
+TCPDMATCH = PEERS["tcpdmatch"]
+XINETD = PEERS["xinetd"]
 
 
 def admitted(allow, ip: str) -> bool:
@@ -74,17 +69,6 @@ def write_tables(directory: Path, allow: bytes | str, deny: bytes | str) -> None
 
 # -- xinetd ------------------------------------------------------------------------------------
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def echoes(port: int, source: str, dual: bool, timeout: float = 5.0) -> bool:
     """Whether an echo service answers a client bound to `source` (IPv4, or ::1). A
     refusal is asked twice: under load a slow answer must not pass for one."""
@@ -121,7 +105,7 @@ class XinetdOracle:
     def __init__(self, cases: list[tuple[str | None, str, bool]]) -> None:
         self.cases = cases
         self.tmp = Path(tempfile.mkdtemp(prefix="i2s-xinetd-"))
-        self.ports = free_ports(len(cases))
+        self.ports = self._free_ports()
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "XinetdOracle":
@@ -130,8 +114,12 @@ class XinetdOracle:
             if self._start():
                 return self
             self._stop()
-            self.ports = free_ports(len(self.cases))
+            self.ports = self._free_ports()
         raise RuntimeError(f"xinetd did not serve every port: {self.log()[-2000:]}")
+
+    def _free_ports(self) -> list[int]:
+        base = free_port(len(self.cases))
+        return list(range(base, base + len(self.cases)))
 
     def _start(self) -> bool:
         entries = []

@@ -23,7 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 COLLECTION = ROOT / "contrib" / "ansible"
 NAMESPACE, NAME = "inetd2systemd", "fleet"
 BIN = Path(sys.executable).parent  # the project's virtual environment

@@ -1,36 +1,54 @@
-"""Shared fixtures: a real systemd per test module, the command line, free ports."""
+"""Shared fixtures, and the markers they imply.
+
+A test that boots a container (through the `nspawn` fixture, which `systemd` and every
+other booting fixture depend on) is marked `container`; a test that runs a reference
+program (through that program's fixture: `xinetd`, `openbsd_inetd`, `rsyslogd`, ...) is
+marked `peers`. So `pytest -m "not container and not peers"` runs without root or peers,
+whoever wrote the test.
+"""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-from pathlib import Path
+import os
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from support import PEERS, free_port, run_cli
+from systemd_container import SystemdContainer, unavailable_reason
 
-from systemd_container import ROOT, SystemdContainer, unavailable_reason  # noqa: E402
-
-EXAMPLES = ROOT / "examples"
-DATA = Path(__file__).resolve().parent / "data"
+CONTAINER_FIXTURE = "nspawn"
 
 
-@pytest.fixture(scope="module")
-def systemd():
-    """A booted systemd 252 in a container, shared by one test module."""
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these markers
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if CONTAINER_FIXTURE in used:
+            item.add_marker(pytest.mark.container)
+        if used & PEERS.keys():
+            item.add_marker(pytest.mark.peers)
+
+
+@pytest.fixture(scope="session")
+def nspawn():
+    """A container can be booted here (root, systemd-nspawn); skips the test otherwise."""
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"container: {reason}")
-    container = SystemdContainer()
+    return SystemdContainer
+
+
+@pytest.fixture(scope="module")
+def systemd(nspawn):
+    """A booted systemd 252 in a container, shared by one test module."""
+    container = nspawn()
     try:
         container.start()
     except RuntimeError as first:
         # A boot that fails is infrastructure, not the code under test: one more try,
         # and if that fails too both logs are in the error.
         try:
-            container = SystemdContainer().start()
+            container = nspawn().start()
         except RuntimeError as second:
             raise RuntimeError(f"container did not boot twice:\n{first}\n---\n{second}") from None
     try:
@@ -39,22 +57,22 @@ def systemd():
         container.stop()
 
 
-def run_cli(*args: str, check: bool = False, input: str | None = None, env: dict | None = None,
-            cwd: str | Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `inetd2systemd ARGS` as a user would: a fresh interpreter, the console entry."""
-    return subprocess.run([sys.executable, "-m", "inetd2systemd", *args], capture_output=True,
-                          text=True, check=check, input=input, env=env, cwd=cwd, timeout=timeout)
+def _peer_fixture(name: str, path: str):
+    def peer() -> str:
+        if not os.access(path, os.X_OK):
+            pytest.skip(f"peers: {path} is not installed (scripts/setup.sh installs it)")
+        return path
+    peer.__doc__ = f"The path of {path}, a reference program; skips the test without it."
+    return pytest.fixture(scope="session", name=name)(peer)
+
+
+for _name, _path in PEERS.items():
+    globals()[_name] = _peer_fixture(_name, _path)
 
 
 @pytest.fixture
 def cli():
     return run_cli
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """What the real inetds read from a file, and ours in the same shape, for comparison.
 
-openbsd-inetd and inetutils-inetd (both unpacked privately by scripts/setup.sh) print an
-`ADD` line per socket with `-d`. Each runs in a network namespace of its own, so it binds
-nothing on the host, and all files are read at once (each daemon stays up serving, so it
-is stopped once its output has settled).
+openbsd-inetd and inetutils-inetd (the paths their fixtures give) print an `ADD` line per
+socket with `-d`. Each runs in a network namespace of its own (in a user namespace too
+when not run as root), so it binds nothing on the host, and all files are read at once
+(each daemon stays up serving, so it is stopped once its output has settled).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from inetd2systemd.model import Configuration, Family
+import pytest
 
-PEERS = Path("/opt/inetd2systemd-peers")
-OPENBSD_INETD = PEERS / "openbsd-inetd/usr/sbin/inetd"
-INETUTILS_INETD = PEERS / "inetutils-inetd/usr/sbin/inetutils-inetd"
+from inetd2systemd.model import Configuration, Family
 
 OPENBSD_ADD = re.compile(
     r"^ADD: (?P<key>\S+) proto=(?P<proto>[^,]+), wait\.max=(?P<wait>\d)\.(?P<max>\d+) "
@@ -32,21 +30,15 @@ INETUTILS_ADD = re.compile(
     r"builtin=(?P<builtin>\S+) server=(?P<server>\S+)$")
 
 
-def unavailable(daemon: Path) -> str | None:
-    """Why the real daemon cannot be run here, or None."""
-    if not daemon.exists():
-        return f"{daemon} is missing (scripts/setup.sh unpacks it)"
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        return "needs root and unshare (a network namespace per daemon)"
-    return None
-
-
 def _run_all(argvs: list[list[str]], settle: float = 0.4, limit: float = 5.0) -> list[str]:
     """Start every daemon at once, each in its own network namespace; return each one's
     output once no more has come for `settle` seconds (they stay up serving)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("platform: no unshare (util-linux) for a network namespace per daemon")
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
     procs = []
     for argv in argvs:
-        procs.append(subprocess.Popen(["unshare", "-n", *argv], stdout=subprocess.PIPE,
+        procs.append(subprocess.Popen(["unshare", *user, "-n", *argv], stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, start_new_session=True))
     for proc in procs:
         os.set_blocking(proc.stdout.fileno(), False)
@@ -70,11 +62,11 @@ def _run_all(argvs: list[list[str]], settle: float = 0.4, limit: float = 5.0) ->
     return [o.decode("utf-8", "replace") for o in outputs]
 
 
-def openbsd_readings(paths: Iterable[Path]) -> list[list[tuple]]:
+def openbsd_readings(openbsd_inetd: str, paths: Iterable[Path]) -> list[list[tuple]]:
     """Per file: the services openbsd-inetd accepted, one row per socket family, with a
     plain tcp line's IPv4 and IPv6 sockets joined into one dual row as ours are."""
     paths = list(paths)
-    outputs = _run_all([[str(OPENBSD_INETD), "-d", "-i", str(p)] for p in paths])
+    outputs = _run_all([[openbsd_inetd, "-d", "-i", str(p)] for p in paths])
     return [_openbsd_rows(out) for out in outputs]
 
 
@@ -122,11 +114,11 @@ def our_openbsd_rows(configuration: Configuration) -> list[tuple]:
     return sorted(set(rows), key=repr)
 
 
-def inetutils_readings(paths: Iterable[Path]) -> list[list[tuple]]:
+def inetutils_readings(inetutils_inetd: str, paths: Iterable[Path]) -> list[list[tuple]]:
     """Per file: (line, name, host, protocol token, wait, max, user, group, server) of
     each service inetutils-inetd accepted (`max` 0: its default)."""
     paths = list(paths)
-    outputs = _run_all([[str(INETUTILS_INETD), "-d", "--pidfile=/dev/null", str(p)]
+    outputs = _run_all([[inetutils_inetd, "-d", "--pidfile=/dev/null", str(p)]
                         for p in paths])
     readings = []
     for out in outputs:

@@ -1,17 +1,12 @@
 """A legacy host inside a booted container (tests/systemd_container.py): the real
 openbsd-inetd or xinetd as its superserver, the files its services serve, and the state
 a migration's rollback must restore. Shared by the migration tests (one host) and the
-Ansible fleet test (several)."""
+Ansible fleet test (several). The superservers' paths are the ones their fixtures give."""
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-
-# xinetd and openbsd-inetd conflict as Debian packages: scripts/setup.sh unpacks the
-# latter privately; the container sees only /usr of this machine, so it is copied in.
-OPENBSD_INETD = Path("/opt/inetd2systemd-peers/openbsd-inetd/usr/sbin/inetd")
-XINETD = Path("/usr/sbin/xinetd")
 
 
 def serve_files(c) -> None:
@@ -22,27 +17,28 @@ def serve_files(c) -> None:
           "&& chown -R nobody /srv/git")
 
 
-def run_openbsd_inetd(c, enable: bool = True) -> None:
+def run_openbsd_inetd(c, program: str, enable: bool = True) -> None:
     """Debian's openbsd-inetd binary and its own unit, with the binary's path and without
     waiting for network-online.target (nothing in the container reaches it); enabled and
-    started, or only started."""
-    c.run("sh", "-c", f'mkdir -p "$(dirname {OPENBSD_INETD})" && cat > {OPENBSD_INETD} && '
-          f"chmod 755 {OPENBSD_INETD}", input=OPENBSD_INETD.read_bytes())
-    unit = (OPENBSD_INETD.parents[2] / "lib/systemd/system/openbsd-inetd.service").read_text()
+    started, or only started. It is unpacked privately, out of the container's sight
+    (which has only this machine's /usr): it is copied in."""
+    c.run("sh", "-c", f'mkdir -p "$(dirname {program})" && cat > {program} && '
+          f"chmod 755 {program}", input=Path(program).read_bytes())
+    unit = (Path(program).parents[2] / "lib/systemd/system/openbsd-inetd.service").read_text()
     unit = "\n".join(line for line in unit.splitlines() if "network-online" not in line)
     c.write("/etc/systemd/system/openbsd-inetd.service",
-            unit.replace("ExecStart=/usr/sbin/inetd", f"ExecStart={OPENBSD_INETD}") + "\n")
+            unit.replace("ExecStart=/usr/sbin/inetd", f"ExecStart={program}") + "\n")
     _start(c, "openbsd-inetd.service", enable)
 
 
-def run_xinetd(c, enable: bool = True) -> None:
+def run_xinetd(c, program: str, enable: bool = True) -> None:
     """xinetd under the unit an administrator writes (Debian ships an init script only)."""
     c.write("/etc/protocols", Path("/etc/protocols").read_text())  # xinetd looks tcp/udp up
     c.write("/etc/systemd/system/xinetd.service", textwrap.dedent(f"""\
         [Unit]
         Description=xinetd (the legacy host's superserver)
         [Service]
-        ExecStart={XINETD} -dontfork -stayalive -pidfile /run/xinetd.pid
+        ExecStart={program} -dontfork -stayalive -pidfile /run/xinetd.pid
         [Install]
         WantedBy=multi-user.target
         """))

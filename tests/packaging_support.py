@@ -52,7 +52,8 @@ def unpacked_sdist() -> Path:
     """The sdist unpacked, as pip, build and a Debian packager start from it."""
     target = workdir() / "unpacked"
     with tarfile.open(sdist()) as tar:
-        tar.extractall(target, filter="tar")
+        # filter= (PEP 706) came with 3.11.4; Debian 12's python3 is 3.11.2
+        tar.extractall(target, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
     (tree,) = target.iterdir()
     return tree
 

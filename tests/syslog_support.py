@@ -12,24 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import free_port
-from systemd_container import wait_for  # noqa: F401  (the syslog tests import it from here)
+from support import ROOT, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
-
-
-def free_ports() -> int:
-    """A port free for both UDP and TCP."""
-    for _ in range(50):
-        port = free_port()
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
 
 
 def read_lines(path: Path) -> list[str]:
@@ -115,13 +100,11 @@ def terminate(proc: subprocess.Popen) -> int:
     return proc.returncode
 
 
-RSYSLOGD = "/usr/sbin/rsyslogd"
-
-
 class Rsyslog:
-    """The real rsyslogd on private ports, a private work directory, no /dev/log."""
+    """The real rsyslogd (the path the `rsyslogd` fixture gives) on private ports, a
+    private work directory, no /dev/log."""
 
-    def __init__(self, directory: Path, rules: str, udp_port: int | None = None,
+    def __init__(self, rsyslogd: str, directory: Path, rules: str, udp_port: int | None = None,
                  tcp_port: int | None = None, extra: str = "") -> None:
         self.directory = directory
         work = directory / "rsyslog-work"
@@ -138,7 +121,7 @@ class Rsyslog:
         self.conf.write_text("\n".join(lines) + "\n")
         self.log = directory / "rsyslog.out"
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.pidfile)],
+            self.proc = subprocess.Popen([rsyslogd, "-n", "-f", str(self.conf), "-i", str(self.pidfile)],
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         ports = [p for p in (tcp_port,) if p]
         ok = wait_for(lambda: self.proc.poll() is not None or all(_accepts(p) for p in ports))

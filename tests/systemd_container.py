@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT, wait_for
+
 VENV = ROOT / ".venv"
 INSTALLED_SOURCE = "/opt/inetd2systemd/src"  # the package, as the container's services see it
 LAUNCHER_DIRECTORY = "/usr/local/sbin"  # first in systemd's search path for bare names
@@ -94,31 +95,24 @@ def analyze_verify(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
     verify checks that every command of a unit exists, and finds a bare name as systemd
     does, in its fixed search path; this host has `inetd2systemd` only in the checkout's
-    venv. So (as root) verify runs in a mount namespace of its own, with a launcher of
-    this checkout bound over /usr/local/sbin; the host itself is not changed.
+    venv. So verify runs in a mount namespace of its own (as root; otherwise in a user
+    namespace too, where the user is root), with a launcher of this checkout bound over
+    /usr/local/sbin; the host itself is not changed.
     """
     global _host_launcher
     cmd = ["systemd-analyze", "verify", *args]
-    if os.geteuid() == 0 and shutil.which("unshare"):
+    if shutil.which("unshare"):
         if _host_launcher is None:
             _host_launcher = Path(tempfile.mkdtemp(prefix="i2s-verify-sbin-"))
             atexit.register(shutil.rmtree, _host_launcher, True)
-            _write_launcher(_host_launcher, f'#!/bin/sh\nexec {VENV}/bin/inetd2systemd "$@"\n')
-        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            _write_launcher(_host_launcher,
+                            f'#!/bin/sh\nexec {sys.executable} -m inetd2systemd "$@"\n')
+        user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+        cmd = ["unshare", *user, "--mount", "--propagation", "private", "sh", "-c",
                f'mount --bind "$0" {LAUNCHER_DIRECTORY} && exec "$@"', str(_host_launcher), *cmd]
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     return subprocess.run(cmd, **kwargs)
-
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
-    """Call predicate until it returns something true or `timeout` passes; its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 class SystemdContainer:

@@ -267,7 +267,7 @@ def test_fleet_report_module_writes_once_and_not_in_check_mode(installed, fleet_
 def test_import_summary_has_what_the_module_reads(tmp_path):
     """summary.json: the programs each service's sockets need (the module checks them
     before switching) and, once --check ran, the equivalence rows with their verdicts."""
-    from conftest import free_port, run_cli
+    from support import free_port, run_cli
 
     port = free_port()  # nobody listens there: each transcript is a refused connection
     etc = tmp_path / "host" / "etc"

@@ -27,12 +27,10 @@ from pathlib import Path
 import pytest
 
 import ansible_support
-from legacy_hosts import OPENBSD_INETD, host_state, run_openbsd_inetd, run_xinetd, serve_files
-from systemd_container import SystemdContainer, start_all, unavailable_reason
+from legacy_hosts import host_state, run_openbsd_inetd, run_xinetd, serve_files
+from systemd_container import start_all
+from support import ROOT
 
-pytestmark = [pytest.mark.container, pytest.mark.peers]
-
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "contrib" / "xinetd-import" / "samples" / "debian-inetd"
 EXECUTABLE = str(ansible_support.BIN / "inetd2systemd")
 OUTPUT_DIR = "/var/lib/inetd2systemd/migration"
@@ -162,12 +160,12 @@ def comparable(host: str, received: list[str]) -> list[str]:
 # -- the legacy hosts ------------------------------------------------------------------------
 
 
-def legacy(c, files: dict[str, str], superserver) -> None:
+def legacy(c, files: dict[str, str], superserver, program: str) -> None:
     c.write("/etc/services", Path("/etc/services").read_text())
     for path, text in files.items():
         c.write(path, text)
     serve_files(c)
-    superserver(c)
+    superserver(c, program)
 
 
 LEGACY = {
@@ -181,16 +179,17 @@ LEGACY = {
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    for reason in (unavailable_reason(), ansible_support.available(),
-                   None if OPENBSD_INETD.exists() else "openbsd-inetd is not unpacked (scripts/setup.sh)"):
-        if reason:
-            pytest.skip(reason)
-    containers = start_all([SystemdContainer(f"i2s-{host}") for host in HOSTS])
+def fleet(nspawn, openbsd_inetd, xinetd, tmp_path_factory):
+    reason = ansible_support.available()
+    if reason:
+        pytest.skip(reason)
+    containers = start_all([nspawn(f"i2s-{host}") for host in HOSTS])
     hosts = dict(zip(HOSTS, containers))
+    programs = {run_openbsd_inetd: openbsd_inetd, run_xinetd: xinetd}
     try:
         for host, c in hosts.items():
-            legacy(c, *LEGACY[host])
+            files, superserver = LEGACY[host]
+            legacy(c, files, superserver, programs[superserver])
         work = tmp_path_factory.mktemp("ansible")
         tarball, collections = ansible_support.build_and_install(work)
         inventory = {"inetd_hosts": {

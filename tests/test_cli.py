@@ -1,6 +1,6 @@
 """The command line as a whole: sub-command dispatch and exit codes."""
 
-from conftest import run_cli
+from support import run_cli
 
 
 def test_help_lists_every_command():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, EXAMPLES, run_cli
+from support import DATA, EXAMPLES, run_cli
 from systemd_container import analyze_verify
 
 SERVICES = str(EXAMPLES / "services")

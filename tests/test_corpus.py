@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 import inetd_support
-from conftest import DATA
+from support import DATA
 
 from inetd2systemd.config.inetd import read_inetd
 from inetd2systemd.config.services import load_services
@@ -115,21 +115,17 @@ def test_every_inetd_file_converts_with_no_refusal_the_daemon_would_not_make(
     assert converted >= 120  # the files really were read
 
 
-def files_for(flavor: str, daemon: Path) -> list[Source]:
-    """The corpus files written for `flavor`, when its daemon can run here."""
-    reason = inetd_support.unavailable(daemon)
-    if reason:
-        pytest.skip(reason)
+def files_for(flavor: str) -> list[Source]:
+    """The corpus files written for `flavor`."""
     files = [s for s in INETD if s.flavor == flavor]
     assert files
     return files
 
 
-@pytest.mark.peers
-def test_openbsd_inetd_reads_the_corpus_as_we_do():
-    files = files_for("openbsd", inetd_support.OPENBSD_INETD)
+def test_openbsd_inetd_reads_the_corpus_as_we_do(openbsd_inetd):
+    files = files_for("openbsd")
     services = load_services()
-    readings = inetd_support.openbsd_readings(CORPUS / s.file for s in files)
+    readings = inetd_support.openbsd_readings(openbsd_inetd, (CORPUS / s.file for s in files))
     differ = {}
     for s, theirs in zip(files, readings):
         ours = inetd_support.our_openbsd_rows(read_inetd(CORPUS / s.file, services=services))
@@ -156,11 +152,11 @@ def _servable(rows: list[tuple], services) -> list[tuple]:
     return kept
 
 
-@pytest.mark.peers
-def test_inetutils_inetd_reads_its_corpus_files_as_we_do():
-    files = files_for("inetutils", inetd_support.INETUTILS_INETD)
+def test_inetutils_inetd_reads_its_corpus_files_as_we_do(inetutils_inetd):
+    files = files_for("inetutils")
     services = load_services()
-    for s, theirs in zip(files, inetd_support.inetutils_readings(CORPUS / s.file for s in files)):
+    readings = inetd_support.inetutils_readings(inetutils_inetd, (CORPUS / s.file for s in files))
+    for s, theirs in zip(files, readings):
         ours = read_inetd(CORPUS / s.file, flavor="inetutils", services=services)
         assert inetd_support.our_inetutils_rows(ours) == inetd_support.their_inetutils_rows(theirs)
 
@@ -292,9 +288,8 @@ def test_every_unit_written_for_the_xinetd_corpus_passes_systemd_analyze_verify(
     assert_verify_clean(xinetd_conversions, tmp_path / "units", at_least=40)
 
 
-@pytest.mark.peers
 @pytest.mark.parametrize("enabled", [False, True], ids=["as-written", "all-enabled"])
-def test_xinetd_reads_the_corpus_as_we_do(tmp_path, enabled):
+def test_xinetd_reads_the_corpus_as_we_do(xinetd, tmp_path, enabled):
     """Every corpus file through the packaged xinetd (-d, in a private overlay where the
     files' programs and accounts exist and a network namespace of its own): the services
     it starts are the services we convert, and no file is refused. Most packaged files
@@ -302,9 +297,7 @@ def test_xinetd_reads_the_corpus_as_we_do(tmp_path, enabled):
     enabled ones: the files are also given to both readers with every `disable = yes`
     turned to no, so that every entry of the corpus is compared."""
     from inetd2systemd.config.xinetd import read_xinetd
-    from xinetd_oracle import XINETD as DAEMON, read_verdict
-    if not os.access(DAEMON, os.X_OK):
-        pytest.skip("xinetd is not installed")
+    from xinetd_oracle import read_verdict
     services = load_services()
     paths = [CORPUS / s.file for s in XINETD]
     if enabled:
@@ -320,7 +313,7 @@ def test_xinetd_reads_the_corpus_as_we_do(tmp_path, enabled):
         i=0
         for f in {' '.join(f"'{p}'" for p in paths)}; do
             log={tmp_path}/$i.log pid={tmp_path}/$i.pid
-            script -qfec "{DAEMON} -d -dontfork -f '$f' -pidfile $pid" "$log" >/dev/null 2>&1 &
+            script -qfec "{xinetd} -d -dontfork -f '$f' -pidfile $pid" "$log" >/dev/null 2>&1 &
             n=0
             until grep -qE "Started working|will exit" "$log" 2>/dev/null || [ $n -ge 200 ]; do
                 sleep 0.05; n=$((n+1))

@@ -698,8 +698,6 @@ def test_a_program_that_outlives_the_ready_window_is_started(tmp_path, daemons):
 
 
 # -- --status and --stop, as start-stop-daemon ------------------------------------------------------
-START_STOP_DAEMON = "/usr/sbin/start-stop-daemon"
-
 
 def _situation(kind: str, tmp_path: Path, daemons: list[int]) -> Path:
     pidfile = tmp_path / f"{kind}.pid"
@@ -711,12 +709,10 @@ def _situation(kind: str, tmp_path: Path, daemons: list[int]) -> Path:
     return pidfile
 
 
-@pytest.mark.peers
-@pytest.mark.skipif(not os.path.exists(START_STOP_DAEMON), reason="no start-stop-daemon")
 @pytest.mark.parametrize("kind", ["absent", "stale", "running"])
-def test_status_answers_as_start_stop_daemon_does(tmp_path, daemons, kind):
+def test_status_answers_as_start_stop_daemon_does(start_stop_daemon, tmp_path, daemons, kind):
     pidfile = _situation(kind, tmp_path, daemons)
-    theirs = subprocess.run([START_STOP_DAEMON, "--status", "--pidfile", str(pidfile)],
+    theirs = subprocess.run([start_stop_daemon, "--status", "--pidfile", str(pidfile)],
                             capture_output=True, timeout=30).returncode
     ours = shim("--status", "--pidfile", str(pidfile))
     assert theirs == {"absent": 3, "stale": 1, "running": 0}[kind]
@@ -725,18 +721,17 @@ def test_status_answers_as_start_stop_daemon_does(tmp_path, daemons, kind):
     assert word[kind] in ours.stdout
 
 
-@pytest.mark.peers
-@pytest.mark.skipif(not os.path.exists(START_STOP_DAEMON), reason="no start-stop-daemon")
 @pytest.mark.parametrize("kind", ["absent", "stale", "running"])
 @pytest.mark.parametrize("oknodo", [False, True])
-def test_stop_answers_as_start_stop_daemon_does(tmp_path, daemons, kind, oknodo):
+def test_stop_answers_as_start_stop_daemon_does(start_stop_daemon, tmp_path, daemons, kind,
+                                                oknodo):
     pidfile = _situation(kind, tmp_path, daemons)
     extra = ["--oknodo"] if oknodo else []
     target = pidfile
     if kind == "running":  # start-stop-daemon stops a second, identical daemon
         (tmp_path / "twin").mkdir()
         target = _situation("running", tmp_path / "twin", daemons)
-    theirs = subprocess.run([START_STOP_DAEMON, "--stop", "--pidfile", str(target), *extra],
+    theirs = subprocess.run([start_stop_daemon, "--stop", "--pidfile", str(target), *extra],
                             capture_output=True, timeout=30)
     pid = pidfile_pid(pidfile) if kind == "running" else None
     ours = shim("--stop", "--pidfile", str(pidfile), *extra)

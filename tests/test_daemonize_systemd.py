@@ -12,7 +12,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.container
 
 SHIM = f"{sys.executable} -m inetd2systemd daemonize"
 

@@ -27,16 +27,16 @@ import sys
 import textwrap
 import time
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, free_port
+from support import EXAMPLES, free_port
 from systemd_container import VENV
 
 PYTHON = str(VENV / "bin" / "python") if (VENV / "bin" / "python").exists() else sys.executable
 INSTALLED_EXAMPLES = "/usr/local/share/inetd2systemd/examples"
-OPENBSD_INETD = Path("/opt/inetd2systemd-peers/openbsd-inetd/usr/sbin/inetd")
 TIMEOUT = 20  # generous: a shared 2-core machine; only failures wait this long
 
 
@@ -84,17 +84,22 @@ def concurrent_echo(port: int) -> None:
 
 # -- systemd-socket-activate ------------------------------------------------------------
 
-@contextmanager
-def socket_activate(mode: list[str], example: str, *args: str, port: int | str | None = None):
-    """systemd-socket-activate -l 127.0.0.1:PORT MODE python examples/EXAMPLE ARGS.
+@pytest.fixture
+def socket_activate(systemd_socket_activate):
+    """socket_activate(MODE, EXAMPLE, ARGS...): a context manager running
+    systemd-socket-activate -l 127.0.0.1:PORT MODE python examples/EXAMPLE ARGS."""
+    return partial(_socket_activate, systemd_socket_activate)
 
-    A str port is a path: an AF_UNIX socket."""
-    kind = socket.SOCK_DGRAM if "-d" in mode else socket.SOCK_STREAM
-    port = port or free_port(kind)
+
+@contextmanager
+def _socket_activate(program: str, mode: list[str], example: str, *args: str,
+                     port: int | str | None = None):
+    """A str port is a path: an AF_UNIX socket."""
+    port = port or free_port()
     address = port if isinstance(port, str) else f"127.0.0.1:{port}"
     log = open(f"/tmp/socket-activate-{os.getpid()}-{abs(hash(port))}.log", "w+")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_"))}
-    proc = subprocess.Popen(["systemd-socket-activate", "-l", address, *mode,
+    proc = subprocess.Popen([program, "-l", address, *mode,
                              PYTHON, str(EXAMPLES / example), *args],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                             start_new_session=True)
@@ -126,7 +131,7 @@ DATAGRAM_MODES = {
 
 
 @pytest.mark.parametrize("mode", STREAM_MODES.values(), ids=STREAM_MODES.keys())
-def test_echo_stream_under_socket_activate(mode):
+def test_echo_stream_under_socket_activate(socket_activate, mode):
     with socket_activate(mode, "echo.py") as (port, proc, log):
         assert tcp_exchange(port, b"hello\n") == b"hello\n"
         concurrent_echo(port)
@@ -135,7 +140,7 @@ def test_echo_stream_under_socket_activate(mode):
 
 
 @pytest.mark.parametrize("mode", STREAM_MODES.values(), ids=STREAM_MODES.keys())
-def test_greet_under_socket_activate(mode):
+def test_greet_under_socket_activate(socket_activate, mode):
     with socket_activate(mode, "greet.py") as (port, proc, log):
         reply = tcp_exchange(port, "Ann\r\nBjörn\n\n".encode())
         assert reply == "Who are you?\r\nHello, Ann!\r\nHello, Björn!\r\nHello, stranger!\r\n".encode()
@@ -143,7 +148,7 @@ def test_greet_under_socket_activate(mode):
 
 
 @pytest.mark.parametrize("mode", DATAGRAM_MODES.values(), ids=DATAGRAM_MODES.keys())
-def test_udp_examples_under_socket_activate(mode):
+def test_udp_examples_under_socket_activate(socket_activate, mode):
     with socket_activate(mode, "udp_responder.py") as (port, proc, log):
         for _ in range(3):
             reply, client_port = udp_exchange(port, b"who am I?")
@@ -154,7 +159,7 @@ def test_udp_examples_under_socket_activate(mode):
 
 @pytest.mark.parametrize("mode", [[], ["--inetd"], ["-d"], ["-d", "--inetd"]],
                          ids=["accept-no", "inetd-wait", "datagram", "inetd-datagram"])
-def test_long_running_modes_exit_when_idle(mode):
+def test_long_running_modes_exit_when_idle(socket_activate, mode):
     """systemd-socket-activate execs into the handler: its exit is the handler's."""
     with socket_activate(mode, "echo.py", "0.3") as (port, proc, log):
         if "-d" in mode:
@@ -164,7 +169,7 @@ def test_long_running_modes_exit_when_idle(mode):
         assert proc.wait(TIMEOUT) == 0
 
 
-def test_idle_time_waits_for_open_connections():
+def test_idle_time_waits_for_open_connections(socket_activate):
     with socket_activate([], "echo.py", "0.2") as (port, proc, log):
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
             conn.sendall(b"a")
@@ -176,7 +181,7 @@ def test_idle_time_waits_for_open_connections():
         assert proc.wait(TIMEOUT) == 0
 
 
-def test_sigterm_lets_open_connections_finish():
+def test_sigterm_lets_open_connections_finish(socket_activate):
     with socket_activate([], "echo.py") as (port, proc, log):
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
             conn.sendall(b"before")
@@ -190,7 +195,7 @@ def test_sigterm_lets_open_connections_finish():
 
 
 @pytest.mark.parametrize("mode", [["--seqpacket"], ["--seqpacket", "-a"]], ids=["listening", "accepted"])
-def test_echo_over_unix_seqpacket(mode, tmp_path):
+def test_echo_over_unix_seqpacket(socket_activate, mode, tmp_path):
     path = str(tmp_path / "echo.sock")
     with socket_activate(mode, "echo.py", port=path):
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
@@ -201,7 +206,7 @@ def test_echo_over_unix_seqpacket(mode, tmp_path):
                 assert conn.recv(100) == message  # record boundaries kept
 
 
-def test_max_connections_makes_clients_wait_not_fail(tmp_path):
+def test_max_connections_makes_clients_wait_not_fail(socket_activate, tmp_path):
     script = tmp_path / "one_at_a_time.py"
     script.write_text(textwrap.dedent("""
         from inetd2systemd import serve
@@ -224,7 +229,7 @@ def test_max_connections_makes_clients_wait_not_fail(tmp_path):
         second.close()
 
 
-def test_a_handler_exception_ends_only_its_connection():
+def test_a_handler_exception_ends_only_its_connection(socket_activate):
     code = textwrap.dedent("""
         from inetd2systemd import serve
         def handler(conn, peer):
@@ -251,7 +256,7 @@ def handlers_conf(tmp_path: Path, ports: dict[str, int] | None = None,
                   host: str = "127.0.0.1") -> tuple[Path, dict[str, int]]:
     """examples/handlers.inetd.conf as root, with 1 s idle for wait services, on other
     ports (free ones by default) bound to host (all addresses when empty)."""
-    ports = ports or {"7007": free_port(), "7008": free_port(), "7009": free_port(socket.SOCK_DGRAM)}
+    ports = ports or {"7007": free_port(), "7008": free_port(), "7009": free_port()}
     lines = []
     for line in localize((EXAMPLES / "handlers.inetd.conf").read_text()).splitlines():
         fields = line.split()
@@ -305,12 +310,10 @@ def superserver(argv: list[str], ports: dict[str, int], log: Path):
                 proc.wait()
 
 
-@pytest.mark.skipif(not OPENBSD_INETD.exists(), reason="openbsd-inetd is not unpacked "
-                    "(scripts/setup.sh puts it in /opt/inetd2systemd-peers)")
 @pytest.mark.skipif(os.geteuid() != 0, reason="openbsd-inetd needs root to switch users")
-def test_examples_under_real_openbsd_inetd(tmp_path):
+def test_examples_under_real_openbsd_inetd(openbsd_inetd, tmp_path):
     conf, ports = handlers_conf(tmp_path)
-    with superserver([str(OPENBSD_INETD), "-d", str(conf)], ports, tmp_path / "inetd.log"):
+    with superserver([openbsd_inetd, "-d", str(conf)], ports, tmp_path / "inetd.log"):
         exercise_handlers(ports)
 
 
@@ -372,7 +375,6 @@ def test_shipped_units_pass_systemd_analyze_verify():
     assert problems == []
 
 
-@pytest.mark.container
 def test_echo_accept_no_under_systemd(units):
     systemd = units
     assert inside(systemd, "tcp", 7007, "over tcp\n")[0] == "over tcp\n"
@@ -389,7 +391,6 @@ def test_echo_accept_no_under_systemd(units):
     assert systemd.show("echo.service", "InvocationID") != first
 
 
-@pytest.mark.container
 def test_echo_accept_yes_under_systemd(units):
     systemd = units
     for n in range(3):
@@ -399,14 +400,12 @@ def test_echo_accept_yes_under_systemd(units):
     assert "echo-accept@" not in failed
 
 
-@pytest.mark.container
 def test_greet_inetd_style_under_systemd(units):
     systemd = units
     reply, _ = inside(systemd, "tcp", 7008, "Ann\nBob\n")
     assert reply == "Who are you?\r\nHello, Ann!\r\nHello, Bob!\r\n"
 
 
-@pytest.mark.container
 def test_udp_responder_under_systemd(units):
     systemd = units
     reply, port = inside(systemd, "udp", 7009, "?")
@@ -478,7 +477,6 @@ def notify_unit(systemd, name: str, code: str, extra: str = "") -> None:
     systemd.systemctl("daemon-reload")
 
 
-@pytest.mark.container
 def test_notify_service_is_active_only_after_ready(systemd):
     notify_unit(systemd, "gated", GATED)
     systemd.systemctl("start", "--no-block", "gated.service")
@@ -492,7 +490,6 @@ def test_notify_service_is_active_only_after_ready(systemd):
     assert systemd.show("gated.service", "StatusText") == "gate open: serving"
 
 
-@pytest.mark.container
 def test_watchdog_restarts_a_service_that_stops_pinging(systemd):
     # WatchdogSec=2, pings every 1 s: a loaded CI machine has a second of slack
     notify_unit(systemd, "watched", WATCHDOG, "WatchdogSec=2\nRestart=on-failure\nRestartSec=0.1")
@@ -511,7 +508,6 @@ def test_watchdog_restarts_a_service_that_stops_pinging(systemd):
     assert "Watchdog timeout" in log
 
 
-@pytest.mark.container
 def test_serve_pings_the_watchdog_by_itself(units):
     systemd = units
     systemd.write("/etc/systemd/system/echo.service.d/watchdog.conf",
@@ -530,7 +526,6 @@ def test_serve_pings_the_watchdog_by_itself(units):
         systemd.systemctl("daemon-reload")
 
 
-@pytest.mark.container
 def test_fd_store_keeps_the_listening_socket_across_a_restart(systemd):
     notify_unit(systemd, "kept", FDSTORE, "FileDescriptorStoreMax=4")
     systemd.systemctl("start", "kept.service")
@@ -542,7 +537,6 @@ def test_fd_store_keeps_the_listening_socket_across_a_restart(systemd):
     assert inside(systemd, "tcp", 7100, "")[0] == f"stored {inode}"
 
 
-@pytest.mark.container
 def test_handlers_inetd_conf_converted_by_the_suite_runs_under_systemd(systemd, tmp_path):
     """The inetd.conf lines, through `inetd2systemd convert`, start the same handlers
     (inetd style: StandardInput=socket, the datagram socket on fd 0 for `wait`)."""
@@ -572,7 +566,6 @@ NAMES = textwrap.dedent("""
 """)
 
 
-@pytest.mark.container
 @pytest.mark.parametrize("accept", ["no", "yes"])
 def test_socket_names_from_systemd(systemd, accept):
     """FileDescriptorName= of two socket units for one service; Accept=yes: "connection"."""
@@ -634,7 +627,6 @@ RELOADING = textwrap.dedent("""
 """)
 
 
-@pytest.mark.container
 def test_reloading_then_ready_is_a_reload_to_systemd(systemd):
     notify_unit(systemd, "reloader", RELOADING, "ExecReload=/bin/kill -HUP $MAINPID")
     systemd.systemctl("start", "reloader.service")
@@ -663,7 +655,6 @@ CHATTY = textwrap.dedent("""
 """)
 
 
-@pytest.mark.container
 def test_inetd_style_print_goes_to_the_journal_not_the_peer(systemd):
     """StandardInput=socket (stdout follows it), StandardError=journal: once listen_fds()
     took the socket, print() lands in the journal and the peer gets only the reply."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import DATA
+from support import DATA
 from fuzz_support import fuzz_settings, growth_ratio, regression_cases, result_or_located_error
 
 from inetd2systemd.config.inetd import FLAVORS, parse_inetd

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import DATA
+from support import DATA, ROOT
 from fuzz_support import (assert_linear, fuzz_settings, growth_ratio, regression_cases,
                           result_or_located_error)
 
@@ -30,7 +30,6 @@ from inetd2systemd.config.xinetd import ATTRIBUTES, parse_xinetd, read_xinetd
 from inetd2systemd.errors import ConfigError
 from inetd2systemd.model import Severity
 
-ROOT = Path(__file__).resolve().parent.parent
 NOWHERE = "/nonexistent/fuzz-root"  # absolute includes look here, never at this host's /etc
 SERVICES = parse_services("echo 7/tcp\necho 7/udp\nftp 21/tcp\ntelnet 23/tcp\nrsync 873/tcp\n"
                           "daytime 13/tcp\ndaytime 13/udp\ntftp 69/udp\nnrpe 5666/tcp\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import EXAMPLES, run_cli
+from support import EXAMPLES, run_cli
 from fuzz_support import fuzz_settings
 from inetd2systemd.convert.pipeline import convert
 from inetd2systemd.config.services import load_services

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES
-from systemd_container import VENV, SystemdContainer, unavailable_reason
-
-pytestmark = pytest.mark.container
+from support import EXAMPLES
+from systemd_container import VENV, SystemdContainer
 
 PROTOCOLS = "ip\t0\tIP\ntcp\t6\tTCP\nudp\t17\tUDP\n"
 INETD2SYSTEMD = str(VENV / "bin" / "inetd2systemd")
@@ -73,19 +71,17 @@ sys.stdout.write(data.decode())
 """
 
 
-def boot(*nspawn_args: str) -> SystemdContainer:
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"container: {reason}")
+def boot(nspawn, *nspawn_args: str) -> SystemdContainer:
+    """A container booted with the host's /dev/kmsg (`nspawn`: the fixture of that name)."""
     try:
-        return SystemdContainer("gen", nspawn_args=KMSG + nspawn_args).start()
+        return nspawn("gen", nspawn_args=KMSG + nspawn_args).start()
     except RuntimeError:  # a failed boot is infrastructure: one more try
-        return SystemdContainer("gen", nspawn_args=KMSG + nspawn_args).start()
+        return nspawn("gen", nspawn_args=KMSG + nspawn_args).start()
 
 
 @pytest.fixture(scope="module")
-def box():
-    container = boot()
+def box(nspawn):
+    container = boot(nspawn)
     try:
         container.write("/etc/services", (EXAMPLES / "services").read_text())
         container.write("/etc/protocols", PROTOCOLS)  # xinetd's protocol names
@@ -251,7 +247,7 @@ def test_5_disable_now_stops_and_removes_them(box):
     assert ask(box, 7) == "refused"
 
 
-def test_a_boot_with_the_generator_enabled_reaches_running(tmp_path):
+def test_a_boot_with_the_generator_enabled_reaches_running(nspawn, tmp_path):
     """The generator linked and inetd.conf in place before systemd starts: at boot
     systemd runs it, the sockets come up with sockets.target and nothing fails."""
     generators = tmp_path / "system-generators"
@@ -266,7 +262,7 @@ def test_a_boot_with_the_generator_enabled_reaches_running(tmp_path):
                     f"{token} line\n")
     services = tmp_path / "services"
     services.write_text((EXAMPLES / "services").read_text())
-    box = boot(f"--bind-ro={generators}:/etc/systemd/system-generators",
+    box = boot(nspawn, f"--bind-ro={generators}:/etc/systemd/system-generators",
                f"--bind-ro={conf}:/etc/inetd.conf", f"--bind-ro={services}:/etc/services",
                f"--bind-ro={tftp}:/srv/tftp")
     try:

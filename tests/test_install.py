@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import EXAMPLES
+from support import EXAMPLES
 from systemd_container import VENV
 
 pytestmark = pytest.mark.container

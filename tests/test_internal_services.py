@@ -23,12 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from support import free_port, wait_for
 from inetd2systemd.runtime.internal_services import (InternalService, chargen_bytes, chargen_line,
                                             daytime_bytes, time_bytes)
 
 BIN = Path(sys.executable).parent / "inetd2systemd"
-OPENBSD_INETD = "/opt/inetd2systemd-peers/openbsd-inetd/usr/sbin/inetd"
 
 
 # -- the pure producers ----------------------------------------------------------------------
@@ -93,15 +92,6 @@ class Loop:
         self.close()
 
 
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 def read_all(sock: socket.socket) -> bytes:
     data = b""
     while chunk := sock.recv(65536):
@@ -120,7 +110,7 @@ def test_echo_keeps_every_byte_when_the_client_reads_slowly():
         got = read_all(client)
         sender.join()
         assert got == payload
-        assert wait_until(lambda: loop.service.connections == 0)
+        assert wait_for(lambda: loop.service.connections == 0)
 
 
 def test_discard_reads_to_the_end_and_closes():
@@ -140,7 +130,7 @@ def test_chargen_connection_ends_when_the_client_leaves():
         assert got.startswith(chargen_line(0) + chargen_line(1))
         assert loop.service.connections == 1
         client.close()
-        assert wait_until(lambda: loop.service.connections == 0)
+        assert wait_for(lambda: loop.service.connections == 0)
 
 
 def test_max_connections_makes_extra_clients_wait_not_fail():
@@ -212,8 +202,9 @@ def test_udp_services_answer_each_datagram():
 
 # -- the command, as systemd starts it ---------------------------------------------------------
 
-def activate(*args: str, port: int, flags: tuple[str, ...] = ()) -> subprocess.Popen:
-    proc = subprocess.Popen(["systemd-socket-activate", *flags, "-l", f"127.0.0.1:{port}",
+def activate(systemd_socket_activate: str, *args: str, port: int,
+             flags: tuple[str, ...] = ()) -> subprocess.Popen:
+    proc = subprocess.Popen([systemd_socket_activate, *flags, "-l", f"127.0.0.1:{port}",
                              str(BIN), "internal", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     deadline = time.monotonic() + 5
@@ -230,14 +221,10 @@ def activate(*args: str, port: int, flags: tuple[str, ...] = ()) -> subprocess.P
     raise RuntimeError("systemd-socket-activate did not listen")
 
 
-needs_activate = pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
-                                    reason="systemd-socket-activate is not installed")
-
-
-@needs_activate
-def test_command_serves_inherited_sockets_in_one_process_and_exits_when_idle():
+def test_command_serves_inherited_sockets_in_one_process_and_exits_when_idle(
+        systemd_socket_activate):
     port = free_port()
-    proc = activate("echo", "--idle-timeout", "1", port=port)
+    proc = activate(systemd_socket_activate, "echo", "--idle-timeout", "1", port=port)
     try:
         for i in range(20):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
@@ -250,10 +237,9 @@ def test_command_serves_inherited_sockets_in_one_process_and_exits_when_idle():
             proc.kill()
 
 
-@needs_activate
-def test_command_serves_one_connection_on_fd_0_inetd_style():
+def test_command_serves_one_connection_on_fd_0_inetd_style(systemd_socket_activate):
     port = free_port()
-    proc = activate("daytime", port=port, flags=("--inetd", "-a"))
+    proc = activate(systemd_socket_activate, "daytime", port=port, flags=("--inetd", "-a"))
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
             assert read_all(c).endswith(b"\r\n")
@@ -291,11 +277,10 @@ PARITY_CLIENT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.peers
-@pytest.mark.skipif(not (os.path.exists(OPENBSD_INETD) and shutil.which("unshare") and
-                         shutil.which("systemd-socket-activate") and os.geteuid() == 0),
-                    reason="needs root, unshare and openbsd-inetd (scripts/setup.sh)")
-def test_same_bytes_as_openbsd_inetd_builtins(tmp_path):
+@pytest.mark.skipif(not shutil.which("unshare") or os.geteuid() != 0,
+                    reason="needs root and unshare: openbsd-inetd on the standard ports, in a "
+                           "network namespace")
+def test_same_bytes_as_openbsd_inetd_builtins(openbsd_inetd, systemd_socket_activate, tmp_path):
     """openbsd-inetd on the standard ports and ours on port + 20000, in a private network
     namespace, asked the same questions by the same client."""
     conf = tmp_path / "inetd.conf"
@@ -303,11 +288,11 @@ def test_same_bytes_as_openbsd_inetd_builtins(tmp_path):
                             for n in ("chargen", "daytime", "time", "echo")))
     (tmp_path / "client.py").write_text(PARITY_CLIENT)
     ours = " ".join(
-        f"systemd-socket-activate -l 127.0.0.1:{port + 20000} {BIN} internal {name} "
+        f"{systemd_socket_activate} -l 127.0.0.1:{port + 20000} {BIN} internal {name} "
         f"--idle-timeout 5 >/dev/null 2>&1 & pids=\"$pids $!\";"
         for name, port in (("chargen", 19), ("daytime", 13), ("time", 37), ("echo", 7)))
     script = (f"trap 'kill $pids' EXIT; ip link set lo up; "
-              f"{OPENBSD_INETD} -d {conf} >/dev/null 2>&1 & pids=$!; "
+              f"{openbsd_inetd} -d {conf} >/dev/null 2>&1 & pids=$!; "
               f"{ours} sleep 0.5; {sys.executable} {tmp_path / 'client.py'}")
     result = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True,
                             start_new_session=True,
@@ -326,15 +311,13 @@ def test_same_bytes_as_openbsd_inetd_builtins(tmp_path):
     assert abs(times[0] - times[1]) <= 2
 
 
-@pytest.mark.peers
-@pytest.mark.skipif(shutil.which("xinetd") is None, reason="xinetd is not installed")
-def test_xinetd_daytime_style_matches_xinetd(tmp_path):
+def test_xinetd_daytime_style_matches_xinetd(xinetd, tmp_path):
     port = free_port()
     conf = tmp_path / "xinetd.conf"
     conf.write_text("defaults\n{\n}\nservice daytime\n{\n  type = INTERNAL UNLISTED\n"
                     "  id = daytime-stream\n  socket_type = stream\n  protocol = tcp\n"
                     f"  port = {port}\n  bind = 127.0.0.1\n  wait = no\n}}\n")
-    proc = subprocess.Popen(["xinetd", "-dontfork", "-f", str(conf), "-pidfile",
+    proc = subprocess.Popen([xinetd, "-dontfork", "-f", str(conf), "-pidfile",
                              str(tmp_path / "pid")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:

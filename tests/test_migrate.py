@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from support import ROOT, run_cli
 
 from inetd2systemd.migrate import preflight
 from inetd2systemd.migrate import (Probe, compare, plan_migration, record_transcripts,
@@ -24,7 +24,6 @@ from inetd2systemd.migrate import (Probe, compare, plan_migration, record_transc
 from inetd2systemd.model import Family, Listen, Service, Severity, SocketType, Source
 from systemd_container import analyze_verify
 
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "contrib" / "xinetd-import" / "samples"
 SAMPLE_NAMES = sorted(p.name for p in SAMPLES.iterdir() if (p / "expected.json").exists())
 
@@ -121,11 +120,8 @@ def test_sample_preflight_accounts_and_programs(name, tmp_path):
     assert programs == sorted(exp["missing_programs"])
 
 
-def test_sample_tcpwrapper_decisions_match_the_real_libwrap(tmp_path):
+def test_sample_tcpwrapper_decisions_match_the_real_libwrap(tcpdmatch, tmp_path):
     """For every exact service, the compiled set agrees with tcpdmatch on the sample's files."""
-    tcpdmatch = shutil.which("tcpdmatch") or "/usr/sbin/tcpdmatch"
-    if not os.path.exists(tcpdmatch):
-        pytest.skip("tcpdmatch (Debian package tcpd) is not installed")
     for name in SAMPLE_NAMES:
         migration, exp = plan_sample(name, tmp_path / name)
         for sid, want in exp["services"].items():
@@ -288,6 +284,31 @@ def test_preflight_ip_filter_without_cgroup2_is_an_error(tmp_path):
     assert refused[0].severity is Severity.ERROR and "BPF" in refused[0].message
     ok = preflight.ip_filter_support([guarded], mounts=mounts, probe=lambda: True)
     assert ok[0].severity is Severity.INFO
+    # not root: the kernel refuses the probe whatever it supports, which proves nothing
+    unknown = preflight.ip_filter_support([guarded], mounts=mounts, probe=lambda: None)
+    assert unknown[0].severity is Severity.INFO and "not probed" in unknown[0].message
+
+
+def test_preflight_bpf_probe_refused_to_a_user_is_not_a_verdict():
+    """As a user other than root the kernel refuses bpf(2) (EPERM): that is no proof that
+    it lacks cgroup BPF, so `import` run by a user is not failed for it (as root the
+    probe runs in a child that became nobody)."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            os.write(writer, repr(preflight._bpf_cgroup_skb_loads()).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as f:
+        verdict = f.read()
+    os.waitpid(pid, 0)
+    assert verdict == "None"
 
 
 def test_preflight_bpf_probe_runs_here():

@@ -18,14 +18,10 @@ A second test does the same for the RHEL sample with the real xinetd (libwrap bu
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
-import pytest
+from legacy_hosts import host_state, run_openbsd_inetd, run_xinetd, serve_files
+from support import ROOT
 
-from legacy_hosts import OPENBSD_INETD, host_state, run_openbsd_inetd, run_xinetd, serve_files
-
-
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "contrib" / "xinetd-import" / "samples"
 VENV_BIN = ROOT / ".venv" / "bin"
 
@@ -91,15 +87,13 @@ def rollback_and_compare(container, before: dict) -> None:
     assert after == before
 
 
-@pytest.mark.skipif(not OPENBSD_INETD.exists(), reason="openbsd-inetd is not unpacked "
-                    "(scripts/setup.sh does it)")
-def test_debian_host_migration_allow_deny_equivalence_rollback(systemd):
+def test_debian_host_migration_allow_deny_equivalence_rollback(systemd, openbsd_inetd):
     c = systemd
     # -- the legacy host: openbsd-inetd with tcpd and the sample's rules --------------------
     copy_tree_etc(c, "debian-inetd", ["inetd.conf", "services", "hosts.allow", "hosts.deny",
                                       "default"])
     serve_files(c)
-    run_openbsd_inetd(c)
+    run_openbsd_inetd(c, openbsd_inetd)
     assert c.wait_for(lambda: client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n")
     # tcpd itself enforces the rules: granted from .2, refused (closed at once) from .3
     legacy_git = client(c, "127.0.0.2", 9418, GIT_REQUEST)
@@ -168,13 +162,13 @@ def test_debian_host_migration_allow_deny_equivalence_rollback(systemd):
     c.systemctl("disable", "--now", "openbsd-inetd.service")
 
 
-def test_rhel_host_migration_with_real_xinetd(systemd):
+def test_rhel_host_migration_with_real_xinetd(systemd, xinetd):
     c = systemd
     copy_tree_etc(c, "rhel-xinetd", ["xinetd.conf", "xinetd.d", "services", "hosts.allow",
                                      "hosts.deny"])
     c.run("rm", "-f", "/etc/inetd.conf")  # this host is an xinetd host only
     # started by hand, not enabled: rollback must bring back exactly that
-    run_xinetd(c, enable=False)
+    run_xinetd(c, xinetd, enable=False)
     # xinetd's libwrap names the internal echo service "echo": .2 granted, .3 closed
     assert c.wait_for(lambda: client(c, "127.0.0.2", 7, "ping\n") == "DATA ping\\n", timeout=15)
     assert client(c, "127.0.0.3", 7, "ping\n") in ("RESET", "DATA")

@@ -8,15 +8,14 @@ scores measured here are the ones docs/units.md and the README give.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from inetd2systemd.units import hardening
 from inetd2systemd.units.writer import REARM_TEMPLATE, REARM_TEXT
 from systemd_container import analyze_verify
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 UNITS = sorted(p for p in (ROOT / "units").iterdir() if p.suffix in (".service", ".socket"))
 # A template is loaded (and scored) through an instance.
 SERVICES = [p.name.replace("@.", "@60s-echo.") for p in UNITS if p.suffix == ".service"]

@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 
 import packaging_support as dists
-from systemd_container import SystemdContainer, unavailable_reason
 
 ROOT = dists.ROOT
 PACKAGE = "inetd2systemd"
@@ -83,12 +82,9 @@ def test_lintian_reports_no_error_and_no_warning():
 # -- in a real systemd -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def host():
+def host(nspawn):
     """A container with writable overlays on /usr, /etc and /var, and the package built;
     yields (container, the upper directories, the .deb's path inside)."""
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"container: {reason}")
     deb, _ = dists.debian_package()
     upper = Path(tempfile.mkdtemp(prefix="i2s-deb-overlay-"))
     for name in OVERLAID:
@@ -98,7 +94,7 @@ def host():
     container = None
     try:
         for attempt in (1, 2):  # a boot that fails is infrastructure: one more try
-            container = SystemdContainer("i2s-deb", nspawn_args=tuple(args), launcher=False)
+            container = nspawn("i2s-deb", nspawn_args=tuple(args), launcher=False)
             try:
                 container.start()
                 break
@@ -134,7 +130,6 @@ def installed(host):
     return container, upper, before
 
 
-@pytest.mark.container
 def test_apt_installs_the_units_disabled_and_starts_nothing(installed):
     container, _, _ = installed
     assert container.run("dpkg-query", "-W", "-f=${Status}", PACKAGE).stdout == "install ok installed"
@@ -156,7 +151,6 @@ def test_apt_installs_the_units_disabled_and_starts_nothing(installed):
         assert container.systemctl("is-active", unit, check=False).stdout.strip() == "inactive"
 
 
-@pytest.mark.container
 def test_logger_reaches_the_journal_through_the_packaged_syslog_listener(installed):
     container, _, _ = installed
     container.systemctl("start", "inetd2systemd-syslogd.socket")
@@ -178,7 +172,6 @@ def test_logger_reaches_the_journal_through_the_packaged_syslog_listener(install
     assert argv[:3] == ["/usr/bin/python3", "/usr/bin/inetd2systemd", "syslogd"]
 
 
-@pytest.mark.container
 def test_purge_leaves_nothing_behind(installed):
     container, upper, before = installed
     # As an administrator would have it: the listener enabled and running.

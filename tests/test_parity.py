@@ -10,204 +10,18 @@ the peers and for us alike.
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import shutil
-import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-OPENBSD_INETD = "/opt/inetd2systemd-peers/openbsd-inetd/usr/sbin/inetd"
-XINETD = "/usr/sbin/xinetd"
-TFTPD = "/usr/sbin/in.tftpd"
-PYTHON = sys.executable
-
-NAMES = ("echo", "discard", "chargen", "daytime", "time", "i2s-cat", "i2s-id", "i2s-tftp",
-         "i2s-rate", "i2s-env", "i2s-limit", "i2s-src", "i2s-deny", "i2s-crash", "i2s-hang",
-         "i2s-new", "i2s-fds", "i2s-lfd", "i2s-load", "i2s-banner")
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: mount namespaces, user switch")
-
-
-def _port_block(count: int) -> int:
-    """A base port with `count` free TCP and UDP ports above it (random, then probed).
-
-    Below the kernel's ephemeral range: a port that is free now but ephemeral can become
-    some client connection's local port a moment later (the tests make thousands), and a
-    daemon binding it then (at a reload) fails with EADDRINUSE."""
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-        ephemeral_low = int(f.read().split()[0])
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(10000, max(10001, ephemeral_low - count))
-        try:
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                    with socket.socket(socket.AF_INET, kind) as s:
-                        s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no block of free ports")
-
-
-class Ports(dict):
-    """service name -> port, and the /etc/services text that says so."""
-
-    def __init__(self) -> None:
-        base = _port_block(len(NAMES))
-        super().__init__((name, base + i) for i, name in enumerate(NAMES))
-
-    def services_text(self) -> str:
-        return "".join(f"{name}\t{port}/tcp\n{name}\t{port}/udp\n" for name, port in self.items())
-
-
-def _listening(port: int, udp: bool) -> bool:
-    table = "/proc/net/udp" if udp else "/proc/net/tcp"
-    want = f":{port:04X}"
-    with open(table) as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            if fields[1].endswith(want) and (udp or fields[3] == "0A"):
-                return True
-    return False
-
-
-def socket_inode(port: int, udp: bool = False) -> int | None:
-    """The inode of the socket listening on 127.0.0.1/0.0.0.0:port (None: nobody listens)."""
-    table = "/proc/net/udp" if udp else "/proc/net/tcp"
-    want = f":{port:04X}"
-    with open(table) as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            if fields[1].endswith(want) and (udp or fields[3] == "0A"):
-                return int(fields[9])
-    return None
-
-
-def fd_inodes(pid: int) -> set[int]:
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
-    return inodes
-
-
-class Superserver:
-    """One daemon (ours or a peer) in a private mount namespace; killed on stop()."""
-
-    def __init__(self, kind: str, argv: list[str], workdir: Path, services: Path,
-                 hosts_deny: Path | None = None) -> None:
-        self.kind = kind
-        self.hosts_deny = hosts_deny
-        self.argv = argv
-        self.workdir = workdir
-        self.services = services
-        self.log_path = workdir / f"{kind}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, wait_for: list[tuple[int, bool]], timeout: float = 10.0) -> "Superserver":
-        deadline = time.monotonic() + timeout
-        while any(_listening(p, udp) for p, udp in wait_for):
-            # a server the previous daemon started (in.tftpd -t 1) still holds its socket
-            if time.monotonic() > deadline:
-                raise AssertionError(f"ports still busy before starting {self.kind}")
-            time.sleep(0.05)
-        log = open(self.log_path, "ab")
-        # unshare without --fork execs: the Popen pid is the daemon's pid. The test's
-        # hosts.deny (if any) replaces the machine's inside that namespace only.
-        env = dict(os.environ, HOSTS_DENY=str(self.hosts_deny or ""))
-        self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-             'mount --bind "$0" /etc/services && '
-             '{ [ -z "$HOSTS_DENY" ] || mount --bind "$HOSTS_DENY" /etc/hosts.deny; } && exec "$@"',
-             str(self.services), *self.argv],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.workdir,
-            start_new_session=True, env=env)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while not all(_listening(p, udp) for p, udp in wait_for):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.kind} exited {self.proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.kind} did not listen in time:\n{self.log()}")
-            time.sleep(0.02)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def signal(self, signum: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signum)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        # Servers a peer left running (inetd does not stop them) die with the session.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def ours_argv(config: Path, *extra: str) -> list[str]:
-    return [PYTHON, "-m", "inetd2systemd", "serve", "-c", str(config), "--foreground", *extra]
-
-
-# -- what a client observes ------------------------------------------------------------------
-
-
-def tcp_exchange(port: int, send: bytes = b"", read: int | None = None, timeout: float = 3.0) -> bytes | str:
-    """Connect, send, half-close, read (everything, or `read` bytes); errors as words."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            if send:
-                s.sendall(send)
-            if read is None:
-                s.shutdown(socket.SHUT_WR)
-            data = b""
-            while read is None or len(data) < read:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            return data if read is None else data[:read]
-    except ConnectionRefusedError:
-        return "refused"
-    except (ConnectionResetError, BrokenPipeError):
-        return "reset"
-    except socket.timeout:
-        return "timeout"
-    except OSError as exc:
-        if exc.errno == errno.ENOTCONN:  # reset between connect() and our shutdown()
-            return "reset"
-        return f"error {exc.errno}"
+from superserver_support import Ports, Superserver, needs_root, ours_argv, tcp_exchange
 
 
 def udp_exchange(port: int, send: bytes, timeout: float = 3.0) -> bytes | str:
@@ -333,7 +147,7 @@ INETD_CONF = """\
 
 
 @pytest.fixture(scope="module")
-def inetd_setup(tmp_path_factory):
+def inetd_setup(tmp_path_factory, tftpd):
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("needs root and unshare for a private /etc/services")
     work = tmp_path_factory.mktemp("parity")
@@ -348,13 +162,13 @@ def inetd_setup(tmp_path_factory):
     (tftproot / "payload.bin").write_bytes(payload)
     os.chmod(tftproot / "payload.bin", 0o644)
     conf = work / "inetd.conf"
-    conf.write_text(INETD_CONF.format(tftpd=TFTPD, tftproot=tftproot))
+    conf.write_text(INETD_CONF.format(tftpd=tftpd, tftproot=tftproot))
     return work, ports, services, conf, payload
 
 
-def _inetd_observations(kind: str, setup) -> dict:
+def _inetd_observations(kind: str, setup, openbsd_inetd: str) -> dict:
     work, ports, services, conf, payload = setup
-    argv = [OPENBSD_INETD, "-d", str(conf)] if kind == "openbsd-inetd" else ours_argv(conf)
+    argv = [openbsd_inetd, "-d", str(conf)] if kind == "openbsd-inetd" else ours_argv(conf)
     listening = [(ports[n], False) for n in ("echo", "i2s-cat", "i2s-rate", "i2s-id")] + \
                 [(ports["i2s-tftp"], True), (ports["echo"], True)]
     daemon = Superserver(kind, argv, work, services).start(listening)
@@ -372,9 +186,9 @@ def _inetd_observations(kind: str, setup) -> dict:
 
 
 @needs_root
-def test_same_results_as_openbsd_inetd(inetd_setup):
-    theirs = _inetd_observations("openbsd-inetd", inetd_setup)
-    ours = _inetd_observations("inetd2systemd", inetd_setup)
+def test_same_results_as_openbsd_inetd(inetd_setup, openbsd_inetd):
+    theirs = _inetd_observations("openbsd-inetd", inetd_setup, openbsd_inetd)
+    ours = _inetd_observations("inetd2systemd", inetd_setup, openbsd_inetd)
     # The observations are meaningful on their own, not just equal:
     assert theirs["echo/tcp"] == b"hello, echo\r\n"
     assert theirs["discard/tcp"] == b""
@@ -614,10 +428,10 @@ def xinetd_setup(inetd_setup):
     return work, ports, services, conf
 
 
-def _xinetd_observations(kind: str, setup) -> dict:
+def _xinetd_observations(kind: str, setup, xinetd: str) -> dict:
     work, ports, services, conf = setup
     if kind == "xinetd":
-        argv = [XINETD, "-dontfork", "-f", str(conf), "-pidfile", str(work / "xinetd.pid")]
+        argv = [xinetd, "-dontfork", "-f", str(conf), "-pidfile", str(work / "xinetd.pid")]
     else:
         argv = ours_argv(conf)
     listening = [(ports[n], False) for n in ("echo", "i2s-cat", "i2s-rate", "i2s-deny", "i2s-env")] + \
@@ -638,10 +452,9 @@ def _xinetd_observations(kind: str, setup) -> dict:
 
 
 @needs_root
-@pytest.mark.skipif(not os.path.exists(XINETD), reason="xinetd is not installed")
-def test_same_results_as_xinetd(xinetd_setup):
-    theirs = _xinetd_observations("xinetd", xinetd_setup)
-    ours = _xinetd_observations("inetd2systemd", xinetd_setup)
+def test_same_results_as_xinetd(xinetd_setup, xinetd):
+    theirs = _xinetd_observations("xinetd", xinetd_setup, xinetd)
+    ours = _xinetd_observations("inetd2systemd", xinetd_setup, xinetd)
     assert theirs["echo/udp"] == b"hello, udp echo"
     assert theirs["discard/udp"] == "timeout"
     assert theirs["chargen/udp"] and theirs["daytime/udp"] and theirs["time/udp"]

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from test_parity import OPENBSD_INETD, XINETD, _port_block, tcp_exchange
+from superserver_support import tcp_exchange
+from support import free_port
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root: servers run as root here")
 
@@ -148,17 +149,17 @@ def _drain(master: int, output: bytearray) -> None:
 
 
 def ours(work: Path, dialect: str) -> dict:
-    port = _port_block(2)
+    port = free_port(2)
     conf = configuration(work, dialect, port)
     return on_a_terminal([sys.executable, "-m", "inetd2systemd", "serve", "-c", str(conf),
                           "--foreground"], port, work)
 
 
-def theirs(work: Path, dialect: str) -> dict:
-    port = _port_block(2)
+def theirs(work: Path, dialect: str, peer: str) -> dict:
+    port = free_port(2)
     conf = configuration(work, dialect, port)
-    argv = [OPENBSD_INETD, "-d", str(conf)] if dialect == "inetd" else \
-        [XINETD, "-dontfork", "-f", str(conf), "-pidfile", str(work / f"x{port}.pid")]
+    argv = [peer, "-d", str(conf)] if dialect == "inetd" else \
+        [peer, "-dontfork", "-f", str(conf), "-pidfile", str(work / f"x{port}.pid")]
     return on_a_terminal(argv, port, work)
 
 
@@ -192,13 +193,10 @@ def test_a_server_gets_its_socket_a_session_default_signals_and_a_daemons_enviro
         assert env["PATH"] == LOGIN_ENV["PATH"] and env["REMOTE_HOST"] == "127.0.0.1"
 
 
-@pytest.mark.peers
 @pytest.mark.parametrize("dialect", ["inetd", "xinetd"])
-def test_a_server_gets_no_more_than_the_peer_gives(probe, dialect):
-    peer = OPENBSD_INETD if dialect == "inetd" else XINETD
-    if not os.path.exists(peer):
-        pytest.skip(f"{peer} is not installed")
-    mine, real = ours(probe, dialect), theirs(probe, dialect)
+def test_a_server_gets_no_more_than_the_peer_gives(probe, openbsd_inetd, xinetd, dialect):
+    peer = openbsd_inetd if dialect == "inetd" else xinetd
+    mine, real = ours(probe, dialect), theirs(probe, dialect, peer)
     # Descriptors, session and terminal: the same as the peer's.
     assert only_the_socket(real), real["fds"]
     assert only_the_socket(mine)

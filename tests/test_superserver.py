@@ -19,12 +19,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from superserver_support import (PYTHON, Ports, Superserver, fd_inodes, needs_root, ours_argv,
+                                 socket_inode, tcp_exchange)
+from support import free_port, wait_for
 
 from inetd2systemd.model import RateLimit
 from inetd2systemd.superserver import limits
-from test_parity import (PYTHON, Ports, Superserver, fd_inodes, needs_root, ours_argv, socket_inode,
-                         tcp_exchange)
 
 # -- the bookkeeping, with a hand-driven clock ------------------------------------------------
 
@@ -180,15 +180,6 @@ def start(setup, *extra: str, wait_ports=("i2s-cat",)) -> Superserver:
         [(ports[name], False) for name in wait_ports])
 
 
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 @needs_root
 def test_reload_under_steady_connections_keeps_sockets_and_refuses_nobody(setup):
     work, ports, services, conf = setup
@@ -213,7 +204,7 @@ def test_reload_under_steady_connections_keeps_sockets_and_refuses_nobody(setup)
             time.sleep(0.3)
             conf.write_text(conf_text(work, second="i2s-new"))  # i2s-id removed, i2s-new added
             daemon.signal(signal.SIGHUP)
-            assert wait_until(lambda: socket_inode(ports["i2s-new"]) is not None)
+            assert wait_for(lambda: socket_inode(ports["i2s-new"]) is not None)
             for _ in range(3):  # more reloads of the same file while clients keep coming
                 time.sleep(0.2)
                 daemon.signal(signal.SIGHUP)
@@ -242,7 +233,7 @@ def test_reload_with_a_bad_entry_applies_the_rest_and_keeps_running(setup):
         conf.write_text(conf_text(work) + "127.0.0.1:i2s-new stream tcp4 sometimes root /bin/cat cat\n"
                         "a..b:i2s-new stream tcp4 nowait root /bin/cat cat\n")
         daemon.signal(signal.SIGHUP)
-        assert wait_until(lambda: "reloaded" in daemon.log())
+        assert wait_for(lambda: "reloaded" in daemon.log())
         bad_line = len(conf_text(work).splitlines()) + 1
         assert f"{conf}:{bad_line}:31: error" in daemon.log()  # file:line:col of the bad field
         assert f"{conf}:{bad_line + 1}:1: error" in daemon.log()  # a host the IDNA codec refuses
@@ -262,7 +253,7 @@ def test_a_bad_entry_at_start_is_reported_and_the_rest_served(tmp_path, cli):
     proc = subprocess.Popen([sys.executable, "-m", "inetd2systemd", "serve", "-c", str(conf),
                              "--foreground"], stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_until(lambda: tcp_exchange(port, b"up\n") == b"up\n")
+        assert wait_for(lambda: tcp_exchange(port, b"up\n") == b"up\n")
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
@@ -304,7 +295,7 @@ def test_wait_stream_server_gets_the_listener_and_is_restarted_after_it_exits(se
         # one server took all three: the superserver stopped watching while it ran
         assert len(set(first)) == 1 and first[0].strip().isdigit(), first
         pid = int(first[0])
-        assert wait_until(lambda: f"EXIT: i2s-load pid={pid}" in daemon.log())
+        assert wait_for(lambda: f"EXIT: i2s-load pid={pid}" in daemon.log())
         again = tcp_exchange(ports["i2s-load"])
         assert again.strip().isdigit() and int(again) != pid  # re-armed: a new server
         assert daemon.log().count("START: i2s-load") == 2
@@ -338,8 +329,8 @@ def test_a_flood_is_bounded_by_instances(setup):
     try:
         for _ in range(40):
             flood.append(socket.create_connection(("127.0.0.1", ports["i2s-hang"]), timeout=10))
-        assert wait_until(lambda: daemon.log().count("FAIL: i2s-hang service_limit") == 35, timeout=20)
-        assert wait_until(lambda: daemon.log().count("START: i2s-hang") == 5, timeout=20)
+        assert wait_for(lambda: daemon.log().count("FAIL: i2s-hang service_limit") == 35, timeout=20)
+        assert wait_for(lambda: daemon.log().count("START: i2s-hang") == 5, timeout=20)
         assert len(_children_of(daemon.pid)) == 5
     finally:
         for s in flood:
@@ -355,7 +346,7 @@ def test_a_server_that_cannot_start_is_logged_once_per_request(setup):
         assert tcp_exchange(ports["i2s-env"], b"anyone?\n") in (b"", "reset")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.sendto(b"anyone?", ("127.0.0.1", ports["i2s-rate"]))
-        assert wait_until(lambda: daemon.log().count("cannot start /nonexistent/server") == 2)
+        assert wait_for(lambda: daemon.log().count("cannot start /nonexistent/server") == 2)
         time.sleep(0.5)  # a wait service that failed must not be retried on every turn
         assert daemon.log().count("cannot start /nonexistent/server") == 2
         assert tcp_exchange(ports["i2s-cat"], b"fine\n") == b"fine\n"
@@ -373,11 +364,11 @@ def test_xinetd_cps_closes_the_service_then_reopens_it_after_the_pause(setup):
         [(ports["i2s-cat"], False)])
     try:
         burst = [socket.create_connection(("127.0.0.1", ports["i2s-cat"]), timeout=10) for _ in range(3)]
-        assert wait_until(lambda: socket_inode(ports["i2s-cat"]) is None)  # off: closed
+        assert wait_for(lambda: socket_inode(ports["i2s-cat"]) is None)  # off: closed
         assert tcp_exchange(ports["i2s-cat"], b"x\n") == "refused"
         for s in burst:
             s.close()
-        assert wait_until(lambda: socket_inode(ports["i2s-cat"]) is not None, timeout=5)
+        assert wait_for(lambda: socket_inode(ports["i2s-cat"]) is not None, timeout=5)
         assert tcp_exchange(ports["i2s-cat"], b"back\n") == b"back\n"
         assert "service on again" in daemon.log()
     finally:
@@ -393,8 +384,8 @@ def test_a_crashing_or_hanging_server_affects_only_its_own_connection(setup):
         assert tcp_exchange(ports["i2s-crash"], b"boom\n") in (b"", "reset")
         hung = socket.create_connection(("127.0.0.1", ports["i2s-hang"]), timeout=3)
         assert tcp_exchange(ports["i2s-cat"], b"unaffected\n") == b"unaffected\n"
-        assert wait_until(lambda: "signal=SIGSEGV" in daemon.log())
-        assert wait_until(lambda: "START: i2s-hang" in daemon.log())
+        assert wait_for(lambda: "signal=SIGSEGV" in daemon.log())
+        assert wait_for(lambda: "START: i2s-hang" in daemon.log())
         sleeper = [line for line in daemon.log().splitlines() if "START: i2s-hang" in line]
         pid = int(sleeper[0].split("pid=")[1].split()[0])
         assert os.path.exists(f"/proc/{pid}")
@@ -403,7 +394,7 @@ def test_a_crashing_or_hanging_server_affects_only_its_own_connection(setup):
         if hung is not None:
             hung.close()
     # xinetd(8): stopping terminates the running servers too
-    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
                       open(f"/proc/{pid}/stat").read().split()[2] == "Z")
 
 
@@ -420,7 +411,7 @@ def test_running_out_of_descriptors_backs_off_instead_of_spinning(setup):
             s.settimeout(3)
             s.connect(("127.0.0.1", ports["discard"]))  # the kernel completes it (backlog)
             held.append(s)
-        assert wait_until(lambda: "Too many open files" in daemon.log())
+        assert wait_for(lambda: "Too many open files" in daemon.log())
         before = _cpu_seconds(daemon.pid)
         time.sleep(1.5)
         spent = _cpu_seconds(daemon.pid) - before
@@ -430,8 +421,8 @@ def test_running_out_of_descriptors_backs_off_instead_of_spinning(setup):
         held.clear()
         subprocess.run(["prlimit", f"--pid={daemon.pid}", "--nofile=1024:4096"], check=True)
         # after the back-off, service resumes
-        assert wait_until(lambda: tcp_exchange(ports["i2s-cat"], b"back\n") == b"back\n")
-        assert wait_until(lambda: tcp_exchange(ports["discard"], b"x" * 10) == b"", timeout=5)
+        assert wait_for(lambda: tcp_exchange(ports["i2s-cat"], b"back\n") == b"back\n")
+        assert wait_for(lambda: tcp_exchange(ports["discard"], b"x" * 10) == b"", timeout=5)
     finally:
         for s in held:
             s.close()
@@ -460,13 +451,12 @@ def test_detaches_with_a_pidfile_and_stops_on_sigterm(setup):
         assert tcp_exchange(ports["i2s-cat"], b"daemon\n") == b"daemon\n"
     finally:
         os.kill(pid, signal.SIGTERM)
-    assert wait_until(lambda: not pidfile.exists())
-    assert wait_until(lambda: socket_inode(ports["i2s-cat"]) is None)
+    assert wait_for(lambda: not pidfile.exists())
+    assert wait_for(lambda: socket_inode(ports["i2s-cat"]) is None)
 
 
 def test_named_ports_from_a_services_file_and_a_clean_stop(tmp_path):
-    from test_parity import _port_block
-    port = _port_block(1)
+    port = free_port()
     (tmp_path / "services").write_text(f"i2s-mine\t{port}/tcp\n")
     conf = tmp_path / "inetd.conf"
     conf.write_text(f"127.0.0.1:i2s-mine stream tcp4 nowait.100 {getpass.getuser()} /bin/cat cat\n")
@@ -474,7 +464,7 @@ def test_named_ports_from_a_services_file_and_a_clean_stop(tmp_path):
                              str(tmp_path / "services"), "--foreground"],
                             stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_until(lambda: socket_inode(port) is not None, timeout=10)
+        assert wait_for(lambda: socket_inode(port) is not None, timeout=10)
         assert tcp_exchange(port, b"named\n") == b"named\n"
     finally:
         proc.send_signal(signal.SIGINT)

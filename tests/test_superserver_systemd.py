@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from systemd_container import VENV
-
-pytestmark = pytest.mark.container
 
 SERVICES = "echo\t7007/tcp\necho\t7007/udp\ni2s-cat\t7008/tcp\n"
 CONF = """\

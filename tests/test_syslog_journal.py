@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from syslog_support import ROOT, wait_for
+from support import ROOT, wait_for
 from systemd_container import analyze_verify
 
 UNITS = ROOT / "units"

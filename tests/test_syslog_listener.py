@@ -18,10 +18,8 @@ import uuid
 
 import pytest
 
-from syslog_support import (PYTHON, Listener, Rsyslog, forked_as, free_ports, read_lines, send_tcp,
-                            wait_for)
-
-pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/logger"), reason="needs util-linux logger")
+from support import free_port, wait_for
+from syslog_support import PYTHON, Listener, Rsyslog, forked_as, read_lines, send_tcp
 
 CONFIG = """\
 local0.*\t{d}/udp.log
@@ -48,23 +46,30 @@ def certificate(tmp_path_factory):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, certificate):
     d = tmp_path_factory.mktemp("listener")
-    rd = tmp_path_factory.mktemp("rsyslog")
-    port, tls_port = free_ports(), free_ports()
-    rs_udp, rs_tcp = free_ports(), free_ports()
-    # rsyslog forwards local6 over UDP and local7 over TCP to us, and writes what we
-    # forward to it (local3) to a file.
-    rsyslog = Rsyslog(rd, f"local6.*\t@127.0.0.1:{port}\nlocal7.*\t@@127.0.0.1:{port}\n"
-                          f"local3.*\t{rd}/from-ours.log\n", udp_port=rs_udp, tcp_port=rs_tcp,
-                      extra="$ActionFileDefaultTemplate RSYSLOG_TraditionalFileFormat")
+    port, tls_port = free_port(), free_port()
+    rs_udp, rs_tcp = free_port(), free_port()  # where `rsyslog` listens, when a test starts it
     sock, stream_sock = d / "log", d / "log-stream"
     listener = Listener(d, CONFIG.format(d=d, rs_udp=rs_udp, rs_tcp=rs_tcp),
                         [f"udp:127.0.0.1:{port}", f"tcp:127.0.0.1:{port}", f"unix:{sock}",
                          f"unix-stream:{stream_sock}", f"tls:127.0.0.1:{tls_port}"],
                         ("--tls-cert", str(certificate[0]), "--tls-key", str(certificate[1])))
     yield dict(dir=d, port=port, tls_port=tls_port, sock=sock, stream_sock=stream_sock,
-               listener=listener, rsyslog_dir=rd, rs_udp=rs_udp)
+               listener=listener, rs_udp=rs_udp, rs_tcp=rs_tcp)
     listener.stop()
-    rsyslog.stop()
+
+
+@pytest.fixture(scope="module")
+def rsyslog(setup, rsyslogd, tmp_path_factory):
+    """The real rsyslogd beside the listener: it forwards local6 over UDP and local7 over
+    TCP to us, and writes what we forward to it (local3) to a file; its directory."""
+    rd = tmp_path_factory.mktemp("rsyslog")
+    port = setup["port"]
+    daemon = Rsyslog(rsyslogd, rd, f"local6.*\t@127.0.0.1:{port}\nlocal7.*\t@@127.0.0.1:{port}\n"
+                                   f"local3.*\t{rd}/from-ours.log\n",
+                     udp_port=setup["rs_udp"], tcp_port=setup["rs_tcp"],
+                     extra="$ActionFileDefaultTemplate RSYSLOG_TraditionalFileFormat")
+    yield rd
+    daemon.stop()
 
 
 def _line_with(path, needle, timeout=10.0):
@@ -76,14 +81,14 @@ HOST = socket.gethostname().split(".")[0]
 
 @pytest.mark.parametrize("mode", ["unix", "udp", "tcp", "tcp-octet-count", "udp-rfc3164",
                                   "tcp-rfc5424-sd", "unix-rfc5424"])
-def test_logger_in_each_mode(setup, mode):
+def test_logger_in_each_mode(setup, logger, mode):
     tag = f"lg{uuid.uuid4().hex[:8]}"
     target = {"unix": ["-u", str(setup["sock"])], "unix-rfc5424": ["-u", str(setup["sock"]), "--rfc5424"]}.get(
         mode, ["-n", "127.0.0.1", "-P", str(setup["port"])])
     flags = {"udp": ["-d"], "tcp": ["-T"], "tcp-octet-count": ["-T", "--octet-count"],
              "udp-rfc3164": ["-d", "--rfc3164"],
              "tcp-rfc5424-sd": ["-T", "--rfc5424", "--sd-id", "zoo@32473", "--sd-param", 'tiger="hungry"']}
-    argv = ["logger", *target, *flags.get(mode, []), "-t", tag, "--id=4242", "-p", "daemon.warning",
+    argv = [logger, *target, *flags.get(mode, []), "-t", tag, "--id=4242", "-p", "daemon.warning",
             f"hello from {mode}"]
     subprocess.run(argv, check=True, timeout=10)
     line = _line_with(setup["dir"] / "all.log", tag)
@@ -114,23 +119,23 @@ def test_python_sysloghandler_udp_tcp_and_unix(setup):
     # SysLogHandler sends user.err (<11>) and no timestamp: the receive time is used.
 
 
-def test_rsyslog_forwarding_to_us_over_udp_and_tcp(setup):
+def test_rsyslog_forwarding_to_us_over_udp_and_tcp(setup, rsyslog, logger):
     tag = f"rs{uuid.uuid4().hex[:8]}"
     for facility, how in (("local6", "udp"), ("local7", "tcp")):
-        subprocess.run(["logger", "-n", "127.0.0.1", "-P", str(setup["rs_udp"]), "-d", "--rfc3164",
+        subprocess.run([logger, "-n", "127.0.0.1", "-P", str(setup["rs_udp"]), "-d", "--rfc3164",
                         "-t", tag, "-p", f"{facility}.info", f"relayed over {how}"], check=True)
     for how in ("udp", "tcp"):
         line = _line_with(setup["dir"] / "all.log", f"relayed over {how}", timeout=15)
         assert line is not None and f" {tag}: relayed over {how}" in line, how
 
 
-def test_we_forward_to_rsyslog_over_udp_and_tcp(setup):
+def test_we_forward_to_rsyslog_over_udp_and_tcp(setup, rsyslog, logger):
     tag = f"fw{uuid.uuid4().hex[:8]}"
-    subprocess.run(["logger", "-n", "127.0.0.1", "-P", str(setup["port"]), "-T", "-t", tag,
+    subprocess.run([logger, "-n", "127.0.0.1", "-P", str(setup["port"]), "-T", "-t", tag,
                     "-p", "local3.notice", "forward me"], check=True)
     # Two rules (@ and @@) send it: rsyslog must receive it twice, intact.
-    got = wait_for(lambda: [l for l in read_lines(setup["rsyslog_dir"] / "from-ours.log") if tag in l]
-                   if len([l for l in read_lines(setup["rsyslog_dir"] / "from-ours.log") if tag in l]) >= 2
+    got = wait_for(lambda: [l for l in read_lines(rsyslog / "from-ours.log") if tag in l]
+                   if len([l for l in read_lines(rsyslog / "from-ours.log") if tag in l]) >= 2
                    else None, timeout=15)
     assert got and len(got) == 2 and all(l.endswith(f"{HOST} {tag} forward me") for l in got), got
 
@@ -244,7 +249,7 @@ def test_kernel_drops_are_counted_exactly(tmp_path):
     """Stop the listener, overflow its small UDP buffer, resume: the drops the kernel
     counted plus what was written equals what was sent, as soon as SIGUSR1 asks (no
     later datagram needed to carry the kernel's counter)."""
-    port = free_ports()
+    port = free_port()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"udp:127.0.0.1:{port}"],
                         ("--udp-buffer", "65536"))
     try:
@@ -266,7 +271,7 @@ def test_kernel_drops_are_counted_exactly(tmp_path):
 
 
 def test_sigterm_drains_what_was_sent(tmp_path):
-    port = free_ports()
+    port = free_port()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tcp:127.0.0.1:{port}"])
     frames = _numbered(5000, 1, "drain")
     send_tcp(port, frames)
@@ -310,7 +315,7 @@ def test_fifo_action(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    port = free_ports()
+    port = free_port()
     listener = Listener(tmp_path, f"*.*\t|{fifo}\n", [f"udp:127.0.0.1:{port}"])
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -333,8 +338,8 @@ def test_tcp_forwarding_octet_counted_and_a_dead_peer_never_stalls(tmp_path):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
-    dead = free_ports()  # nobody listens there
-    port = free_ports()
+    dead = free_port()  # nobody listens there
+    port = free_port()
     listener = Listener(tmp_path, f"*.*\t@@(o)127.0.0.1:{server.getsockname()[1]}\n"
                                   f"*.*\t@@127.0.0.1:{dead}\n*.*\t-{tmp_path}/out.log\n",
                         [f"udp:127.0.0.1:{port}"])
@@ -363,7 +368,7 @@ def test_tls_client_certificates_when_a_ca_is_given(tmp_path, certificate):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-nodes", "-subj", "/CN=client", "-days", "2", "-keyout", str(client_key),
                     "-out", str(client_cert)], check=True, capture_output=True)
-    port = free_ports()
+    port = free_port()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tls:127.0.0.1:{port}"],
                         ("--tls-cert", str(certificate[0]), "--tls-key", str(certificate[1]),
                          "--tls-ca", str(client_cert)))
@@ -398,7 +403,7 @@ BAD_5424 = b"<14>1 2024-01-xxT00:00:00Z host app 1 - - the bad one"  # the issue
 def test_one_bad_message_costs_at_most_itself_and_the_counters_add_up(tmp_path, transport):
     """The issue's case: 400 good messages with one bad one among them, in one read batch:
     every good one is written, and received = written + dropped + not selected."""
-    port = free_ports()
+    port = free_port()
     sock = tmp_path / "log"
     listener = Listener(tmp_path, f"*.*;mail.none\t-{tmp_path}/out.log\n",
                         [f"tcp:127.0.0.1:{port}", f"udp:127.0.0.1:{port}", f"unix:{sock}"])
@@ -423,7 +428,7 @@ def test_one_bad_message_costs_at_most_itself_and_the_counters_add_up(tmp_path, 
 
 
 def test_counters_run_on_across_sighup_and_warnings_come_once_per_load(tmp_path):
-    port = free_ports()
+    port = free_port()
     listener = Listener(tmp_path, f"$RepeatedMsgReduction on\n*.*\t-{tmp_path}/out.log\n",
                         [f"tcp:127.0.0.1:{port}"])
     try:
@@ -442,7 +447,7 @@ def test_counters_run_on_across_sighup_and_warnings_come_once_per_load(tmp_path)
 
 
 def test_a_forward_to_an_unresolvable_host_never_touches_the_file_rule(tmp_path):
-    port = free_ports()
+    port = free_port()
     listener = Listener(tmp_path, f"*.*\t@no-such-host.invalid:5514\n*.*\t-{tmp_path}/out.log\n",
                         [f"tcp:127.0.0.1:{port}"])
     try:
@@ -490,7 +495,7 @@ def test_idle_connections_from_one_source_do_not_keep_another_out(tmp_path):
     """1,100 idle connections from 127.0.0.2: a message from 127.0.0.3 is still written
     within a second (the limit per source refuses the rest of 127.0.0.2's)."""
     _enough_descriptors(4096)
-    port = free_ports()
+    port = free_port()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tcp:127.0.0.1:{port}"])
     idle = _connect_many(("127.0.0.1", port), 1100, "127.0.0.2")
     try:
@@ -515,7 +520,7 @@ def test_idle_connections_from_one_source_do_not_keep_another_out(tmp_path):
 
 
 def test_idle_connections_and_unfinished_tls_handshakes_time_out(tmp_path, certificate):
-    port, tls_port = free_ports(), free_ports()
+    port, tls_port = free_port(), free_port()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n",
                         [f"tcp:127.0.0.1:{port}", f"tls:127.0.0.1:{tls_port}"],
                         ("--tls-cert", str(certificate[0]), "--tls-key", str(certificate[1]),
@@ -541,7 +546,7 @@ def test_memory_stays_bounded_with_partial_frames_on_1000_connections(tmp_path):
     by the budget (frames past it are cut and delivered, counted), and the memory comes
     back when they close."""
     _enough_descriptors(4096)  # the listener inherits it
-    port = free_ports()
+    port = free_port()
     listener = Listener(tmp_path, f"*.*\t-/dev/null\n", [f"tcp:127.0.0.1:{port}"])
     conns: list[socket.socket] = []
     try:
@@ -585,7 +590,7 @@ def test_out_of_descriptors_the_accept_loop_rests_and_says_so_once(tmp_path):
     def few_descriptors():
         resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
 
-    port = free_ports()
+    port = free_port()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tcp:127.0.0.1:{port}"],
                         ("--max-per-source", "1000"), preexec_fn=few_descriptors)
     clients = []
@@ -712,7 +717,7 @@ def test_the_unix_socket_is_made_0666_and_a_stale_one_is_replaced(tmp_path):
 def test_a_reload_refuses_a_configuration_another_user_could_change(tmp_path):
     import pwd
 
-    port = free_ports()
+    port = free_port()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tcp:127.0.0.1:{port}"])
     try:
         nobody = pwd.getpwnam("nobody")

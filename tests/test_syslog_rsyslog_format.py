@@ -8,13 +8,10 @@ from __future__ import annotations
 import socket
 import time
 
-import pytest
-
 from inetd2systemd.syslog.message import parse
 from inetd2systemd.syslog.sinks import traditional_line
-from syslog_support import RSYSLOGD, Rsyslog, free_ports, wait_for
-
-pytestmark = pytest.mark.peers
+from support import free_port, wait_for
+from syslog_support import Rsyslog
 
 BOM = b"\xef\xbb\xbf"
 VECTORS = [
@@ -66,15 +63,15 @@ VECTORS = [
 ]
 
 
-def rsyslog_lines(tmp_path, frames: list[bytes], escape: bool = True) -> list[bytes]:
+def rsyslog_lines(rsyslogd: str, tmp_path, frames: list[bytes], escape: bool = True) -> list[bytes]:
     """What rsyslogd writes in RSYSLOG_TraditionalFileFormat for these datagrams, one
     line per frame (DNS off: the peer's address stands in for a missing hostname, as in
     this listener)."""
-    port = free_ports()
+    port = free_port()
     out = tmp_path / "rsyslog-trad.log"
     settings = 'global(net.enableDNS="off"' + \
         ("" if escape else ' parser.escapeControlCharactersOnReceive="off"') + ")"
-    rs = Rsyslog(tmp_path, f'*.* action(type="omfile" file="{out}" template="RSYSLOG_TraditionalFileFormat")',
+    rs = Rsyslog(rsyslogd, tmp_path, f'*.* action(type="omfile" file="{out}" template="RSYSLOG_TraditionalFileFormat")',
                  udp_port=port, extra=settings)
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -98,19 +95,17 @@ def _without_received_time(line: bytes, frame: bytes) -> bytes:
     return line[16:] if not parse(frame).timestamp else line
 
 
-@pytest.mark.skipif(not __import__("os").path.exists(RSYSLOGD), reason="rsyslogd not installed")
-def test_the_traditional_format_is_rsyslogs_byte_for_byte(tmp_path):
-    theirs = rsyslog_lines(tmp_path, VECTORS)
+def test_the_traditional_format_is_rsyslogs_byte_for_byte(rsyslogd, tmp_path):
+    theirs = rsyslog_lines(rsyslogd, tmp_path, VECTORS)
     assert len(theirs) == len(VECTORS), theirs
     for frame, line in zip(VECTORS, theirs):
         assert _without_received_time(ours(frame), frame) == _without_received_time(line, frame), frame
 
 
-@pytest.mark.skipif(not __import__("os").path.exists(RSYSLOGD), reason="rsyslogd not installed")
-def test_with_escaping_off_control_characters_are_written_as_rsyslog_writes_them(tmp_path):
+def test_with_escaping_off_control_characters_are_written_as_rsyslog_writes_them(rsyslogd, tmp_path):
     frames = [b"<13>Oct 11 22:14:15 host tag: esc \x1b[31m red \x07 tab\there cr\rx",
               b"<13>Oct 11 22:14:15 host tag: nul \x00 esc \x1b tab\t end"]
-    theirs = rsyslog_lines(tmp_path, frames, escape=False)
+    theirs = rsyslog_lines(rsyslogd, tmp_path, frames, escape=False)
     assert ours(frames[0], escape=False) == theirs[0]  # written raw, as sent
     # A NUL is always escaped. rsyslog then deletes every other control character of
     # that message; this listener keeps them as sent (docs/syslogd.md).

@@ -16,8 +16,8 @@ import pytest
 from inetd2systemd.errors import ConfigError
 from inetd2systemd.syslog.rules import parse_selector, parse_syslog_conf, read_syslog_conf
 
-from syslog_support import (PYTHON, RSYSLOGD, Listener, Rsyslog, free_ports, outcome_as, read_lines,
-                            send_tcp, wait_for)
+from support import free_port, wait_for
+from syslog_support import PYTHON, Listener, Rsyslog, outcome_as, read_lines, send_tcp
 
 SELECTORS = [
     "*.info;mail.none;authpriv.none",
@@ -61,16 +61,14 @@ def all_messages() -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def outputs(tmp_path_factory):
-    if shutil.which(RSYSLOGD) is None and not __import__("os").path.exists(RSYSLOGD):
-        pytest.skip("rsyslogd is not installed (scripts/setup.sh installs it)")
+def outputs(tmp_path_factory, rsyslogd):
     base = tmp_path_factory.mktemp("selectors")
     ours_dir, theirs_dir = base / "ours", base / "rsyslog"
     ours_dir.mkdir()
     theirs_dir.mkdir()
-    port_ours, port_theirs = free_ports(), free_ports()
+    port_ours, port_theirs = free_port(), free_port()
     # Debian's rsyslog.conf selects the traditional format, which is what we write.
-    rsyslog = Rsyslog(theirs_dir, config_for(theirs_dir), tcp_port=port_theirs,
+    rsyslog = Rsyslog(rsyslogd, theirs_dir, config_for(theirs_dir), tcp_port=port_theirs,
                       extra="$ActionFileDefaultTemplate RSYSLOG_TraditionalFileFormat")
     ours = Listener(ours_dir, config_for(ours_dir), [f"tcp:127.0.0.1:{port_ours}"])
     try:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from access_support import admitted, have_tcpdmatch, tcpdmatch_many, write_tables
+from access_support import admitted, tcpdmatch_many, write_tables
 from inetd2systemd.config.addresses import AddressSet
 from inetd2systemd.config.tcpwrappers import (
     PatternList, TcpWrappers, parse_hosts_access, parse_hosts_file, read_host_names, read_table,
@@ -286,8 +286,6 @@ def test_daemon_patterns_are_libwrap_strings_and_ports():
 
 # -- against the real libwrap --------------------------------------------------------------
 
-needs_tcpdmatch = pytest.mark.skipif(not have_tcpdmatch(), reason="tcpdmatch (tcpd) not installed")
-
 RULESET_ALLOW = """\
 # hosts.allow of a small office
 in.fingerd: 127.0.0.2, 10.1. EXCEPT 10.1.2.0/255.255.255.0
@@ -314,8 +312,7 @@ def office(tmp_path_factory):
     return d
 
 
-@pytest.mark.peers
-@needs_tcpdmatch
+@pytest.mark.usefixtures("tcpdmatch")
 def test_decisions_match_the_real_libwrap(office):
     tw = wrappers(RULESET_ALLOW, RULESET_DENY)
     for daemon in DAEMONS:
@@ -325,8 +322,7 @@ def test_decisions_match_the_real_libwrap(office):
                 (daemon, address)
 
 
-@pytest.mark.peers
-@needs_tcpdmatch
+@pytest.mark.usefixtures("tcpdmatch")
 def test_compiled_sets_match_the_real_libwrap_where_exact(office):
     tw = wrappers(RULESET_ALLOW, RULESET_DENY)
     for daemon in ("in.fingerd", "in.tftpd", "in.telnetd", "in.ftpd"):
@@ -391,8 +387,7 @@ def boundary_addresses(pattern: str, rng: random.Random) -> list[str]:
     return sorted(edges | set(list(mapped)[:10]))
 
 
-@pytest.mark.peers
-@needs_tcpdmatch
+@pytest.mark.usefixtures("tcpdmatch")
 @pytest.mark.parametrize("pattern", FORMS)
 def test_every_address_form_against_the_real_libwrap(pattern, tmp_path):
     allow, deny = f"svc: {pattern}\n", "ALL: ALL\n"
@@ -476,8 +471,7 @@ def test_compiled_access_is_never_wider(allow_rules, deny_rules, addresses, host
                                                               user="unknown")
 
 
-@pytest.mark.peers
-@needs_tcpdmatch
+@pytest.mark.usefixtures("tcpdmatch")
 @settings(max_examples=40, deadline=None)
 @given(st.lists(rule, max_size=4), st.lists(rule, max_size=4))
 def test_random_rule_sets_against_the_real_libwrap(tmp_path_factory, allow_rules, deny_rules):

@@ -137,7 +137,7 @@ def test_a_reload_of_a_file_made_writable_keeps_the_running_configuration(etc, p
     import subprocess
     import sys
 
-    from test_parity import tcp_exchange
+    from superserver_support import tcp_exchange
 
     conf = etc / "inetd.conf"
     conf.write_text(CONF.format(port=port))

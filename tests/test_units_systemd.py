@@ -12,14 +12,15 @@ import os
 import re
 import time
 
+from functools import partial
+
 import pytest
+from support import service
 
 from inetd2systemd.config.inetd import parse_inetd
-from inetd2systemd.model import (Family, Listen, RateLimit, Redirect, Service, SocketType,
-                                 Source)
+from inetd2systemd.model import Family, Listen, RateLimit, Redirect, Service, SocketType
 from inetd2systemd.units.writer import UNLIMITED_CONNECTIONS, WriterOptions, render
 
-pytestmark = pytest.mark.container
 
 IDLE = 2  # internal services exit after this many idle seconds in these tests
 
@@ -43,13 +44,7 @@ AWKWARD = ("argv0 with space", "a b", '"q"', "it's", "back\\slash", "%n", "100%"
            os.fsdecode(bytes(range(1, 256))))  # every byte an argument can hold
 
 
-def svc(name: str, port: int | None, *, kind: SocketType = SocketType.STREAM,
-        wait: bool = False, family: Family = Family.IPV4, **kw) -> Service:
-    proto = "udp" if kind is SocketType.DGRAM else "tcp"
-    base = dict(name=name, id=kw.pop("id", name), source=Source("/etc/inetd.conf", 1),
-                socket_type=kind, protocol=kw.pop("protocol", proto),
-                listens=kw.pop("listens", (Listen(family, port),)), wait=wait)
-    return Service(**base, **kw)
+svc = partial(service, family=Family.IPV4)  # 127.0.0.1 unless a test says otherwise
 
 
 INTERNAL_PORTS = {"echo": 7, "discard": 9, "chargen": 19, "daytime": 13, "time": 37}

@@ -14,22 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from inetd2systemd.model import (Code, Family, Listen, RateLimit, Redirect, Service, Severity,
-                                 SocketType, Source)
+from inetd2systemd.model import (Code, Family, Listen, RateLimit, Redirect, Severity, SocketType,
+                                 Source)
 from inetd2systemd.units import hardening
 from inetd2systemd.units.writer import (MARKER, UNLIMITED_CONNECTIONS, WriterOptions, fd_name,
                                         render)
+from support import service as svc
 from systemd_container import analyze_verify
-
-
-def svc(name: str = "finger", port: int | None = 79, *, kind: SocketType = SocketType.STREAM,
-        wait: bool = False, family: Family = Family.DUAL, line: int = 1, **kw) -> Service:
-    proto = "udp" if kind is SocketType.DGRAM else "tcp"
-    if "server" not in kw and "internal" not in kw and "redirect" not in kw:
-        kw.update(server="/usr/bin/cat", argv=("cat",))
-    return Service(name=name, id=kw.pop("id", name), source=Source("/etc/inetd.conf", line),
-                   socket_type=kind, protocol=kw.pop("protocol", proto),
-                   listens=kw.pop("listens", (Listen(family, port),)), wait=wait, **kw)
 
 
 def parse(text: str) -> dict[str, list[tuple[str, str]]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, free_port, run_cli
+from support import DATA, free_port, run_cli
 from inetd2systemd.config import load
 from inetd2systemd.config.services import load_services
 from inetd2systemd.config.xinetd import ATTRIBUTES, looks_like_xinetd, parse_xinetd, \
@@ -603,9 +603,9 @@ def test_error_column_points_at_the_bad_value_not_the_first():
 
 # -- against the real xinetd: what it accepts, which duplicate wins --------------------------
 
-def test_the_packaged_xinetd_agrees_on_dgram_nowait_and_duplicates(tmp_path):
-    if not os.access("/usr/sbin/xinetd", os.X_OK) or os.geteuid() != 0:
-        pytest.skip("needs the packaged xinetd and root")
+def test_the_packaged_xinetd_agrees_on_dgram_nowait_and_duplicates(xinetd, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("xinetd needs root to start")
     socks = [socket.socket() for _ in range(3)]
     for s in socks:
         s.bind(("127.0.0.1", 0))
@@ -625,7 +625,7 @@ def test_the_packaged_xinetd_agrees_on_dgram_nowait_and_duplicates(tmp_path):
     conf.write_text(text)
     ours = {(s.id, s.listens[0].port) for s in read_xinetd(conf, services=SERVICES).services}
     assert ours == {("e-dgram", p1), ("e", p2), ("e-2", p3)}  # daytime on p2 left out
-    proc = subprocess.Popen(["/usr/sbin/xinetd", "-dontfork", "-f", str(conf), "-filelog",
+    proc = subprocess.Popen([xinetd, "-dontfork", "-f", str(conf), "-filelog",
                              str(tmp_path / "log"), "-pidfile", str(tmp_path / "pid")],
                             start_new_session=True)
     try:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import DATA
+from support import DATA
 from inetd2systemd.config.services import load_services
 from inetd2systemd.config.xinetd import parse_xinetd, read_xinetd
 from inetd2systemd.units.writer import render

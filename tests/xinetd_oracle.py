@@ -21,19 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support import PEERS
 
-XINETD = "/usr/sbin/xinetd"
+XINETD = PEERS["xinetd"]
+
 
 def needs_xinetd(test):
-    """Mark a test that runs the packaged xinetd (a peer; root, to start it)."""
-    for mark in (pytest.mark.peers,
-                 pytest.mark.skipif(not os.access(XINETD, os.X_OK),
-                                    reason="xinetd is not installed"),
+    """A test that runs the packaged xinetd: it uses the `xinetd` fixture (so it is
+    marked `peers`), and root, to start it."""
+    for mark in (pytest.mark.usefixtures("xinetd"),
                  pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
                                     reason="root and unshare: xinetd runs in a network "
                                            "namespace of its own")):
         test = mark(test)
     return test
+
 
 _MESSAGE = re.compile(r"^\S+: (?P<level>[A-Z]+): \d+ \{(?P<function>\w+)\} (?P<text>.*?)"
                       r"(?: \[file=(?P<file>[^\]]*)\] \[line=(?P<line>\d+)\])?\s*$")

@@ -140,7 +140,9 @@ BPF_PROG_TYPE_CGROUP_SKB = 8
 
 def _bpf_cgroup_skb_loads() -> bool | None:
     """Whether the kernel loads a trivial cgroup/skb program (what systemd's
-    bpf_firewall_supported() probes); None when this architecture is not known."""
+    bpf_firewall_supported() probes); None when that cannot be told here: an unknown
+    architecture, or a user other than root, whom the kernel refuses whatever it
+    supports (systemd loads the program as root)."""
     number = _BPF_SYSCALL.get(platform.machine())
     if number is None:
         return None
@@ -157,8 +159,10 @@ def _bpf_cgroup_skb_loads() -> bool | None:
     if fd >= 0:
         os.close(fd)
         return True
-    return False if ctypes.get_errno() in (errno.EPERM, errno.EINVAL, errno.ENOSYS, errno.EACCES) \
-        else None
+    refused = ctypes.get_errno()
+    if refused in (errno.EPERM, errno.EACCES) and os.geteuid() != 0:
+        return None
+    return False if refused in (errno.EPERM, errno.EINVAL, errno.ENOSYS, errno.EACCES) else None
 
 
 def cgroup2_mount(mounts: str | Path = "/proc/self/mounts") -> str | None:
@@ -193,12 +197,16 @@ def ip_filter_support(services: Sequence[Service], *, mounts: str | Path = "/pro
                         "or a container without the bpf system call): systemd would silently "
                         f"ignore IPAddressAllow=/IPAddressDeny= and {ids} would be open to every "
                         "address", code=Code.IP_FILTERING)]
-    note = "" if loads else " (the BPF probe could not run on this architecture: check with " \
-        "'systemd-analyze security' or the journal's 'BPF firewalling' messages)"
     hybrid = "" if mount == "/sys/fs/cgroup" else f" (hybrid hierarchy, cgroup v2 at {mount})"
+    if loads is None:
+        return [Finding(where, Severity.INFO,
+                        f"cgroup v2{hybrid} is there for IP address filtering; cgroup BPF was "
+                        "not probed (that needs root and a known architecture): check with "
+                        "'systemd-analyze security' or the journal's 'BPF firewalling' messages",
+                        code=Code.IP_FILTERING)]
     return [Finding(where, Severity.INFO,
                     f"IP address filtering is enforceable on this host: cgroup v2{hybrid} and "
-                    f"cgroup BPF are available{note}", code=Code.IP_FILTERING)]
+                    "cgroup BPF are available", code=Code.IP_FILTERING)]
 
 
 # -- accounts and programs ------------------------------------------------------------------
