@@ -181,3 +181,80 @@ def mutated(seeds: list[str], noise: st.SearchStrategy[str], max_edits: int = 4)
         return text
     return st.builds(insert, st.sampled_from(seeds),
                      st.lists(st.tuples(st.integers(0, 200), noise), max_size=max_edits))
+
+
+# -- a daemon that sees our hosts.allow / hosts.deny -------------------------------------------
+
+class Namespaced:
+    """A daemon (serve or the real xinetd) in a private mount namespace in which the given
+    files are bound over /etc/hosts.allow and /etc/hosts.deny: the machine's own stay as
+    they are, and an edit of ours shows through at once (the same inode)."""
+
+    def __init__(self, argv: list[str], allow: Path, deny: Path, log: Path) -> None:
+        self.argv, self.allow, self.deny, self.log_path = argv, allow, deny, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, ports: list[int], timeout: float = 20.0) -> "Namespaced":
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 'mount --bind "$0" /etc/hosts.allow && mount --bind "$1" /etc/hosts.deny '
+                 '&& shift 2 && exec "$@"', str(self.allow), str(self.deny), "x", *self.argv],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        pending = list(ports)
+        while pending:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"{self.argv[0]} did not serve {pending}:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", pending[0]), timeout=2).close()
+                pending.pop(0)
+            except OSError:
+                time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def __enter__(self) -> "Namespaced":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def exchange(port: int, source: str, send: bytes = b"hello\n", timeout: float = 5.0) -> bytes | None:
+    """What a client bound to `source` reads back (None: refused or reset before a byte)."""
+    family = socket.AF_INET6 if ":" in source else socket.AF_INET
+    target = ("::1" if ":" in source else "127.0.0.1", port)
+    with socket.socket(family) as client:
+        client.settimeout(timeout)
+        client.bind((source, 0))
+        try:
+            client.connect(target)
+            client.sendall(send)
+            client.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                chunk = client.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except OSError:  # refused, reset (ENOTCONN once the reset came first), timed out
+            got = got if "got" in locals() else b""
+        return got or None

@@ -840,7 +840,11 @@ class AccessList:
 
         def name() -> str | None:
             if not found:
-                found.append(self.reverse_lookup(text))
+                # xinetd asks for the name of the address as the socket has it: on a
+                # dual-stack socket the mapped one, which glibc does not answer with
+                # the IPv4 name (no PTR under ip6.arpa, no /etc/hosts line for it)
+                found.append(self.reverse_lookup(f"::ffff:{text}" if mapped and ":" not in text
+                                                 else text))
             return found[0]
 
         if deny.match(where, as_v6, name):

@@ -44,15 +44,13 @@ the two; systemd gets the strict set, which is `exact` when both agree.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import functools
 import gc
 import ipaddress
 import re
 import socket
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -244,6 +242,52 @@ def read_tcpwrappers(etc: str | Path) -> TcpWrappers:
         found[kind] = rules
         findings += problems
     return TcpWrappers(found["allow"], found["deny"], tuple(findings))
+
+
+class WatchedTables:
+    """hosts.allow and hosts.deny for a daemon that runs for weeks: libwrap opens them at
+    every connection, so an edit applies to the next client; here a stat() of each file
+    per connection finds an edit, and only then are they read again. A file that a user
+    other than root could change is not believed (config.trust, sshd's rule): hosts.allow
+    then grants nobody and hosts.deny refuses everyone, never wider."""
+
+    def __init__(self, etc: str | Path) -> None:
+        self.etc = Path(etc)
+        self._stamps: tuple | None = None
+        self.tables = TcpWrappers()
+
+    def current(self) -> tuple[TcpWrappers, tuple[Finding, ...]]:
+        """The rules now, and the findings of a new reading (empty when unchanged)."""
+        stamps = tuple(_stamp(self.etc / f"hosts.{kind}") for kind in ("allow", "deny"))
+        if stamps == self._stamps:
+            return self.tables, ()
+        self._stamps = stamps
+        self.tables = read_tcpwrappers(self.etc)
+        findings = list(self.tables.findings)
+        from .trust import untrusted_reason
+        for kind in ("allow", "deny"):
+            path = self.etc / f"hosts.{kind}"
+            reason = untrusted_reason(path) if path.exists() else None
+            if reason is None:
+                continue
+            if kind == "allow":
+                self.tables = replace(self.tables, allow=())
+                outcome = "its rules grant nobody"
+            else:
+                self.tables = replace(self.tables, deny=(_stop_rule(str(path), 0, ""),))
+                outcome = "every client not granted by hosts.allow is refused"
+            findings.append(Finding(Source(str(path), 0), Severity.ERROR,
+                                    f"not believed: {reason}; {outcome} until only root can "
+                                    "change it", code=Code.UNREADABLE))
+        return self.tables, tuple(findings)
+
+
+def _stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, st.st_uid)
 
 
 def _stop_rule(file: str, line: int, text: str) -> Rule:
@@ -723,6 +767,8 @@ def _file_match(path: str, client: Client, depth: int) -> str:
 
 @functools.cache
 def _libc_innetgr():
+    import ctypes  # only for a rule that names a netgroup
+    import ctypes.util
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         function = libc.innetgr
@@ -1239,7 +1285,7 @@ def intersect_allow(a: AddressSet | None, b: AddressSet | None) -> AddressSet | 
 
 
 __all__ = ["ANY", "ANY_V4", "ANY_V6", "BUFLEN", "Client", "Compiled", "HostNames", "OPTIONS",
-           "Option", "PatternList", "Rule", "TcpWrappers", "compile_rules", "decide",
+           "Option", "PatternList", "Rule", "TcpWrappers", "WatchedTables", "compile_rules", "decide",
            "glob_match", "host_match", "intersect_allow", "parse_hosts_access",
            "parse_hosts_file", "read_host_names", "read_table", "read_tcpwrappers",
            "string_match", "verified_hostname"]

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..config.tcpwrappers import WatchedTables, verified_hostname
 from ..daemon.safeopen import open_read
 from ..errors import ConfigError
 from ..model import Configuration, Service, Severity, fd_name
@@ -131,7 +132,7 @@ class Arbiter:
         self._stopping = False
         self._wakeup: Wakeup | None = None
         self._load_gate = limits.LoadGate()
-        self._wrappers = None  # hosts.allow / hosts.deny, read with each configuration
+        self._tables = WatchedTables(etc)  # hosts.allow / hosts.deny, read when they change
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -258,7 +259,7 @@ class Arbiter:
 
     def _apply(self, configuration: Configuration) -> None:
         """Make the running set match the configuration, keeping unchanged sockets."""
-        self._wrappers = self._read_wrappers()
+        self._libwrap_tables()  # read now, so that its findings come with the load's
         mountinfo = read_mountinfo()  # once for all launchers (spawn.on_network_filesystem)
         old_units, old_endpoints = self.units, self.endpoints
         units: dict[str, Unit] = {}
@@ -307,20 +308,21 @@ class Arbiter:
         else:
             unit.acl = None
         # Debian's xinetd is linked with libwrap: hosts.allow/deny are consulted under
-        # the service's libwrap name. A service whose argv runs tcpd is checked by tcpd.
-        wrapped = service.tcp_wrapped and service.libwrap_name and self._wrappers \
+        # the service's libwrap name (at each connection: the files may change while we
+        # run). A service whose argv runs tcpd is checked by tcpd.
+        wrapped = service.tcp_wrapped and service.libwrap_name \
             and os.path.basename(service.server or "") != "tcpd"
         unit.wrap_name = service.libwrap_name if wrapped else None
         unit.banners = _read_banners(service)
         unit.checks = limits.has_accept_checks(service) or bool(unit.wrap_name) or bool(unit.banners)
 
-    def _read_wrappers(self):
-        from ..config.tcpwrappers import read_tcpwrappers
-        try:
-            return read_tcpwrappers(self._etc)
-        except (ConfigError, OSError) as exc:
-            self.log.error(f"hosts.allow/hosts.deny not applied: {exc}")
-            return None
+    def _libwrap_tables(self):
+        """hosts.allow/hosts.deny as they are now; what a new reading found is logged
+        once (a bad line costs that line, as in libwrap)."""
+        tables, findings = self._tables.current()
+        for finding in findings:
+            (self.log.error if finding.severity is Severity.ERROR else self.log.warning)(str(finding))
+        return tables
 
     def _endpoints_for(self, unit: Unit, old: dict[EndpointKey, Endpoint],
                        new: dict[EndpointKey, Endpoint]) -> list[Endpoint]:
@@ -434,6 +436,7 @@ class Arbiter:
         up to date), then `start(fd, source)`. A refused connection is closed here."""
         accept = endpoint.sock._accept  # (fd, address) without building a socket object
         unit = endpoint.unit
+        port = _local_port(endpoint.sock)
 
         def on_ready(_mask) -> None:
             for _ in range(ACCEPT_BATCH):
@@ -444,11 +447,11 @@ class Arbiter:
                 except OSError as exc:
                     self._accept_failed(endpoint, exc)
                     return
-                source = address[0] if isinstance(address, tuple) else None
+                source, mapped = limits.peer(address)
                 if unit.checks or unit.rate is not None:
                     if count_running is not None:
                         count_running()
-                    if not self._let_in(unit, fd, source):
+                    if not self._let_in(unit, fd, source, mapped, port):
                         os.close(fd)
                         if unit.paused_until is not None:
                             return
@@ -472,20 +475,24 @@ class Arbiter:
         elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EPERM):
             self.log.error(f"{endpoint.unit.service.id}: accept: {exc.strerror}")
 
-    def _let_in(self, unit: Unit, fd: int, source: str | None) -> bool:
+    def _let_in(self, unit: Unit, fd: int, source: str | None, mapped: bool = False,
+                port: int | None = None) -> bool:
         """_admit() a new connection, with xinetd's banners around the decision: `banner`
         first, then `banner_success` or `banner_fail`. The caller closes a refused one."""
         banners = unit.banners
         if banners and banners[0]:
             _send_banner(fd, banners[0])
-        admitted = self._admit(unit, source)
+        admitted = self._admit(unit, source, mapped, port)
         banner = banners and banners[1 if admitted else 2]
         if banner:
             _send_banner(fd, banner)
         return admitted
 
-    def _admit(self, unit: Unit, source: str | None) -> bool:
-        """The peers' checks, in xinetd's order (access.c): rate, load, time, limits, address."""
+    def _admit(self, unit: Unit, source: str | None, mapped: bool = False,
+               port: int | None = None) -> bool:
+        """The peers' checks, in xinetd's order (access.c): rate, load, time, limits, address.
+        `source` is the client as limits.peer() names it; `mapped`, whether it came as an
+        IPv4-mapped address (a dual-stack socket); `port`, the server's port."""
         now = time.monotonic()
         if unit.refusing_until is not None:
             if now < unit.refusing_until:
@@ -506,16 +513,27 @@ class Arbiter:
                 reason = limits.TIME
             else:
                 reason = unit.occupancy.refusal(source)
-                if reason is None and unit.acl is not None and source is not None \
-                        and not unit.acl.allows(source):
-                    reason = limits.ADDRESS
-                if reason is None and unit.wrap_name and source is not None \
-                        and not self._wrappers.allows(unit.wrap_name, source):
-                    reason = limits.LIBWRAP
+                if reason is None and source is not None:
+                    reason = self._address_refusal(unit, source, mapped, port)
             if reason is not None:
                 self.log.warning(f"FAIL: {service.id} {reason} from={source}")
                 return False
         return True
+
+    def _address_refusal(self, unit: Unit, source: str, mapped: bool, port: int | None) -> str | None:
+        """only_from/no_access, then hosts.allow/hosts.deny. An error here refuses this
+        one client (and is logged): it never takes the superserver down."""
+        try:
+            if unit.acl is not None and not unit.acl.allows(source, mapped=mapped):
+                return limits.ADDRESS
+            if unit.wrap_name and not self._libwrap_tables().allows(
+                    unit.wrap_name, source, lambda: verified_hostname(source), port=port):
+                return limits.LIBWRAP
+        except Exception as exc:  # noqa: BLE001 - one client's check, not the daemon
+            self.log.error(f"{unit.service.id}: access check failed for {source}: "
+                           f"{type(exc).__name__}: {exc}; refused")
+            return limits.ADDRESS
+        return None
 
     def _pause(self, unit: Unit, now: float) -> None:
         """Over its rate: the service goes off for `pause` seconds, as both peers do.
@@ -643,6 +661,7 @@ class Arbiter:
         sock = endpoint.sock
         unit = endpoint.unit
         handler = unit.internal
+        port = _local_port(sock)
 
         def on_ready(_mask) -> None:
             for _ in range(ACCEPT_BATCH):
@@ -652,8 +671,9 @@ class Arbiter:
                     return
                 except OSError:
                     return  # an ICMP error for an earlier reply
-                source = address[0] if isinstance(address, tuple) else None
-                if (unit.checks or unit.rate is not None) and not self._admit(unit, source):
+                source, mapped = limits.peer(address)
+                if (unit.checks or unit.rate is not None) and \
+                        not self._admit(unit, source, mapped, port):
                     if unit.paused_until is not None:
                         return
                     continue
@@ -739,6 +759,15 @@ def _send_banner(fd: int, data: bytes) -> None:
         os.write(fd, data)
     except OSError:
         pass
+
+
+def _local_port(sock: socket.socket) -> int | None:
+    """The port a listening socket serves (libwrap's daemon patterns may name it)."""
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return None
+    return name[1] if isinstance(name, tuple) else None
 
 
 def _hands_over(service: Service) -> bool:

@@ -130,6 +130,21 @@ class LoadGate:
         return self._load >= max_load
 
 
+def peer(address: object) -> tuple[str | None, bool]:
+    """(the client's address as libwrap and xinetd name it, whether it came IPv4-mapped).
+
+    An IPv4 client of a dual-stack socket arrives as ::ffff:a.b.c.d. libwrap and xinetd
+    both call it a.b.c.d, so every check (tcp_wrappers, only_from/no_access, per_source),
+    the log and REMOTE_HOST see that; only xinetd's IPv6 list entries still compare the
+    mapped form, hence the flag. Taken once, where the connection is accepted."""
+    if not isinstance(address, tuple):
+        return None, False
+    host = address[0]
+    if host[:7].lower() == "::ffff:" and "." in host:
+        return host[7:], True
+    return host, False
+
+
 def has_accept_checks(service: Service) -> bool:
     """Whether anything must be checked per connection (a fast path skips it all)."""
     return (service.instances is not None or service.per_source is not None

@@ -1,0 +1,165 @@
+"""Access at accept time, end to end: `inetd2systemd serve` against the real xinetd.
+
+The same xinetd configuration (dual-stack [::] sockets and IPv4 ones, a libwrap-checked
+program, only_from/no_access lists with IPv4-mapped entries), the same hosts.allow and
+hosts.deny (bound over /etc's in a private mount namespace), the same clients (IPv4
+sources 127.0.0.x, which reach a dual-stack socket as ::ffff:127.0.0.x, and ::1): first
+the packaged xinetd (linked with libwrap) serves them, then serve does, and every client
+must get the same answer from both, and from `tcpdmatch` for the libwrap verdicts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from access_support import (XINETD, Namespaced, exchange, free_ports, have_tcpdmatch, have_xinetd,
+                            tcpdmatch_many, write_tables)
+
+pytestmark = [pytest.mark.peers,
+              pytest.mark.skipif(not (have_xinetd() and have_tcpdmatch()),
+                                 reason="needs root, the packaged xinetd and tcpdmatch")]
+
+SOURCES = [f"127.0.0.{n}" for n in range(1, 18)] + ["::1"]
+
+ALLOW = """\
+i2s-wrapped: 127.0.0.2, [::1]
+i2s-wrapped: 127.0.0.8/255.255.255.248 EXCEPT 127.0.0.9
+# neither matches anything under libwrap: a leading zero, host bits under the mask
+i2s-wrapped: 127.0.0.05, 127.0.0.17/28
+i2s-wrapped: 127.0.0.5 : deny
+i2s-wrapped: 127.0.0.4/30
+"""
+DENY = "ALL: 127.0.0.3\nALL: ALL\n"
+
+SERVER = """\
+import os, sys
+sys.stdout.write("REMOTE_HOST=%s\\n" % os.environ.get("REMOTE_HOST"))
+sys.stdout.flush()
+sys.stdout.write(sys.stdin.read())
+"""
+
+
+def config(work: Path, ports: dict[str, int]) -> Path:
+    script = work / "server.py"
+    script.write_text(SERVER)
+
+    def program(port: int, dual: bool) -> str:
+        return (f"\tsocket_type = stream\n\twait = no\n\tuser = root\n\tport = {port}\n"
+                f"\ttype = UNLISTED\n\tserver = {sys.executable}\n\tserver_args = {script}\n"
+                f"\tlibwrap = i2s-wrapped\n" + ("\tflags = IPv6\n" if dual else "\tbind = 127.0.0.1\n"))
+
+    def echo(port: int, dual: bool, lists: str) -> str:
+        return (f"\ttype = INTERNAL UNLISTED\n\tid = echo-{port}\n\tsocket_type = stream\n"
+                f"\twait = no\n\tport = {port}\n" + lists +
+                ("\tflags = IPv6 NOLIBWRAP\n" if dual else "\tflags = NOLIBWRAP\n\tbind = 127.0.0.1\n"))
+
+    text = (f"service wrapped\n{{\n{program(ports['wrapped'], True)}}}\n"
+            f"service wrapped4\n{{\n{program(ports['wrapped4'], False)}}}\n"
+            "service echo\n{\n" + echo(ports["lists"], True,
+                                       "\tonly_from = 127.0.0.0/8 ::1\n\tno_access = ::ffff:127.0.0.7 "
+                                       "::ffff:127.0.0.16/126 127.0.0.3\n") + "}\n"
+            "service echo\n{\n" + echo(ports["lists4"], False,
+                                       "\tonly_from = ::ffff:127.0.0.2 127.0.0.0/28\n"
+                                       "\tno_access = ::ffff:127.0.0.7 127.0.0.3\n") + "}\n")
+    path = work / "xinetd.conf"
+    path.write_text(text)
+    return path
+
+
+def answers(ports: dict[str, int]) -> dict[tuple[str, str], bytes | None]:
+    return {(name, source): exchange(port, source)
+            for name, port in ports.items() for source in SOURCES
+            if ":" not in source or name in ("wrapped", "lists")}
+
+
+def served(answer: bytes | None) -> bool:
+    return answer is not None and answer.endswith(b"hello\n")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    work = tmp_path_factory.mktemp("access-serve")
+    write_tables(work, ALLOW, DENY)
+    ports = dict(zip(("wrapped", "wrapped4", "lists", "lists4"), free_ports(4)))
+    return work, ports, config(work, ports)
+
+
+def run(argv: list[str], work: Path, ports: dict[str, int], name: str) -> Namespaced:
+    return Namespaced(argv, work / "hosts.allow", work / "hosts.deny",
+                      work / f"{name}.log").start(list(ports.values()))
+
+
+def serve_argv(conf: Path) -> list[str]:
+    return [sys.executable, "-m", "inetd2systemd", "serve", "-c", str(conf), "--foreground"]
+
+
+def test_serve_decides_as_xinetd_and_libwrap_for_every_client(setup):
+    work, ports, conf = setup
+    with run([XINETD, "-dontfork", "-f", str(conf), "-pidfile", str(work / "x.pid")],
+             work, ports, "xinetd"):
+        theirs = answers(ports)
+    with run(serve_argv(conf), work, ports, "serve") as ours:
+        mine = answers(ports)
+        log = ours.log()
+    libwrap = {source: verdict == "granted" for source, verdict in
+               tcpdmatch_many(work, "i2s-wrapped", [s if ":" in s else f"::ffff:{s}"
+                                                    for s in SOURCES]).items()}
+    compared = 0
+    for key, answer in theirs.items():
+        assert served(mine[key]) == served(answer), (key, answer, mine[key], log[-3000:])
+        name, source = key
+        if name.startswith("wrapped"):
+            assert served(answer) == libwrap[source if ":" in source else f"::ffff:{source}"], key
+        compared += 1
+    assert compared == 4 * 17 + 2
+    # some of each, so that the comparison means something
+    assert {served(a) for a in theirs.values()} == {True, False}
+    # REMOTE_HOST: serve names an IPv4 client of a dual-stack socket by its IPv4 address,
+    # as libwrap does and as systemd's REMOTE_ADDR does; xinetd passes the mapped form.
+    assert mine[("wrapped", "127.0.0.2")].startswith(b"REMOTE_HOST=127.0.0.2\n")
+    assert theirs[("wrapped", "127.0.0.2")].startswith(b"REMOTE_HOST=::ffff:127.0.0.2\n")
+    assert "::ffff:" not in log  # the log names clients as the checks saw them
+
+
+def test_an_edit_of_hosts_deny_applies_to_the_next_connection(setup, tmp_path):
+    """libwrap opens the files at each connection: serve notices an edit as libwrap does."""
+    _, ports, conf = setup
+    write_tables(tmp_path, "i2s-wrapped: 127.0.0.0/255.255.255.0\n", "")
+    with run(serve_argv(conf), tmp_path, {"wrapped": ports["wrapped"]}, "serve") as ours:
+        assert served(exchange(ports["wrapped"], "127.0.0.4"))
+        (tmp_path / "hosts.allow").write_text("i2s-wrapped: 127.0.0.4 : deny\n"
+                                              "i2s-wrapped: 127.0.0.0/255.255.255.0\n")
+        assert not served(exchange(ports["wrapped"], "127.0.0.4"))
+        assert served(exchange(ports["wrapped"], "127.0.0.5"))
+        assert ours.proc.poll() is None
+
+
+def test_bad_hosts_allow_lines_cost_those_lines_and_serve_keeps_running(setup, tmp_path):
+    """A leading-zero octet (once a crash at the first connection), 3,000 EXCEPTs (once a
+    crash at start), a line without ':' and a bad option cost only themselves, as in
+    libwrap."""
+    _, ports, conf = setup
+    allow = ("i2s-wrapped: 192.168.01., 127.0.0.6\n"
+             "i2s-wrapped: 127.0.0.8 : frobnicate\n"
+             "i2s-wrapped 127.0.0.9\n"
+             "i2s-wrapped: 127.0.0.0/255.255.255.0" + " EXCEPT 127.0.0.7" * 3000 + "\n")
+    write_tables(tmp_path, allow, "ALL: ALL\n")
+    with run(serve_argv(conf), tmp_path, {"wrapped": ports["wrapped"]}, "serve") as ours:
+        got = {s: served(exchange(ports["wrapped"], s)) for s in
+               ("127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9", "127.0.0.10")}
+        assert ours.proc.poll() is None, ours.log()
+        log = ours.log()
+    real = {s: v == "granted" for s, v in
+            tcpdmatch_many(tmp_path, "i2s-wrapped", list(got)).items()}
+    assert got == real, (got, real)
+    # the EXCEPT chain is 51,000 bytes: past libwrap's 2048-byte line, where it stops
+    assert real == {"127.0.0.6": True, "127.0.0.7": False, "127.0.0.8": False,
+                    "127.0.0.9": False, "127.0.0.10": False}
+    assert "hosts.allow:4:" in log and "2048" in log
+    assert "hosts.allow:3:" in log and "missing ':'" in log
+    assert "hosts.allow:2:" in log and "frobnicate" in log
+    assert "Traceback" not in log
