@@ -160,3 +160,45 @@ def test_systemd_never_admits_a_client_xinetd_and_libwrap_refused(systemd):
     assert [s for s in SOURCES if ours[("w-nothing", s)]] == \
         ["127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7"]
 
+
+ID_CLIENT = textwrap.dedent("""
+    import socket, sys
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    print(data.decode().strip())
+""")
+
+
+def test_a_numeric_user_runs_with_the_same_identity_under_systemd_as_under_xinetd(systemd):
+    """xinetd runs `user = 4` with group 4 (not the passwd entry's group); the converted
+    unit says User=4 Group=4, and systemd runs it so."""
+    c = systemd
+    c.write("/etc/xinetd.conf", textwrap.dedent("""\
+        service i2s-id
+        {
+        \ttype = UNLISTED
+        \tsocket_type = stream
+        \twait = no
+        \tport = 7200
+        \tflags = NOLIBWRAP
+        \tserver = /usr/bin/id
+        \tuser = 4
+        }
+        """))
+    run_xinetd(c, enable=False)
+    assert c.wait_for(lambda: c.python(ID_CLIENT, "7200", check=False).returncode == 0, timeout=20)
+    theirs = c.python(ID_CLIENT, "7200").stdout.strip()
+    c.systemctl("stop", "xinetd.service")
+    out = c.run(str(VENV_BIN / "inetd2systemd"), "convert", "/etc/xinetd.conf", "--install",
+                check=False, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert c.wait_for(lambda: c.python(ID_CLIENT, "7200", check=False).returncode == 0, timeout=20)
+    ours = c.python(ID_CLIENT, "7200").stdout.strip()
+    assert ours.split(" groups=")[0] == theirs.split(" groups=")[0] == "uid=4(sync) gid=4(adm)", \
+        (ours, theirs)

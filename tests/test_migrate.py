@@ -318,13 +318,16 @@ def test_preflight_bpf_probe_runs_here():
     assert preflight._bpf_cgroup_skb_loads() in (True, None)
 
 
-def test_preflight_missing_accounts_numeric_ids_are_fine(tmp_path):
+def test_preflight_missing_accounts_numbers_need_an_entry_too(tmp_path):
+    """systemd refuses a User=/Group= number without an entry (217/USER, 216/GROUP)."""
     (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
     (tmp_path / "group").write_text("root:x:0:\n")
     found = preflight.missing_accounts([service(7, user="1001", group="staff"),
-                                        service(8, user="root", id="b", supplementary_groups=("dialout",))],
+                                        service(8, user="root", id="b", supplementary_groups=("dialout",)),
+                                        service(9, user="0", id="c", group="0")],
                                        tmp_path)
-    assert [(f.service, f.message.split("'")[1]) for f in found] == [("svc", "staff"), ("b", "dialout")]
+    assert [(f.service, f.message.split("'")[1]) for f in found] == \
+        [("svc", "1001"), ("svc", "staff"), ("b", "dialout")]
 
 
 # -- transcripts ----------------------------------------------------------------------------------

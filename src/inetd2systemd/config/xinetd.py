@@ -1432,6 +1432,12 @@ def _listens(raw: _Raw, kind: _Kind, protocol: str | None, state: _State, id_: s
     return fold(protocol), (Listen(family, port, host),)
 
 
+def _numeric_user_group(user: str | None) -> str | None:
+    """parsers.c user_parser: a user written in digits is taken as the uid without a
+    passwd lookup, and its group is that same number (unless `group` names one)."""
+    return user if user is not None and user.isascii() and user.isdigit() else None
+
+
 def _limits(raw: _Raw) -> _Limits:
     """instances, per_source, cps, max_load, umask, nice, groups and the rlimits."""
     cps = raw.get("cps")
@@ -1537,7 +1543,8 @@ def build_service(raw: _Raw, state: _State) -> tuple[Service, list[Finding]]:
         protocol=protocol, listens=listens, wait=wait, nodelay="NODELAY" in kind.flags,
         keepalive="KEEPALIVE" in kind.flags, server=program.server, argv=program.argv,
         internal=program.internal, redirect=program.redirect, user=user,
-        group=raw.get("group"), supplementary_groups=limits.supplementary_groups, env=env,
+        group=raw.get("group") or _numeric_user_group(user),
+        supplementary_groups=limits.supplementary_groups, env=env,
         passenv=None if passenv is None else tuple(passenv.values()), nice=limits.nice,
         umask=limits.umask, rlimits=limits.rlimits, instances=limits.instances,
         per_source=limits.per_source, rate=limits.rate,

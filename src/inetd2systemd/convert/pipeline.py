@@ -90,11 +90,11 @@ def check_host(configuration: Configuration, root: str = "/", *,
             if not (path.is_file() and os.access(path, os.X_OK)):
                 problem = (Code.PROGRAM_MISSING, f"server program {service.server} does not "
                            "exist or is not executable")
-        if problem is None and service.user and not service.user.isdigit() \
-                and not user_exists(service.user):
+        # A number is looked up too: systemd refuses a User=/Group= number without an
+        # entry (217/USER, 216/GROUP), and serve refuses it likewise.
+        if problem is None and service.user and not user_exists(service.user):
             problem = (Code.USER_MISSING, f"user {service.user!r} does not exist")
-        if problem is None and service.group and not service.group.isdigit() \
-                and not group_exists(service.group):
+        if problem is None and service.group and not group_exists(service.group):
             problem = (Code.GROUP_MISSING, f"group {service.group!r} does not exist")
         if problem is not None:
             code, what = problem
@@ -112,9 +112,9 @@ def _anyone(name: str) -> bool:
 
 
 def _account_check(root: str, database: str) -> Callable[[str], bool]:
-    """name -> whether the account exists in ROOT/etc/passwd (or group); on this
-    machine NSS is asked too (LDAP, sssd, systemd-userdb accounts exist as well). With
-    no such file under a root, nothing can be checked and every name passes."""
+    """name (or number) -> whether the account exists in ROOT/etc/passwd (or group); on
+    this machine NSS is asked too (LDAP, sssd, systemd-userdb accounts exist as well).
+    With no such file under a root, nothing can be checked and every name passes."""
     live = Path(root).resolve() == Path("/")
     try:
         text = (Path(root) / "etc" / database).read_text(encoding="utf-8", errors="replace")
@@ -122,22 +122,36 @@ def _account_check(root: str, database: str) -> Callable[[str], bool]:
         text = None
     if text is None and not live:
         return lambda name: True
-    names = {line.split(":", 1)[0] for line in (text or "").splitlines() if line[:1] != "#"}
+    names = account_keys(text or "")
     if not live:
         return names.__contains__
     import grp
     import pwd
-    lookup = pwd.getpwnam if database == "passwd" else grp.getgrnam
+    by_name, by_id = (pwd.getpwnam, pwd.getpwuid) if database == "passwd" else \
+        (grp.getgrnam, grp.getgrgid)
 
     def exists(name: str) -> bool:
         if name in names:
             return True
         try:
-            lookup(name)
-        except KeyError:
+            by_id(int(name)) if name.isascii() and name.isdigit() else by_name(name)
+        except (KeyError, ValueError, OverflowError):
             return False
         return True
     return exists
+
+
+def account_keys(text: str) -> set[str]:
+    """The names and the numeric ids (third field) of a passwd or group file."""
+    keys: set[str] = set()
+    for line in text.splitlines():
+        if line[:1] == "#" or not line:
+            continue
+        fields = line.split(":")
+        keys.add(fields[0])
+        if len(fields) > 2 and fields[2].isdigit():
+            keys.add(fields[2])
+    return keys
 
 
 def merge_findings(parsed: tuple[Finding, ...], written: tuple[Finding, ...]) -> list[Finding]:

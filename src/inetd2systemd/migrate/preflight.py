@@ -213,11 +213,13 @@ def ip_filter_support(services: Sequence[Service], *, mounts: str | Path = "/pro
 
 
 def _names(path: Path) -> set[str] | None:
+    """The account names and numeric ids of a passwd or group file (None: unreadable)."""
+    from ..convert.pipeline import account_keys
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    return {line.split(":", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+    return account_keys(text)
 
 
 def missing_accounts(services: Sequence[Service], etc: str | Path) -> list[Finding]:
@@ -231,7 +233,7 @@ def missing_accounts(services: Sequence[Service], etc: str | Path) -> list[Findi
         checks += [("supplementary group", g, groups, "group")
                    for g in service.supplementary_groups or ()]
         for what, name, known, file in checks:
-            if not name or name.isdigit() or known is None or name in known:
+            if not name or known is None or name in known:  # a number needs an entry too
                 continue
             findings.append(Finding(service.source, Severity.WARNING,
                                     f"{what} {name!r} does not exist in {etc / file}: the "

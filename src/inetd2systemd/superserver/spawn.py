@@ -106,12 +106,13 @@ def resolve_credentials(service: Service) -> Credentials | None:
     if service.user is not None:
         try:
             entry = pwd.getpwuid(int(service.user)) if service.user.isdigit() else pwd.getpwnam(service.user)
-        except (KeyError, ValueError):
-            if not service.user.isdigit():
-                raise ConfigError(f"unknown user {service.user!r} for service {service.id}", *where) from None
-            uid, gid = int(service.user), me.gid
-        else:
-            uid, gid, user_name = entry.pw_uid, entry.pw_gid, entry.pw_name
+        except (KeyError, ValueError, OverflowError):
+            # A number without a passwd entry too: never our own group in its place.
+            # xinetd would run it as uid=gid=N, systemd refuses it (217/USER); the suite
+            # refuses it in serve as convert and import do.
+            raise ConfigError(f"unknown user {service.user!r} for service {service.id}: no "
+                              "passwd entry (a number must have one too)", *where) from None
+        uid, gid, user_name = entry.pw_uid, entry.pw_gid, entry.pw_name
     if service.group is not None:
         gid = _group_id(service.group, service, where)
     if service.supplementary_groups is None:
@@ -122,11 +123,10 @@ def resolve_credentials(service: Service) -> Credentials | None:
 
 
 def _group_id(name: str, service: Service, where: tuple[str, int]) -> int:
-    if name.isdigit():
-        return int(name)
     try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
+        # a number must name a group too, as for systemd's Group= (216/GROUP otherwise)
+        return grp.getgrgid(int(name)).gr_gid if name.isdigit() else grp.getgrnam(name).gr_gid
+    except (KeyError, ValueError, OverflowError):
         raise ConfigError(f"unknown group {name!r} for service {service.id}", *where) from None
 
 
