@@ -11,13 +11,14 @@ start it (it once ran it as uid N with its own group, root's).
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import sys
 
 import pytest
-from conftest import run_cli
+from support import free_port, run_cli
 
-from access_support import XINETD, Namespaced, exchange, free_ports, have_xinetd, write_tables
+from access_support import Namespaced, exchange, write_tables
 from inetd2systemd.config.xinetd import parse_xinetd
 from inetd2systemd.errors import ConfigError
 from inetd2systemd.superserver.spawn import resolve_credentials
@@ -82,16 +83,16 @@ def test_import_preflight_names_a_number_without_an_entry(tmp_path):
     assert "user '4' does not exist" not in report and "group '4' does not exist" not in report
 
 
-@pytest.mark.peers
-@pytest.mark.skipif(not have_xinetd(), reason="needs root and the packaged xinetd")
-def test_serve_and_xinetd_run_a_numeric_user_alike(tmp_path):
+@pytest.mark.skipif(os.geteuid() != 0, reason="xinetd needs root to start")
+def test_serve_and_xinetd_run_a_numeric_user_alike(xinetd, tmp_path):
     """`id` as the server: the same identity under xinetd and serve for a known number;
     for an unknown one xinetd runs uid=gid=N and serve refuses to start the service."""
-    known, unknown = free_ports(2)
+    known = free_port(2)
+    unknown = known + 1
     conf = tmp_path / "xinetd.conf"
     conf.write_text(entry("4", port=known) + entry(str(MISSING), port=unknown))
     write_tables(tmp_path, "", "")
-    with Namespaced([XINETD, "-dontfork", "-f", str(conf), "-pidfile", str(tmp_path / "pid")],
+    with Namespaced([xinetd, "-dontfork", "-f", str(conf), "-pidfile", str(tmp_path / "pid")],
                     tmp_path / "hosts.allow", tmp_path / "hosts.deny", tmp_path / "x.log"
                     ).start([known, unknown]):
         theirs = exchange(known, "127.0.0.1", b""), exchange(unknown, "127.0.0.1", b"")
