@@ -28,15 +28,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 def _top_parser() -> argparse.ArgumentParser:
+    from .commandline import epilog
+    from .errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
+
     summary = "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="inetd2systemd",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Classic superserver and syslog setups, carried into systemd.",
-        epilog=f"commands:\n{summary}\n\nRun 'inetd2systemd COMMAND --help' for each.",
+        epilog=f"commands:\n{summary}\n\nRun 'inetd2systemd COMMAND --help' for each.\n\n" + epilog(
+            [("what this host's inetd.conf and xinetd.conf become",
+              "inetd2systemd convert --dry-run -o /tmp/units"),
+             ("migrate the whole host, with a report and a way back",
+              "inetd2systemd import / -o /root/migration")],
+            {EXIT_OK: "everything was carried over, or the command did what was asked",
+             EXIT_INCOMPLETE: "something was not carried over exactly, or a check found a "
+                              "difference (the findings are on stderr)",
+             EXIT_BAD_INPUT: "a configuration error (file:line:col) or a bad command line; "
+                             "nothing written",
+             EXIT_FAILED: "writing, installing, starting or binding failed, or replacing "
+                          "what inetd2systemd did not write was refused (without --force)"},
+            "Every command exits with these; daemonize keeps start-stop-daemon's codes "
+            "(see its --help)."),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND",
+                        help="one of the commands below")
     return parser
 
 

@@ -7,11 +7,18 @@ command line can print `file:line:col: message` and exit non-zero before writing
 
 from __future__ import annotations
 
-# The exit statuses of every command (daemonize adds its own above these).
+# The exit statuses of every command, one table (daemonize keeps start-stop-daemon's
+# and the shell's, below). Each command's --help names its own case of each it uses.
 EXIT_OK = 0
-EXIT_INCOMPLETE = 1  # ran, but something could not be carried over (see the report)
+EXIT_INCOMPLETE = 1  # done, but something could not be carried over exactly (see the report)
 EXIT_BAD_INPUT = 2  # bad configuration or command line: nothing was written
-EXIT_FAILED = 3  # an operation on the system failed (install, start, ...)
+EXIT_FAILED = 3  # an operation on the system failed or was refused (write, install, bind, ...)
+EXIT_MEANINGS = {
+    EXIT_OK: "done",
+    EXIT_INCOMPLETE: "done, with findings to read",
+    EXIT_BAD_INPUT: "bad input",
+    EXIT_FAILED: "a system operation failed",
+}
 
 # daemonize's own, after start-stop-daemon and the shell: 1 means "already running"
 # there (nothing was done), and 126/127 are the shell's "cannot execute"/"not found".

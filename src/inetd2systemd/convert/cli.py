@@ -10,19 +10,27 @@ from pathlib import Path
 
 from .. import report
 from ..config.services import DEFAULT_PATH as SERVICES_PATH, load_services
+from ..commandline import add_dry_run, add_force, add_json, add_root, add_verbose, epilog
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
 from ..units.install import check_installable, carry_out, plan, plan_install
 from .pipeline import as_json, convert, is_unit_directory, sockets_to_start
 
-EPILOG = f"""\
-exit status:
-  {EXIT_OK}  everything was carried over: the units behave as the configuration did
-  {EXIT_INCOMPLETE}  converted, but something was not carried over exactly (any warning or
-     error in the report on stderr: read it)
-  {EXIT_BAD_INPUT}  bad input (the message names file:line) or bad arguments: nothing written
-  {EXIT_FAILED}  writing or installing failed, or would overwrite a unit inetd2systemd did not
-     write (--force replaces it): the target is left as it was
-
+EPILOG = epilog(
+    [("what /etc/inetd.conf and /etc/xinetd.conf become, and what would not carry over",
+      "inetd2systemd convert --dry-run -o /tmp/units"),
+     ("install the units, enable and start the sockets",
+      "inetd2systemd convert --install"),
+     ("everything, for a script", "inetd2systemd convert --json /etc/xinetd.conf"),
+     ("take back everything installed from /etc/inetd.conf",
+      "inetd2systemd convert --uninstall /etc/inetd.conf")],
+    {EXIT_OK: "everything was carried over, the units behave as the configuration did",
+     EXIT_INCOMPLETE: "something was not carried over exactly (a warning or an error in the "
+                      "report on stderr)",
+     EXIT_BAD_INPUT: "the message names file:line:col, or bad arguments; nothing written",
+     EXIT_FAILED: "writing or installing failed, or would replace a unit inetd2systemd did "
+                  "not write (--force replaces it); the target is left as it was"},
+    """\
+Without PATH, those of /etc/inetd.conf and /etc/xinetd.conf that exist are read.
 Without --output-dir, --install or --json the units are printed to stdout.
 Findings go to stderr as 'file:line: severity [service]: message'.
 
@@ -31,9 +39,10 @@ run again after the configuration changed, it also stops, disables and removes t
 units it installed before that are no longer produced; --uninstall [PATH...] removes
 everything installed from those paths (from any, without PATH) and puts back the unit
 files --force had replaced. --dry-run prints every file and systemctl step first.
-"""
+""")
 
-DEFAULT_PATH = "/etc/inetd.conf"
+# Without PATH: those of these that exist, as `serve` reads them.
+DEFAULT_PATHS = ("/etc/inetd.conf", "/etc/xinetd.conf")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,15 +50,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="inetd.conf, xinetd.conf or an xinetd.d directory "
-                             f"(default {DEFAULT_PATH}; with --uninstall: every installed one)")
+                             "(default: those of /etc/inetd.conf and /etc/xinetd.conf that "
+                             "exist; with --uninstall: every installed one)")
     out = parser.add_argument_group("output")
     out.add_argument("-o", "--output-dir", metavar="DIR",
                      help="write the units into DIR (atomically; a failed run leaves it as it was)")
-    out.add_argument("--json", action="store_true",
-                     help="print every service, its units and every finding as JSON on stdout")
-    out.add_argument("-n", "--dry-run", action="store_true",
-                     help="read, render and check, print every file and systemctl step that "
-                          "would be taken; change nothing")
+    add_json(out, "every service, its units and every finding")
+    add_dry_run(out, "read, render and check, print every file and systemctl step that "
+                     "would be taken")
     out.add_argument("--install", action="store_true",
                      help="write into ROOT/etc/systemd/system, daemon-reload, enable and start "
                           "the sockets; remove what an earlier install from PATH... installed "
@@ -57,13 +65,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--uninstall", action="store_true",
                      help="stop, disable and remove every unit installed from PATH... (from "
                           "any path, without PATH) and put back the files they replaced")
-    out.add_argument("--root", metavar="DIR", default="/",
-                     help="with --install or --uninstall: the root to work under; other than "
-                          "/ systemctl is not called")
-    out.add_argument("-f", "--force", action="store_true",
-                     help="replace unit files that inetd2systemd did not write")
-    out.add_argument("-v", "--verbose", action="store_true",
-                     help="also show informational findings and what was written")
+    add_root(out, "with --install or --uninstall")
+    add_force(out, "unit files it did not write (a copy is kept), or another install's")
+    add_verbose(out, "informational findings too, and what was written")
     reading = parser.add_argument_group("reading")
     reading.add_argument("--format", choices=("inetd", "xinetd"),
                          help="read every PATH in this format (default: detected by content)")
@@ -157,7 +161,11 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"inetd2systemd convert: {exc}", file=sys.stderr)
         return _failed(args, EXIT_BAD_INPUT, report.error_json(Code.BAD_ARGUMENTS, str(exc)))
-    paths = args.paths or [DEFAULT_PATH]
+    paths = args.paths or [p for p in DEFAULT_PATHS if os.path.lexists(p)]
+    if not paths:
+        message = "no configuration: give PATH (neither /etc/inetd.conf nor /etc/xinetd.conf exists)"
+        print(f"inetd2systemd convert: {message}", file=sys.stderr)
+        return _failed(args, EXIT_BAD_INPUT, report.error_json(Code.BAD_ARGUMENTS, message))
     sources = tuple(os.path.abspath(p) for p in paths)
     version = args.systemd_version or installed_systemd_version()
     options = WriterOptions(prefix=args.prefix, systemd_version=version, engine=args.engine,

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 
+from ..commandline import add_quiet
 from ..errors import EXIT_BAD_INPUT, EXIT_OK
 from .daemonize import DEFAULT_READY_WINDOW, DaemonError, DaemonOptions, daemonize, print_error
 
@@ -21,7 +22,8 @@ examples:
   in a Type=forking unit with PIDFile=/run/tftpd.pid:
     ExecStart=inetd2systemd daemonize --detach --pidfile /run/tftpd.pid -- /usr/sbin/in.tftpd -L
 
-exit status, starting:
+exit status, starting (daemonize keeps start-stop-daemon's and the shell's codes, the
+one exception to the table every other command shares):
   0    started: the program runs (its exec succeeded, and it did not exit within
        --ready-window, {DEFAULT_READY_WINDOW:g} s by default)
   1    already running: the pidfile is locked by a live daemon
@@ -118,8 +120,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "SIG/TIMEOUT/KILL/TIMEOUT, or a schedule such as TERM/30/KILL/5")
     parser.add_argument("--oknodo", action="store_true",
                         help="with --stop: exit 0, not 1, when nothing runs")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="with --status or --stop: print nothing, the exit status says it")
+    add_quiet(parser, "with --status or --stop")
     parser.add_argument("program", nargs=argparse.REMAINDER, metavar="-- PROGRAM ARGS",
                         help="the program to run and its arguments")
 

@@ -9,7 +9,8 @@ import os
 import shutil
 import sys
 
-from ..errors import EXIT_FAILED, EXIT_OK
+from ..commandline import add_json, add_root, add_verbose, epilog
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
 from .legacy import under
 
 NAME = "inetd2systemd-generator"
@@ -20,7 +21,18 @@ PACKAGED = tuple(f"{d}/{NAME}" for d in ("/usr/local/lib/systemd/system-generato
                                          "/lib/systemd/system-generators"))
 GENERATOR_DIR = "/run/systemd/generator"  # the normal directory systemd gives generators
 
-EPILOG = f"""\
+EPILOG = epilog(
+    [("link it, daemon-reload, start the sockets", "inetd2systemd generator enable --now"),
+     ("what it makes of the files", "inetd2systemd generator status"),
+     ("after editing them, bring the running sockets in line", "inetd2systemd generator reload"),
+     ("stop the sockets, unlink it, daemon-reload", "inetd2systemd generator disable --now")],
+    {EXIT_OK: "for status, every service converts exactly",
+     EXIT_INCOMPLETE: "status found a warning or an error (the list says which), as "
+                      "'inetd2systemd convert' does",
+     EXIT_BAD_INPUT: "a bad command line",
+     EXIT_FAILED: "linking, unlinking or reloading systemd failed, or a file at the link's "
+                  "path is not inetd2systemd's"},
+    f"""\
 enable links {NAME} into /etc/systemd/system-generators/ (a package that ships it in
 /usr/lib/systemd/system-generators/ needs no link; enable then only lifts a mask) and
 reloads systemd, which runs it at once and at every boot and daemon-reload.
@@ -28,10 +40,7 @@ disable removes that link (or masks a packaged generator with a link to /dev/nul
 the units vanish at the next daemon-reload (--now stops them first).
 reload, after editing the files: daemon-reload, then restart the changed sockets, start
 the new ones and stop the ones no longer generated.
-
-status exits {EXIT_OK} when every service converts exactly, 1 when any finding is a warning
-or an error (the list says which), as 'inetd2systemd convert' does.
-"""
+""")
 
 
 RELOAD_HELP = """\
@@ -50,7 +59,8 @@ A changed service whose socket did not change takes effect at its next start.
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION",
+                                    help="what to do (each has its own --help)")
     for name, help_ in (("enable", "run the generator at every boot and daemon-reload"),
                         ("disable", "stop running it")):
         action = actions.add_parser(name, help=help_, description=help_)
@@ -59,19 +69,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                  "and their services first")
         action.add_argument("--no-reload", action="store_true",
                             help="do not run 'systemctl daemon-reload'")
-        action.add_argument("--root", metavar="DIR", default="/",
-                            help="a host's tree to change (no systemctl is run)")
+        add_root(action, "the tree whose link to change")
     reload = actions.add_parser(
         "reload", help="after editing the files: daemon-reload, then restart the changed "
                        "sockets, start the new ones, stop the ones no longer generated",
         description=RELOAD_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     status = actions.add_parser("status", help="the services it generates, their units and "
                                                "findings")
-    status.add_argument("--root", metavar="DIR", default="/",
-                        help="read the host's files under DIR")
-    status.add_argument("--json", action="store_true", help="everything as JSON on stdout")
-    status.add_argument("-v", "--verbose", action="store_true",
-                        help="also show informational findings")
+    add_root(status, "read the host's files there")
+    add_json(status, "the services, their units and every finding")
+    add_verbose(status, "informational findings too")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,22 +24,39 @@ import json
 import sys
 from pathlib import Path
 
+from ..commandline import add_force, epilog
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
 from . import report
 from .output import write_file, write_output
 from .plan import plan_migration
 from .probe import load_probes, load_transcripts, record_transcripts
 
+EPILOG = epilog(
+    [("migrate this host, with client transcripts before and after the switch",
+      "inetd2systemd import / -o /root/mig"),
+     ("", "inetd2systemd import / -o /root/mig --check before --source 127.0.0.2"),
+     ("", "sudo /root/mig/install.sh"),
+     ("", "inetd2systemd import / -o /root/mig --check after --source 127.0.0.2"),
+     ("and back, if anything answers differently", "sudo /root/mig/rollback.sh"),
+     ("plan another host's migration from a copy of its /etc",
+      "inetd2systemd import /srv/oldhost -o /tmp/oldhost --no-port-check")],
+    {EXIT_OK: "the whole host was carried over exactly (--check: every service answers as "
+              "before)",
+     EXIT_INCOMPLETE: "written; a service approximated or not carried over, or a preflight "
+                      "finding (--check: a service answers differently); read the report",
+     EXIT_BAD_INPUT: "the host's files (file:line:col) or the command line; nothing written",
+     EXIT_FAILED: "writing failed, or the output directory exists and is not empty "
+                  "(--force replaces it)"})
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from ..config.inetd import FLAVORS  # the dialects the reader knows
     parser.description = __doc__.split("\n\n")[0]
+    parser.epilog = EPILOG
     parser.add_argument("root", help="the legacy host's root (a copy of it, its /etc, or /)")
     parser.add_argument("-o", "--output-dir", required=True,
                         help="where the units, report and scripts go")
-    parser.add_argument("--force", action="store_true",
-                        help="replace an existing, non-empty output directory")
+    add_force(parser, "an output directory that exists and is not empty")
     parser.add_argument("--prefix", default="", help="prefix for every unit name")
     parser.add_argument("--flavor", choices=FLAVORS,
                         help="inetd.conf dialect (default: from the host's /etc/default)")

@@ -401,7 +401,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Serve an inetd internal service (RFC 862/863/864/867/868) on "
                           "the sockets systemd, systemd-socket-activate or inetd passed, "
                           "in-process, until idle.")
-    parser.add_argument("name", choices=INTERNAL_NAMES)
+    from ..commandline import epilog
+    parser.epilog = epilog(
+        [("the service a socket unit runs for inetd.conf's 'echo stream tcp nowait root "
+          "internal'", "ExecStart=inetd2systemd internal echo"),
+         ("try it without systemd",
+          "systemd-socket-activate -l 127.0.0.1:7007 inetd2systemd internal echo")],
+        {EXIT_OK: "served until idle",
+         EXIT_BAD_INPUT: "no socket was passed, or a bad command line",
+         EXIT_FAILED: "the passed descriptors cannot be used as sockets"})
+    parser.add_argument("name", choices=INTERNAL_NAMES,
+                        help="the service: echo (RFC 862), discard (863), chargen (864), "
+                             "daytime (867) or time (868)")
     parser.add_argument("--idle-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="exit after this long without traffic and without open "
                              "connections (0: never); the socket unit restarts the "

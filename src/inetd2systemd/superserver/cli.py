@@ -19,15 +19,29 @@ import argparse
 import os
 import sys
 
+from ..commandline import epilog
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from ..errors import ConfigError
 from ..model import Configuration
 
 DEFAULT_PATHS = ("/etc/inetd.conf", "/etc/xinetd.conf")
 
+EPILOG = epilog(
+    [("replace openbsd-inetd and xinetd on a host without systemd",
+      "inetd2systemd serve -c /etc/inetd.conf -c /etc/xinetd.conf --pidfile /run/i2s.pid"),
+     ("read the configuration again after an edit (unchanged services keep their sockets)",
+      "kill -HUP \"$(cat /run/i2s.pid)\""),
+     ("stop it", "inetd2systemd daemonize --stop --pidfile /run/i2s.pid --retry 10")],
+    {EXIT_OK: "started (detached), or stopped cleanly",
+     EXIT_BAD_INPUT: "a bad configuration (file:line:col) or command line; nothing started",
+     EXIT_FAILED: "the pidfile is held by a running superserver or cannot be written, or "
+                  "detaching failed (a service whose socket cannot be bound is logged and "
+                  "left out, as inetd does)"})
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from ..config.inetd import FLAVORS  # the dialects the reader knows
+    parser.epilog = EPILOG
     parser.add_argument("-c", "--config", dest="paths", action="append", metavar="PATH",
                         help="inetd.conf, xinetd.conf or an xinetd.d directory; repeatable "
                              "(default: those of /etc/inetd.conf and /etc/xinetd.conf that exist)")
@@ -117,7 +131,9 @@ def _serve_daemon(args: argparse.Namespace, load) -> int:
             return _serve(load, log, ready=daemon.ready)
     except DaemonError as exc:
         print(f"inetd2systemd serve: {exc}", file=sys.stderr)
-        return exc.status
+        # daemonize's own codes (1: already running) are a failed start here, as in the
+        # foreground: one exit-status table for every command.
+        return EXIT_BAD_INPUT if exc.status == EXIT_BAD_INPUT else EXIT_FAILED
 
 
 def _serve(load, log, ready=None) -> int:

@@ -17,7 +17,8 @@ import sys
 
 from collections.abc import Callable
 
-from ..errors import EXIT_FAILED, ConfigError
+from ..commandline import epilog
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from ..model import Code, Finding, Severity
 from ..socketfiles import bind_unix, clear_stale_socket
 from .framing import MAX_FRAME, MAX_MESSAGE
@@ -37,7 +38,20 @@ UDP_RECEIVE_BUFFER = 8 * 1024 * 1024  # a burst of ~30k messages, as journald's 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = __doc__.split("\n", 2)[2]
+    parser.epilog = epilog(
+        [("remote syslog into the journal, with the shipped units",
+          "systemctl enable --now inetd2systemd-syslogd.socket"),
+         ("route by a syslog.conf, from the network and /dev/log",
+          "inetd2systemd syslogd --config /etc/syslog.conf --listen udp:0.0.0.0:514 "
+          "--listen unix:/dev/log"),
+         ("check a configuration without starting",
+          "inetd2systemd syslogd --config /etc/syslog.conf --check")],
+        {EXIT_OK: "stopped cleanly, or --check found nothing to report",
+         EXIT_INCOMPLETE: "--check found warnings (on stderr)",
+         EXIT_BAD_INPUT: "the syslog.conf (file:line:col), a --listen address, a TLS "
+                         "certificate, or a bad command line; nothing started",
+         EXIT_FAILED: "a socket could not be bound or opened"},
+        __doc__.split("\n", 2)[2])
     parser.add_argument("--config", "-f", metavar="FILE",
                         help="syslog.conf to route by (default: the journal if journald runs, "
                              f"else {SYSLOG_CONF})")
@@ -224,9 +238,12 @@ def run(args: argparse.Namespace) -> int:
     ruleset: RuleSet = load()  # ConfigError -> exit 2, nothing opened yet
     _report_findings(ruleset.findings)
     if args.check:
-        _report_findings(unresolvable_forwards(ruleset))
+        unresolvable = unresolvable_forwards(ruleset)
+        _report_findings(unresolvable)
         print(f"{where}: {len(ruleset.rules)} rules, {len(ruleset.actions())} destinations")
-        return 0
+        reported = [*ruleset.findings, *unresolvable]
+        return EXIT_INCOMPLETE if any(f.severity is not Severity.INFO for f in reported) \
+            else EXIT_OK
     specs = list(args.listen)
     for spec in specs:
         transport, path, _ = parse_listen(spec)
