@@ -10,7 +10,7 @@ import ast
 import re
 from pathlib import Path
 
-from conftest import ROOT
+from support import ROOT
 
 from inetd2systemd.model import Code
 
