@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from access_support import admitted, mutated
-from fuzz_support import fuzz_settings, growth_ratio, regression_cases, result_or_located_error
+from fuzz_support import (BELOW_QUADRATIC, fuzz_settings, growth_ratio, regression_cases,
+                          result_or_located_error)
 from inetd2systemd.config.addresses import (AccessList, AddressError, AddressSet, compile_allow,
                                             first_match, parse_address)
 from inetd2systemd.model import Family
@@ -164,4 +165,4 @@ def test_compiling_long_lists_grows_linearly():
         half = n // 2  # networks={}: no cache between the rounds
         compile_allow(entries[n][:half], entries[n][half:], families=(Family.DUAL,), networks={})
         AccessList(entries[n][:half], entries[n][half:], networks={}).allows("10.0.0.1")
-    assert growth_ratio(run, 2000) < 30
+    assert growth_ratio(run, 2000) < BELOW_QUADRATIC

@@ -16,7 +16,8 @@ import os
 import pytest
 from hypothesis import given, strategies as st
 
-from fuzz_support import fuzz_settings, regression_cases, result_or_located_error
+from fuzz_support import (BELOW_QUADRATIC, fuzz_settings, growth_ratio, regression_cases,
+                          result_or_located_error)
 from inetd2systemd.errors import ConfigError
 from inetd2systemd.syslog.rules import parse_syslog_conf
 
@@ -110,11 +111,9 @@ def test_any_bytes_are_rules_or_a_located_error(folder, data):
 
 
 def test_time_is_linear_in_the_number_of_lines(folder):
-    from fuzz_support import growth_ratio
-
     text = "*.info;mail.none /var/log/m\nmail.* -/var/log/mail\n& @loghost:514\n$Foo bar\n"
     ratio = growth_ratio(lambda n: parse_syslog_conf(text * n, str(folder / "syslog.conf")), 500)
-    assert ratio < 30, ratio
+    assert ratio < BELOW_QUADRATIC, ratio
 
 
 @pytest.mark.parametrize("name, data", regression_cases("syslog-conf") or [("none", b"")],

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from support import DATA, ROOT
-from fuzz_support import (assert_linear, fuzz_settings, growth_ratio, regression_cases,
-                          result_or_located_error)
+from fuzz_support import (BELOW_QUADRATIC, assert_linear, fuzz_settings, growth_ratio,
+                          regression_cases, result_or_located_error)
 
 from inetd2systemd.config.services import parse_services
 from inetd2systemd.config.xinetd import ATTRIBUTES, parse_xinetd, read_xinetd
@@ -219,7 +219,7 @@ def test_include_trees_grow_linearly(tmp_path):
             (root / f"f{i}").write_text(f"include f{i + 1}\ninclude f{i + 1}\n")
         (root / f"f{n}").write_text(ENTRY % 5666)
         assert len(read_xinetd(root / "f0", services=SERVICES).services) == 1
-    assert growth_ratio(run, 100) < 30
+    assert growth_ratio(run, 100) < BELOW_QUADRATIC
 
 
 def test_the_regression_corpus_exists():
