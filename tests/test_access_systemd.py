@@ -108,14 +108,14 @@ def verdicts(c, ports: dict[str, int]) -> dict[tuple[str, str], bool]:
     return {(names[port], source): ok for (source, port), ok in zip(jobs, json.loads(out))}
 
 
-def test_systemd_never_admits_a_client_xinetd_and_libwrap_refused(systemd):
+def test_systemd_never_admits_a_client_xinetd_and_libwrap_refused(systemd, xinetd):
     c = systemd
     conf, ports = xinetd_conf()
     c.write("/etc/xinetd.conf", conf)
     c.write("/etc/hosts.allow", "".join(line + "\n" for lines in WRAPPED.values() for line in lines))
     c.write("/etc/hosts.deny", DENY)
     c.run("rm", "-f", "/etc/inetd.conf")
-    run_xinetd(c, enable=False)
+    run_xinetd(c, xinetd, enable=False)
     assert c.wait_for(lambda: verdicts(c, {"w-except": ports["w-except"]})[("w-except", "127.0.0.5")],
                       timeout=20)
     theirs = verdicts(c, ports)
@@ -175,7 +175,7 @@ ID_CLIENT = textwrap.dedent("""
 """)
 
 
-def test_a_numeric_user_runs_with_the_same_identity_under_systemd_as_under_xinetd(systemd):
+def test_a_numeric_user_runs_with_the_same_identity_under_systemd_as_under_xinetd(systemd, xinetd):
     """xinetd runs `user = 4` with group 4 (not the passwd entry's group); the converted
     unit says User=4 Group=4, and systemd runs it so."""
     c = systemd
@@ -191,7 +191,7 @@ def test_a_numeric_user_runs_with_the_same_identity_under_systemd_as_under_xinet
         \tuser = 4
         }
         """))
-    run_xinetd(c, enable=False)
+    run_xinetd(c, xinetd, enable=False)
     assert c.wait_for(lambda: c.python(ID_CLIENT, "7200", check=False).returncode == 0, timeout=20)
     theirs = c.python(ID_CLIENT, "7200").stdout.strip()
     c.systemctl("stop", "xinetd.service")
