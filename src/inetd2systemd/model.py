@@ -145,13 +145,17 @@ class Listen:
     host: str | None = None  # numeric address; for UNIX the socket path
 
     def __str__(self) -> str:
+        """As systemd's Listen*= and every message write it: `[::]:21`, `10.0.0.1:21`, a path."""
         if self.family is Family.UNIX:
             return str(self.host)
         if self.host is None:
-            return f"0.0.0.0:{self.port}" if self.family is Family.IPV4 else f"[::]:{self.port}"
-        if ":" in self.host:
-            return f"[{self.host}]:{self.port}"
-        return f"{self.host}:{self.port}"
+            return host_port("0.0.0.0" if self.family is Family.IPV4 else "::", self.port)
+        return host_port(self.host, self.port)
+
+
+def host_port(host: str, port: object) -> str:
+    """`host:port`, an IPv6 address in brackets (`[::1]:21`)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,9 @@ class Redirect:
 
     host: str
     port: int
+
+    def __str__(self) -> str:
+        return host_port(self.host, self.port)
 
 
 # inetd's internal services (RFC 862, 863, 864, 867, 868): the readers accept these

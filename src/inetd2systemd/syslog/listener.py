@@ -42,6 +42,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..model import host_port
 from ..socketfiles import remove_socket_file
 from ..wakeup import Wakeup
 from .framing import MAX_FRAME, MAX_MESSAGE, StreamFramer
@@ -109,7 +110,7 @@ class Input:
     def describe(self) -> str:
         name = self.sock.getsockname()
         if isinstance(name, tuple):
-            name = f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
+            name = host_port(*name[:2])
         elif isinstance(name, bytes):
             name = name.decode(errors="replace")
         return f"{self.transport} {name}"

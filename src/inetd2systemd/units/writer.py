@@ -192,18 +192,7 @@ def _listen_directive(service: Service) -> str:
 
 
 def _listen_value(listen: Listen) -> str:
-    return escape.value(_address(listen))
-
-
-def _address(listen: Listen) -> str:
-    if listen.family is Family.UNIX:
-        return str(listen.host)
-    host = listen.host
-    if host is None or host in ("*", ""):
-        return f"0.0.0.0:{listen.port}" if listen.family is Family.IPV4 else f"[::]:{listen.port}"
-    if ":" in host:
-        return f"[{host}]:{listen.port}"
-    return f"{host}:{listen.port}"
+    return escape.value(str(listen))
 
 
 def _bind_mode(listen: Listen) -> str | None:
@@ -584,7 +573,7 @@ def _render_one(plan: _Plan, names: _Names, opts: WriterOptions) -> list[Unit]:
     for index, listens in enumerate(groups, 1):
         stem = names.take(s.id if len(groups) == 1 else f"{s.id}-{index}")
         rearm = _rearm(s, stem, opts)
-        where = ", ".join(_address(li) for li in listens)
+        where = ", ".join(map(str, listens))
         what = (f"{s.name} ({s.socket_type.value}/{s.protocol}, "
                 f"{'wait' if s.wait else 'nowait'}) on {where}")
         if plan.mode == "accept":
@@ -633,7 +622,7 @@ def _render_one(plan: _Plan, names: _Names, opts: WriterOptions) -> list[Unit]:
             assert r is not None
             units.append(_socket_unit(plan, stem, listens, opts, accept=False,
                                       description=what, rearm=rearm))
-            target = f"[{r.host}]:{r.port}" if ":" in r.host else f"{r.host}:{r.port}"
+            target = str(r)
             lines = _service_common(s, f"{s.name} forwarded to {target}", f"{stem}.socket")
             argv = [SOCKET_PROXYD, "systemd-socket-proxyd",
                     f"--connections-max={s.instances or UNLIMITED_CONNECTIONS}", target]
