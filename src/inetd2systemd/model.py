@@ -181,6 +181,16 @@ class Redirect:
         return host_port(self.host, self.port)
 
 
+def base_protocol(token: str) -> str:
+    """The transport of an inetd protocol token, as /etc/services lists it: tcp4, tcp6,
+    tcp46, tcp6only (inetutils) -> tcp, likewise udp; the family they name goes in the
+    Listen. Anything else as it is: `rpc/tcp` stays RPC (looked up by getrpcbyname, never
+    in /etc/services), `sctp` and xinetd's protocols are already bare."""
+    if token[:3] in ("tcp", "udp") and token[3:] in ("", "4", "6", "46", "6only"):
+        return token[:3]
+    return token
+
+
 # inetd's internal services (RFC 862, 863, 864, 867, 868): the readers accept these
 # names, the unit writer and the superserver serve them in-process.
 INTERNAL_NAMES = ("echo", "discard", "chargen", "daytime", "time")

@@ -55,7 +55,7 @@ from . import bad_entry, open_regular, unreadable
 from ..bulk import gc_paused
 from ..errors import ConfigError
 from ..model import (INTERNAL_NAMES, Code, Configuration, Family, Finding, Listen, RateLimit, Service,
-                     Severity, SocketType, Source)
+                     Severity, SocketType, Source, base_protocol)
 from .services import ServicesTable, load_services
 
 DISABLED_PREFIX = "#<off>#"  # Debian update-inetd's marker ($SEP in DebianNet.pm)
@@ -344,7 +344,7 @@ def parse_protocol(word: Word, flavor: str, file: str
             sndbuf = size
     family = _family(token, dialect)
     if family is not None:
-        return token[:3], family, rcvbuf, sndbuf
+        return base_protocol(token), family, rcvbuf, sndbuf
     if token == "unix" and dialect.unix:
         return "unix", None, rcvbuf, sndbuf
     if token in ("rpc/tcp", "rpc/udp"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..model import Code
+from ..model import Code, base_protocol
 
 DEFAULT_PATH = "/etc/services"
 
@@ -34,16 +34,10 @@ class ServicesTable:
         """The port of `name` over `proto` ("tcp", "udp", ...); numbers pass through."""
         if name.isascii() and name.isdigit():
             return int(name) if len(name) <= 5 else None
-        return self.ports.get((name, _base_protocol(proto)))
+        return self.ports.get((name, base_protocol(proto)))
 
     def name(self, port: int, proto: str) -> str | None:
-        return self.names.get((port, _base_protocol(proto)))
-
-
-def _base_protocol(proto: str) -> str:
-    """tcp6 / udp4 / tcp46 / rpc/tcp look up as tcp / udp (getservbyname's view)."""
-    proto = proto.rsplit("/", 1)[-1]
-    return proto.rstrip("46").removesuffix("only").rstrip("46") or proto
+        return self.names.get((port, base_protocol(proto)))
 
 
 def parse_services(text: str, file: str = "<services>") -> ServicesTable:

@@ -13,7 +13,7 @@ import socket
 import stat
 
 from ..errors import ConfigError
-from ..model import Family, Listen, Service, SocketType
+from ..model import Family, Listen, Service, SocketType, base_protocol
 
 # xinetd's LISTEN_BACKLOG; openbsd-inetd uses 10 unless -q says otherwise. The larger
 # one, so a burst waits in the kernel instead of being reset.
@@ -26,11 +26,6 @@ _TYPES = {
 }
 
 EndpointKey = tuple[Family, "str | None", "int | None", SocketType, str]
-
-
-def base_protocol(protocol: str) -> str:
-    """tcp4/tcp6/tcp46 -> tcp: the family is in the Listen, the key needs the protocol."""
-    return protocol.rstrip("46") or protocol
 
 
 def endpoint_key(service: Service, listen: Listen) -> EndpointKey:
