@@ -191,6 +191,17 @@ def base_protocol(token: str) -> str:
     return token
 
 
+def free_id(id_: str, taken: set[str], suffixes: dict[str, int]) -> str:
+    """`ID-N` for the lowest N from 2 not taken: how a repeated service id, or unit name,
+    is made unique everywhere. `suffixes` remembers where each id's search stopped, so
+    that 10,000 services of one name cost linear time, not square."""
+    n = suffixes.get(id_, 2)
+    while f"{id_}-{n}" in taken:
+        n += 1
+    suffixes[id_] = n + 1
+    return f"{id_}-{n}"
+
+
 # inetd's internal services (RFC 862, 863, 864, 867, 868): the readers accept these
 # names, the unit writer and the superserver serve them in-process.
 INTERNAL_NAMES = ("echo", "discard", "chargen", "daytime", "time")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..model import (Code, Configuration, Family, Finding, Listen, Service, Severity,
-                     SocketType, Source)
+                     SocketType, Source, free_id)
 from .services import ServicesTable
 from ..bulk import gc_paused
 
@@ -205,16 +205,6 @@ def merge(configurations: Iterable[Configuration]) -> Configuration:
 def _bind_key(service: Service, listen: Listen) -> tuple:
     where = listen.host if listen.family is Family.UNIX else listen.port
     return service.protocol, service.socket_type, where
-
-
-def free_id(id_: str, taken: set[str], suffixes: dict[str, int]) -> str:
-    """`ID-N` for the lowest N from 2 not taken. `suffixes` remembers where each id's
-    search stopped, so that 10,000 services of one name cost linear time, not square."""
-    n = suffixes.get(id_, 2)
-    while f"{id_}-{n}" in taken:
-        n += 1
-    suffixes[id_] = n + 1
-    return f"{id_}-{n}"
 
 
 def _transport(service: Service) -> tuple[str, SocketType]:

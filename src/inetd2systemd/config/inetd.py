@@ -55,7 +55,7 @@ from . import bad_entry, open_regular, unreadable
 from ..bulk import gc_paused
 from ..errors import ConfigError
 from ..model import (INTERNAL_NAMES, Code, Configuration, Family, Finding, Listen, RateLimit, Service,
-                     Severity, SocketType, Source, base_protocol)
+                     Severity, SocketType, Source, base_protocol, free_id)
 from .services import ServicesTable, load_services
 
 DISABLED_PREFIX = "#<off>#"  # Debian update-inetd's marker ($SEP in DebianNet.pm)
@@ -908,11 +908,16 @@ def unique_ids(keys: list[tuple[str, str]]) -> list[str]:
         counts[base] = counts.get(base, 0) + 1
     wanted = [base if counts[base] == 1 else f"{base}-{token.replace('/', '-')}"
               for base, (_, token) in zip(bases, keys)]
-    seen: dict[str, int] = {}
+    taken = set(wanted)  # a later entry's own name is never given to an earlier one
+    suffixes: dict[str, int] = {}
+    given: set[str] = set()
     ids = []
     for want in wanted:
-        seen[want] = seen.get(want, 0) + 1
-        ids.append(want if seen[want] == 1 else f"{want}-{seen[want]}")
+        if want in given:
+            want = free_id(want, taken, suffixes)
+            taken.add(want)
+        given.add(want)
+        ids.append(want)
     return ids
 
 

@@ -75,11 +75,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from . import addresses, bad_entry, free_id, open_regular, reason, same_address, unreadable
+from . import addresses, bad_entry, open_regular, reason, same_address, unreadable
 from ..errors import ConfigError
 from ..model import (INTERNAL_NAMES, RLIMIT_NAMES, Code, Configuration, Family, Finding, Listen,
                      RateLimit, Redirect, Service, Severity, SocketType, Source,
-                     unmapped_code)
+                     free_id, unmapped_code)
 from .services import ServicesTable, load_services
 from ..bulk import gc_paused
 

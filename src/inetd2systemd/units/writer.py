@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from collections.abc import Iterable, Sequence
 
 from ..model import (INTERNAL_NAMES, Code, Family, Finding, Listen, RateLimit, Service, Severity,
-                     SocketType, fd_name, unmapped_code)
+                     SocketType, fd_name, free_id, unmapped_code)
 from . import escape, hardening
 from ..bulk import gc_paused
 
@@ -147,23 +147,15 @@ class _Names:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.used: set[str] = set()
+        self.used: set[str] = set()  # a stem has no '@': its files are its own
+        self.suffixes: dict[str, int] = {}
 
     def take(self, text: str) -> str:
-        base = escape.unit_stem(self.prefix + text)
-        stem, n = base, 1
-        while self._clashes(stem):
-            n += 1
-            stem = f"{base}-{n}"
-        self.used.update(self._files(stem))
+        stem = escape.unit_stem(self.prefix + text)
+        if stem in self.used:
+            stem = free_id(stem, self.used, self.suffixes)
+        self.used.add(stem)
         return stem
-
-    @staticmethod
-    def _files(stem: str) -> tuple[str, ...]:
-        return (f"{stem}.socket", f"{stem}.service", f"{stem}@.service")
-
-    def _clashes(self, stem: str) -> bool:
-        return any(f in self.used for f in self._files(stem))
 
 
 # ------------------------------------------------------------------------------------
