@@ -1,7 +1,8 @@
-"""What the host the units are for says about the services (beside pipeline.check_host,
-which leaves out those whose program, user or group it lacks): which supplementary
-groups the users have, and whether its tcp_wrappers rules (hosts.allow, hosts.deny) can
-apply to a service that went through them. `root` is that host's root directory ("/" for
+"""What the host the units are for says about the services: whether a program runs and
+an account exists there (convert's check_host leaves out a service that lacks one,
+import's preflight warns), which supplementary groups the users have, and whether its
+tcp_wrappers rules (hosts.allow, hosts.deny) can apply to a service that went through
+them. `root` is that host's root directory ("/" for
 this machine, whose name service is asked too); None means the host is not known
 (convert --no-host-check).
 """
@@ -15,6 +16,55 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..model import Code, Configuration, Finding, Service, Severity
+
+
+def program_runs(server: str, root: str | Path = "/") -> bool:
+    """Whether the server program is a file the host can execute (under root)."""
+    path = Path(root) / server.lstrip("/")
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def account_check(root: str, database: str) -> Callable[[str], bool]:
+    """name (or number) -> whether the account exists in ROOT/etc/passwd (or group); on
+    this machine NSS is asked too (LDAP, sssd, systemd-userdb accounts exist as well).
+    With no such file under a root, nothing can be checked and every name passes."""
+    live = Path(root).resolve() == Path("/")
+    try:
+        text = (Path(root) / "etc" / database).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = None
+    if text is None and not live:
+        return lambda name: True
+    names = account_keys(text or "")
+    if not live:
+        return names.__contains__
+    import grp
+    import pwd
+    by_name, by_id = (pwd.getpwnam, pwd.getpwuid) if database == "passwd" else \
+        (grp.getgrnam, grp.getgrgid)
+
+    def exists(name: str) -> bool:
+        if name in names:
+            return True
+        try:
+            by_id(int(name)) if name.isascii() and name.isdigit() else by_name(name)
+        except (KeyError, ValueError, OverflowError):
+            return False
+        return True
+    return exists
+
+
+def account_keys(text: str) -> set[str]:
+    """The names and the numeric ids (third field) of a passwd or group file."""
+    keys: set[str] = set()
+    for line in text.splitlines():
+        if line[:1] == "#" or not line:
+            continue
+        fields = line.split(":")
+        keys.add(fields[0])
+        if len(fields) > 2 and fields[2].isdigit():
+            keys.add(fields[2])
+    return keys
 
 
 def settle_groups(configuration: Configuration, root: str = "/") -> Configuration:

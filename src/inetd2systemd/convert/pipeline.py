@@ -7,7 +7,6 @@ leaves the output directory (and /etc/systemd/system) exactly as it was.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from ..config.services import ServicesTable
 from ..errors import EXIT_OK
 from ..model import Code, Configuration, Finding, Service, Severity
 from ..units.writer import Unit, WriterOptions, render
-from .host import settle_groups, tcp_wrappers_findings
+from .host import account_check, program_runs, settle_groups, tcp_wrappers_findings
 
 
 @dataclass(frozen=True)
@@ -79,17 +78,15 @@ def check_host(configuration: Configuration, root: str = "/", *,
     generator runs before NSS services (LDAP, sssd) can answer, and before a first boot
     has written /etc/passwd.
     """
-    user_exists = _account_check(root, "passwd") if accounts else _anyone
-    group_exists = _account_check(root, "group") if accounts else _anyone
+    user_exists = account_check(root, "passwd") if accounts else _anyone
+    group_exists = account_check(root, "group") if accounts else _anyone
     kept: list[Service] = []
     findings = list(configuration.findings)
     for service in configuration.services:
         problem = None
-        if service.server is not None:
-            path = Path(root) / service.server.lstrip("/")
-            if not (path.is_file() and os.access(path, os.X_OK)):
-                problem = (Code.PROGRAM_MISSING, f"server program {service.server} does not "
-                           "exist or is not executable")
+        if service.server is not None and not program_runs(service.server, root):
+            problem = (Code.PROGRAM_MISSING, f"server program {service.server} does not "
+                       "exist or is not executable")
         # A number is looked up too: systemd refuses a User=/Group= number without an
         # entry (217/USER, 216/GROUP), and serve refuses it likewise.
         if problem is None and service.user and not user_exists(service.user):
@@ -109,49 +106,6 @@ def check_host(configuration: Configuration, root: str = "/", *,
 
 def _anyone(name: str) -> bool:
     return True
-
-
-def _account_check(root: str, database: str) -> Callable[[str], bool]:
-    """name (or number) -> whether the account exists in ROOT/etc/passwd (or group); on
-    this machine NSS is asked too (LDAP, sssd, systemd-userdb accounts exist as well).
-    With no such file under a root, nothing can be checked and every name passes."""
-    live = Path(root).resolve() == Path("/")
-    try:
-        text = (Path(root) / "etc" / database).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = None
-    if text is None and not live:
-        return lambda name: True
-    names = account_keys(text or "")
-    if not live:
-        return names.__contains__
-    import grp
-    import pwd
-    by_name, by_id = (pwd.getpwnam, pwd.getpwuid) if database == "passwd" else \
-        (grp.getgrnam, grp.getgrgid)
-
-    def exists(name: str) -> bool:
-        if name in names:
-            return True
-        try:
-            by_id(int(name)) if name.isascii() and name.isdigit() else by_name(name)
-        except (KeyError, ValueError, OverflowError):
-            return False
-        return True
-    return exists
-
-
-def account_keys(text: str) -> set[str]:
-    """The names and the numeric ids (third field) of a passwd or group file."""
-    keys: set[str] = set()
-    for line in text.splitlines():
-        if line[:1] == "#" or not line:
-            continue
-        fields = line.split(":")
-        keys.add(fields[0])
-        if len(fields) > 2 and fields[2].isdigit():
-            keys.add(fields[2])
-    return keys
 
 
 def merge_findings(parsed: tuple[Finding, ...], written: tuple[Finding, ...]) -> list[Finding]:

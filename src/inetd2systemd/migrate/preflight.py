@@ -214,7 +214,7 @@ def ip_filter_support(services: Sequence[Service], *, mounts: str | Path = "/pro
 
 def _names(path: Path) -> set[str] | None:
     """The account names and numeric ids of a passwd or group file (None: unreadable)."""
-    from ..convert.pipeline import account_keys
+    from ..convert.host import account_keys
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -245,13 +245,14 @@ def missing_accounts(services: Sequence[Service], etc: str | Path) -> list[Findi
 
 
 def missing_programs(services: Sequence[Service], target_root: str | Path = "/") -> list[Finding]:
+    from ..convert.host import program_runs
     findings = []
     for service in services:
         if service.disabled or service.server is None:
             continue
-        path = Path(target_root) / service.server.lstrip("/")
-        if path.is_file() and os.access(path, os.X_OK):
+        if program_runs(service.server, target_root):
             continue
+        path = Path(target_root) / service.server.lstrip("/")
         findings.append(Finding(service.source, Severity.WARNING,
                                 f"program {service.server} is missing on the target "
                                 f"({path}): install it before switching; install.sh leaves "
