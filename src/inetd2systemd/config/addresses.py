@@ -537,14 +537,15 @@ def _explicit_mask(text: str) -> AddressEntry | None:
     version, value = found
     if version == 4:
         prefix = min(bits, 32)
-        return AddressEntry(text, "cidr", ((4, value & _v4_mask(prefix), prefix),))
+        return AddressEntry(text, "cidr", ((4, value & v4_mask(prefix), prefix),))
     if bits >= 128:
         return AddressEntry(text, "cidr", (), note="an IPv6 entry with /128 (or more) "
                             "matches nothing in xinetd; write the bare address")
     return AddressEntry(text, "cidr", ((6, value >> (128 - bits) << (128 - bits), bits),))
 
 
-def _v4_mask(prefix: int) -> int:
+def v4_mask(prefix: int) -> int:
+    """The IPv4 netmask of a prefix length (0 to 32) as a number: 24 -> 0xFFFFFF00."""
     return (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
 
 

@@ -56,7 +56,7 @@ from typing import NamedTuple
 
 from ..model import Code, Finding, Severity, Source
 from .addresses import ANY, ANY_V4, ANY_V6, MAPPED, NOTHING, V4_LAST, V6_BASE, AddressSet, \
-    client_address, cover, first_match, for_systemd, point, union
+    client_address, cover, first_match, for_systemd, point, union, v4_mask
 
 BUFLEN = 2048  # libwrap's line buffer: a longer logical line ends the file there
 _LIST_SEPARATORS = ", \t\r\n"
@@ -671,7 +671,7 @@ def _atoi(text: str) -> int:
 def _cidr_mask(text: str) -> int | None:
     """libwrap cidr_mask_addr(): atoi() of the length, 1 to 32 (0 is its error value)."""
     bits = _atoi(text)
-    return (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF if 1 <= bits <= 32 else None
+    return v4_mask(bits) if 1 <= bits <= 32 else None
 
 
 @dataclass(frozen=True)
