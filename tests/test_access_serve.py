@@ -11,6 +11,7 @@ must get the same answer from both, and from `tcpdmatch` for the libwrap verdict
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -162,3 +163,83 @@ def test_bad_hosts_allow_lines_cost_those_lines_and_serve_keeps_running(setup, t
     assert "hosts.allow:3:" in log and "missing ':'" in log
     assert "hosts.allow:2:" in log and "frobnicate" in log
     assert "Traceback" not in log
+
+
+# -- wait-type services: the server takes the socket, and the check comes first -------------
+
+ONE_DATAGRAM = """\
+import socket
+sock = socket.socket(fileno=0)
+data, peer = sock.recvfrom(512)
+sock.sendto(b"served " + data, peer)
+"""
+
+WAIT_SOURCES = [f"127.0.0.{n}" for n in range(1, 7)] + ["::1"]
+
+
+def wait_config(work: Path, ports: dict[str, int]) -> Path:
+    script = work / "one_datagram.py"
+    script.write_text(ONE_DATAGRAM)
+
+    def entry(name: str, kind: str, port: int, extra: str) -> str:
+        return (f"service {name}\n{{\n\ttype = UNLISTED\n\tsocket_type = {kind}\n\twait = yes\n"
+                f"\tuser = root\n\tport = {port}\n\tserver = {sys.executable}\n"
+                f"\tserver_args = {script}\n\tflags = NOLIBWRAP{extra}\n}}\n")
+
+    path = work / "wait.conf"
+    path.write_text(
+        entry("udp-dual", "dgram", ports["udp-dual"], " IPv6\n\tonly_from = 127.0.0.0/29 ::1\n"
+              "\tno_access = ::ffff:127.0.0.3 127.0.0.5") +
+        entry("udp4", "dgram", ports["udp4"], "\n\tbind = 127.0.0.1\n"
+              "\tonly_from = 127.0.0.2 ::ffff:127.0.0.4") +
+        # xinetd has no address for a client that a wait-type stream server accepts: its
+        # only_from check fails for every connection
+        entry("tcp-wait", "stream", ports["tcp-wait"], "\n\tbind = 127.0.0.1\n"
+              "\tonly_from = 127.0.0.2"))
+    return path
+
+
+def datagram_answer(port: int, source: str, timeout: float = 1.5) -> bytes | None:
+    family = socket.AF_INET6 if ":" in source else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as client:
+        client.bind((source, 0))
+        client.settimeout(timeout)
+        client.sendto(b"hello", ("::1" if ":" in source else "127.0.0.1", port))
+        try:
+            return client.recv(512)
+        except OSError:
+            return None
+
+
+def wait_answers(ports: dict[str, int]) -> dict[tuple[str, str], bool]:
+    got = {}
+    for source in WAIT_SOURCES:
+        got["udp-dual", source] = datagram_answer(ports["udp-dual"], source) == b"served hello"
+        if ":" not in source:
+            got["udp4", source] = datagram_answer(ports["udp4"], source) == b"served hello"
+    for source in ("127.0.0.1", "127.0.0.2"):
+        got["tcp-wait", source] = exchange(ports["tcp-wait"], source, timeout=2) is not None
+    return got
+
+
+def test_wait_services_refuse_whom_xinetd_refuses(tmp_path):
+    """A datagram from a refused client never reaches a wait-type server (xinetd peeks at
+    its sender first; serve once started the server for anyone), and a wait-type stream
+    service with only_from serves nobody, as under xinetd."""
+    write_tables(tmp_path, "", "")
+    base = free_port(3)
+    ports = dict(zip(("udp-dual", "udp4", "tcp-wait"), range(base, base + 3)))
+    conf = wait_config(tmp_path, ports)
+    ready = [ports["tcp-wait"]]  # the only stream socket: started once it accepts
+    with run([XINETD, "-dontfork", "-f", str(conf), "-pidfile", str(tmp_path / "x.pid")],
+             tmp_path, dict(zip(ready, ready)), "xinetd"):
+        theirs = wait_answers(ports)
+    with run(serve_argv(conf), tmp_path, dict(zip(ready, ready)), "serve") as ours:
+        mine = wait_answers(ports)
+        log = ours.log()
+    assert mine == theirs, (theirs, log[-3000:])
+    assert theirs == {
+        **{("udp-dual", s): s in ("127.0.0.1", "127.0.0.2", "127.0.0.4", "127.0.0.6", "::1")
+           for s in WAIT_SOURCES},
+        **{("udp4", s): s == "127.0.0.2" for s in WAIT_SOURCES if ":" not in s},
+        ("tcp-wait", "127.0.0.1"): False, ("tcp-wait", "127.0.0.2"): False}

@@ -285,6 +285,19 @@ def test_only_from_minus_no_access_on_the_socket_with_deny_any():
     assert not get(one(units, "finger@.service"), "Service", "IPAddressDeny")
 
 
+def test_a_wait_type_stream_service_with_address_lists_lets_nobody_in():
+    """xinetd has no client address for a server that accepts the connection itself, and
+    its only_from/no_access check fails for every connection (tests/test_access_serve.py
+    shows the packaged xinetd doing so): an allow list on the socket would be wider."""
+    for lists in ({"only_from": ("10.0.0.0/8",)}, {"no_access": ("10.1.0.0/16",)}):
+        units, findings = render([svc(wait=True, **lists)])
+        sock = one(units, "finger.socket")
+        assert get(sock, "Socket", "IPAddressDeny") == ["any"], lists
+        assert not get(sock, "Socket", "IPAddressAllow"), lists
+        assert any(f.code is Code.ACCESS_NOBODY and f.severity is Severity.WARNING
+                   for f in findings), lists
+
+
 def test_host_names_in_only_from_are_reported_and_never_widen_access():
     units, findings = render([svc(only_from=("trusted.example.org",))])
     sock = one(units, "finger.socket")

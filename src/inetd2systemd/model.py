@@ -83,7 +83,6 @@ class Code(enum.StrEnum):
     ACCESS_APPROXIMATED = "access-approximated"  # only_from/no_access carried stricter
     ACCESS_UNREADABLE = "access-unreadable"  # only_from/no_access unreadable: nobody let in
     ACCESS_NOBODY = "access-nobody"  # the address rules let nobody in
-    ACCESS_STRICTER = "access-stricter"  # systemd checks addresses xinetd could not
     RATE_LIMIT = "rate-limit"  # the rate limit's pause differs from the daemon's
     SOCKET_SPLIT = "socket-split"  # one socket and service per address
     HARDENING = "hardening"  # the sandbox level chosen for a service, and why

@@ -515,6 +515,10 @@ class Arbiter:
                 reason = unit.occupancy.refusal(source)
                 if reason is None and source is not None:
                     reason = self._address_refusal(unit, source, mapped, port)
+                elif reason is None and unit.acl is not None:
+                    # A wait-type stream server accepts the client itself: xinetd has no
+                    # address to check only_from/no_access against, and its check fails.
+                    reason = limits.ADDRESS
             if reason is not None:
                 self.log.warning(f"FAIL: {service.id} {reason} from={source}")
                 return False
@@ -583,10 +587,12 @@ class Arbiter:
     # -- wait: hand the socket over, watch it again when the server exits -------------------------------
 
     def _wait_callback(self, endpoint: Endpoint) -> Callable[[object], None]:
+        port = _local_port(endpoint.sock)
+
         def on_ready(_mask) -> None:
             unit = endpoint.unit
-            if (unit.rate is not None or unit.refusing_until is not None) \
-                    and not self._admit(unit, None):
+            if (unit.checks or unit.rate is not None or unit.refusing_until is not None) \
+                    and not self._admit(unit, *self._datagram_sender(endpoint), port):
                 if unit.paused_until is None:
                     self._refuse_one(endpoint)  # else the readiness would wake us forever
                 return
@@ -609,6 +615,20 @@ class Arbiter:
             self.log.info(f"START: {unit.service.id} pid={pid}")
 
         return on_ready
+
+    @staticmethod
+    def _datagram_sender(endpoint: Endpoint) -> tuple[str | None, bool]:
+        """Who sent the datagram a wait server is about to read, as limits.peer() names
+        it: xinetd peeks at it so that its address checks (only_from/no_access, libwrap,
+        per_source) refuse a datagram from a client they refuse (and drops it), as tcpd
+        does. A stream socket's client is unknown until the server accepts it."""
+        if endpoint.sock.type != socket.SOCK_DGRAM:
+            return None, False
+        try:
+            _, address = endpoint.sock.recvfrom(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:  # no sender known: the address checks refuse, as xinetd's do
+            return None, False
+        return limits.peer(address)
 
     def _drain(self, endpoint: Endpoint) -> None:
         """A datagram nobody will read would wake us forever: drop it (xinetd drain())."""

@@ -399,12 +399,17 @@ def _access_lines(s: Service, plan: _Plan) -> list[str]:
         return ["IPAddressDeny=any"]
     for note in compiled.notes:
         plan.note(Severity.WARNING, note, code=Code.ACCESS_APPROXIMATED)
+    if plan.mode in ("stdin",) and s.socket_type is SocketType.STREAM:
+        # The server accepts the connection itself: xinetd has no client address, and
+        # its only_from/no_access check fails for every connection (the packaged
+        # 2.3.15.3 resets each one until its rate limit switches the service off).
+        plan.note(Severity.WARNING, "xinetd cannot tell a wait-type stream server's "
+                                    "client, so only_from/no_access refuse every "
+                                    "connection: the socket refuses every client too",
+                  code=Code.ACCESS_NOBODY)
+        return ["IPAddressDeny=any"]
     if compiled.allow is None:
         return []
-    if plan.mode in ("stdin",) and s.socket_type is SocketType.STREAM:
-        plan.note(Severity.INFO, "xinetd cannot check addresses for wait-type stream "
-                                 "services; systemd's filter does, which is stricter",
-                                 code=Code.ACCESS_STRICTER)
     lines = ["IPAddressDeny=any"]
     if compiled.allow:
         lines.append("IPAddressAllow=" + " ".join(compiled.allow))
