@@ -272,3 +272,25 @@ def test_uninstall_leaves_other_installs_and_foreign_units_alone(systemd):
     assert ask(systemd, "tcp", 4242) == "two\n"
     systemd.run(INETD, "convert", "--uninstall", check=False)
     assert not listening(systemd, "tcp", 4242)
+
+
+def test_import_output_files_replace_a_link_at_their_name_and_never_follow_it(tmp_path):
+    """Run as root into a directory another user can change: a link swapped in at a
+    report's name is replaced, and the file it points to keeps its bytes and mode (the
+    mode was once set by path after writing through the link)."""
+    from inetd2systemd.migrate.output import write_file
+    from inetd2systemd.units.install import write_temporary
+
+    secret = tmp_path / "shadow"
+    secret.write_text("root's\n")
+    secret.chmod(0o600)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").symlink_to(secret)
+    write_file(out / "report.md", "report\n", 0o755)
+    assert secret.read_text() == "root's\n" and secret.stat().st_mode & 0o7777 == 0o600
+    assert not (out / "report.md").is_symlink()
+    assert (out / "report.md").read_text() == "report\n"
+    assert (out / "report.md").stat().st_mode & 0o7777 == 0o755
+    made = write_temporary(out, "unit\n")
+    assert made.stat().st_mode & 0o7777 == 0o644 and made.read_text() == "unit\n"

@@ -47,5 +47,9 @@ def write_output(migration: Migration, directory: str | Path, *, force: bool = F
 
 
 def write_file(path: Path, text: str, mode: int = 0o644) -> None:
-    path.write_text(text, encoding="utf-8")
-    path.chmod(mode)
+    """Write `path` as a new file renamed into place, its mode set on the descriptor:
+    run as root in a directory another user can change, a link swapped in at the name
+    is replaced, never followed (neither to write nor to chmod a file elsewhere)."""
+    from ..units.install import write_temporary
+
+    os.replace(write_temporary(path.parent, text, mode), path)

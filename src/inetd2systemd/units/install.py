@@ -394,7 +394,7 @@ def carry_out(p: Plan, units: Sequence = (), *, root: str | Path | None = None,
                 directory.mkdir(parents=True)
             for step in writes:
                 name = Path(step.target).name
-                prepared[name] = _write_temporary(directory, by_name[name].text)
+                prepared[name] = write_temporary(directory, by_name[name].text)
             for name, copy in zip(p.forced, p.saved):
                 shutil.copy2(directory / name, directory / copy, follow_symlinks=False)
             if prepared and durable:
@@ -500,7 +500,7 @@ def _write_new_directory(units: Sequence, directory: Path, durable: bool) -> Non
             (staging / unit.name).write_text(unit.text, encoding="utf-8")
         if durable:
             flush_filesystem(staging)
-        staging.chmod(0o755)
+        _chmod_directory(staging, 0o755)
         os.rename(staging, directory)
         if durable:
             _fsync_directory(parent)
@@ -509,11 +509,24 @@ def _write_new_directory(units: Sequence, directory: Path, durable: bool) -> Non
         raise InstallError(f"{directory}: {exc.strerror or exc}") from None
 
 
-def _write_temporary(directory: Path, text: str) -> Path:
+def _chmod_directory(path: Path, mode: int) -> None:
+    """chmod on a descriptor of the directory itself: never on what a link put at its
+    name points to."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def write_temporary(directory: Path, text: str, mode: int = 0o644) -> Path:
+    """A new file in `directory` (O_EXCL, so never through a link), its mode set on the
+    descriptor: by path, a link that a user who can change `directory` swapped in
+    meanwhile would make root chmod the file it points to."""
     fd, name = tempfile.mkstemp(prefix=".inetd2systemd.", suffix=".tmp", dir=directory)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), mode)
         f.write(text)
-    os.chmod(name, 0o644)
     return Path(name)
 
 
