@@ -156,21 +156,16 @@ class Daemon:
         if plan.mode == "foreground":
             self._notify_address = os.environ.get("NOTIFY_SOCKET")
         if plan.mode == "detach":
-            read_fd, write_fd = os.pipe()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            child = os.fork()
+            child, status_fd = _fork_with_pipe()
             if child != 0:
-                os.close(write_fd)
                 try:
-                    _wait_started(read_fd, child)
+                    _wait_started(status_fd, child)
                 except DaemonError as exc:
                     print_error(str(exc))
                     os._exit(exc.status)
                 os._exit(EXIT_OK)
-            os.close(read_fd)
-            self._status_fd = write_fd
-            reporter = _Reporter(write_fd)
+            self._status_fd = status_fd
+            reporter = _Reporter(status_fd)
             _detach_or_report(plan, reporter)
         else:
             reporter = _Reporter(-1)
@@ -402,16 +397,12 @@ class _StepFailed(Exception):
 
 def _start(plan: _Plan, *, detach: bool) -> int:
     """Fork (twice when detaching), become the program in the child; the child's PID."""
-    read_fd, write_fd = os.pipe()  # both close-on-exec: EOF is how exec reports success
-    sys.stdout.flush()
-    sys.stderr.flush()
-    child = os.fork()
+    child, status_fd = _fork_with_pipe()
     if child != 0:
-        os.close(write_fd)
         # Detached, the child is the intermediate, which watches the program through the
         # ready window and exits: reap it. Else the child is the program itself, which
         # we watch here, and must not reap once it runs.
-        pid = _wait_started(read_fd, child if detach else None)
+        pid = _wait_started(status_fd, child if detach else None)
         if not detach and plan.options.ready_window > 0:
             status = _exit_status_within(pid, plan.options.ready_window)
             if status is not None:
@@ -422,8 +413,7 @@ def _start(plan: _Plan, *, detach: bool) -> int:
         # Python objects of the caller whose fds we are about to close must not be
         # finalized (closing whatever reuses their numbers) before the exec.
         gc.disable()
-        os.close(read_fd)
-        reporter = _Reporter(write_fd)
+        reporter = _Reporter(status_fd)
         if detach:
             _detach_or_report(plan, reporter)
         else:
@@ -433,8 +423,23 @@ def _start(plan: _Plan, *, detach: bool) -> int:
         except _StepFailed as exc:
             reporter.fail(exc.message, exc.status)
     except BaseException as exc:  # never let a forked child run on in the caller's code
-        _Reporter(write_fd).fail(f"internal error: {exc!r}", EXIT_FAILED)
+        _Reporter(status_fd).fail(f"internal error: {exc!r}", EXIT_FAILED)
     os._exit(EXIT_FAILED)
+
+
+def _fork_with_pipe(*, pipe: bool = True) -> tuple[int, int]:
+    """fork() with a pipe from the child up to the parent: (child's PID, read end) in the
+    parent, (0, write end) in the child, each side's other end closed; -1 without `pipe`.
+    Both ends are close-on-exec, so EOF is how the child's exec (or its end) reports
+    itself. Python's buffered output is flushed first, or both processes would write it."""
+    read_fd, write_fd = os.pipe() if pipe else (-1, -1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    keep, other = (read_fd, write_fd) if child != 0 else (write_fd, read_fd)
+    if other >= 0:
+        os.close(other)
+    return child, keep
 
 
 def _exec_in_place(plan: _Plan) -> NoReturn:
@@ -472,16 +477,12 @@ def _detach_or_report(plan: _Plan, reporter: _Reporter) -> None:
         reporter.fail(f"setsid failed: {exc.strerror}", EXIT_FAILED)
     watch = plan.argv is not None and plan.options.ready_window > 0
     # Closed by the program's exec (close-on-exec), or by the final process's end.
-    exec_r, exec_w = os.pipe() if watch else (-1, -1)
-    child = os.fork()
+    child, exec_fd = _fork_with_pipe(pipe=watch)
     if child != 0:
         if watch:
-            os.close(exec_w)
-            _watch_ready_window(plan, child, exec_r, reporter)
+            _watch_ready_window(plan, child, exec_fd, reporter)
         os._exit(EXIT_OK)  # the session leader goes; the daemon can never get a tty
-    if watch:
-        os.close(exec_r)
-        reporter.exec_fd = exec_w
+    reporter.exec_fd = exec_fd
     reporter.pid(os.getpid())
 
 
