@@ -61,7 +61,8 @@ def test_a_unix_socket_in_a_directory_another_user_can_change_is_not_created(tmp
     assert not (theirs / "s.sock").exists()
 
 
-def test_a_stale_unix_socket_in_roots_directory_is_replaced_and_a_file_is_not(tmp_path):
+def test_a_stale_unix_socket_in_roots_directory_is_replaced_a_live_one_and_a_file_not(
+        tmp_path):
     path = tmp_path / "s.sock"
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(path))
@@ -70,10 +71,17 @@ def test_a_stale_unix_socket_in_roots_directory_is_replaced_and_a_file_is_not(tm
     sock = open_listener(service, service.listens[0])
     try:
         assert Path(path).is_socket()
+        # Another superserver answers there: its socket is not stolen.
+        with pytest.raises(ConfigError) as refused:
+            open_listener(service, service.listens[0])
+        assert f"{path} is in use by another running program" in str(refused.value)
+        assert refused.value.line == 1
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(path))  # still answered by the first one
     finally:
         sock.close()
     path.unlink()
     path.write_text("not a socket\n")
-    with pytest.raises(ConfigError, match="exists and is not a socket"):
+    with pytest.raises(ConfigError, match=f"{path} exists and is not a socket"):
         open_listener(service, service.listens[0])
     assert path.read_text() == "not a socket\n"

@@ -621,15 +621,16 @@ ATTACK_SECONDS = 3.0
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs an attacker as the user nobody: needs root")
 def test_a_symlink_swapped_in_while_binding_never_changes_another_file(tmp_path):
-    """An attacker running as nobody owns the socket's directory and swaps a link to a
-    root file in at the socket's name in a tight loop, while the listener binds there
-    (and removes its socket again) hundreds of times: the root file keeps its mode and
-    owner every time, and is never removed."""
+    """An attacker running as nobody owns the socket's directory: syslogd refuses to make
+    its socket there at all. Should root's socket code bind in such a directory anyway
+    while the attacker swaps a link to a root file in at the socket's name in a tight
+    loop (binding and removing the socket again hundreds of times), the root file keeps
+    its mode and owner every time, and is never removed."""
     import pwd
     import shutil
     import tempfile
 
-    from inetd2systemd.socketfiles import remove_socket_file
+    from inetd2systemd.socketfiles import bind_unix, remove_socket_file
     from inetd2systemd.syslog.cli import open_input
     from inetd2systemd.errors import ConfigError
 
@@ -645,6 +646,11 @@ def test_a_symlink_swapped_in_while_binding_never_changes_another_file(tmp_path)
         os.mkdir(socks, 0o755)
         os.chown(socks, nobody.pw_uid, nobody.pw_gid)
         path = os.path.join(socks, "log")
+        with pytest.raises(ConfigError) as refused_at_once:
+            open_input(f"unix:{path}", 65536)
+        assert f"{path}: not created: {socks} belongs to nobody" \
+            in str(refused_at_once.value)
+
         def attack() -> None:
             link = os.path.join(socks, "link")
             deadline = time.monotonic() + ATTACK_SECONDS
@@ -668,16 +674,14 @@ def test_a_symlink_swapped_in_while_binding_never_changes_another_file(tmp_path)
         deadline = time.monotonic() + ATTACK_SECONDS
         try:
             while time.monotonic() < deadline:
-                try:
-                    item = open_input(f"unix:{path}", 65536)
-                except ConfigError:  # the link is there: "exists and is not a socket"
-                    refused += 1
-                except OSError:  # bind() found the name taken (it never follows a link)
-                    refused += 1
-                else:
-                    binds += 1
-                    remove_socket_file(item.owned_path, item.owned_inode)
-                    item.sock.close()
+                with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                    try:
+                        inode = bind_unix(sock, path, 0o666)
+                    except OSError:  # bind() found the name taken (it never follows a link)
+                        refused += 1
+                    else:
+                        binds += 1
+                        remove_socket_file(path, inode)
                 st = os.stat(target)
                 assert (st.st_mode & 0o7777, st.st_uid) == (0o600, 0), \
                     f"after {binds} binds: mode {st.st_mode & 0o7777:o}, owner {st.st_uid}"
@@ -709,8 +713,18 @@ def test_the_unix_socket_is_made_0666_and_a_stale_one_is_replaced(tmp_path):
     path.write_text("not a socket")
     res = subprocess.run([PYTHON, "-m", "inetd2systemd", "syslogd", "--config", "/dev/null",
                           "--listen", f"unix:{path}"], capture_output=True, text=True, timeout=30)
-    assert res.returncode == 2 and "exists and is not a socket" in res.stderr
+    assert res.returncode == 2 and f"{path} exists and is not a socket" in res.stderr
     assert path.read_text() == "not a socket"
+    path.unlink()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as live:  # another syslogd's
+        live.bind(str(path))
+        res = subprocess.run([PYTHON, "-m", "inetd2systemd", "syslogd", "--config",
+                              "/dev/null", "--listen", f"unix:{path}"],
+                             capture_output=True, text=True, timeout=30)
+        assert res.returncode == 2
+        assert f"{path} is in use by another running program" in res.stderr
+        live.sendto(b"still ours", str(path))
+        assert live.recv(100) == b"still ours"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="makes the configuration nobody's: needs root")

@@ -5,9 +5,14 @@ other users may be able to write.
   (fchmod) and bind() creates the file from it through a umask, so there is no window
   in which a link swapped in at the path could make chmod change another file. bind()
   itself never follows a link at the path (it fails with EADDRINUSE).
-- `clear_stale_socket` removes a socket file only when nothing answers on it, and only
-  the very file it examined: names are looked up in the directory without following
-  links, and the (device, inode) checked is the one removed.
+- `clear_stale_socket` makes the path free for bind() the one way both daemons (serve
+  and syslogd) do it: only in a directory no user but root (or the daemon's own user)
+  can change, since elsewhere a directory swapped for a link would aim root's bind() or
+  unlink() at another place; there a stale socket (nobody answers) is replaced, as
+  inetd does, but a live one is never stolen from the daemon that answers on it, and a
+  file that is not a socket is never touched. Only the very file examined is removed:
+  names are looked up in the directory without following links, and the (device,
+  inode) checked is the one unlinked.
 - `remove_socket_file` removes, at exit, the file `bind_unix` made and nothing that
   took its place.
 """
@@ -18,6 +23,8 @@ import errno
 import os
 import socket
 import stat
+
+from .config.trust import untrusted_reason
 
 
 def bind_unix(sock: socket.socket, path: str, mode: int = 0o666) -> tuple[int, int] | None:
@@ -39,13 +46,17 @@ def bind_unix(sock: socket.socket, path: str, mode: int = 0o666) -> tuple[int, i
 
 
 def clear_stale_socket(path: str, kind: int) -> str | None:
-    """Make `path` free for bind(): nothing there, or a socket file nobody listens on
-    (removed). Otherwise why not: the reason, and nothing is touched."""
+    """Make `path` free for bind() of a socket of `kind` (SOCK_STREAM, SOCK_DGRAM, ...):
+    nothing there, or a socket file nobody answers on (removed). Otherwise why not, as
+    a message naming `path`, and nothing is touched."""
+    reason = untrusted_reason(os.path.dirname(os.path.abspath(path)))
+    if reason is not None:
+        return f"{path}: not created: {reason}"
     st = _lstat(path)
     if st is None:
         return None
     if not stat.S_ISSOCK(st.st_mode):
-        return "exists and is not a socket; not replacing it"
+        return f"{path} exists and is not a socket; not replacing it"
     probe = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
     try:
         probe.connect(path)
@@ -54,13 +65,13 @@ def clear_stale_socket(path: str, kind: int) -> str | None:
     except FileNotFoundError:
         return None  # removed meanwhile
     except OSError as exc:
-        return f"is a socket that cannot be probed ({exc.strerror}); not replacing it"
+        return f"{path} is a socket that cannot be probed ({exc.strerror}); not replacing it"
     else:
-        return "is in use by another listener"
+        return f"{path} is in use by another running program; not replacing it"
     finally:
         probe.close()
     if not _unlink_if_same(path, (st.st_dev, st.st_ino)):
-        return "changed while it was examined; not replacing it"
+        return f"{path} changed while it was examined; not replacing it"
     return None
 
 

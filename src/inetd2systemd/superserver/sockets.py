@@ -8,12 +8,11 @@ never refused while the configuration is re-read.
 
 from __future__ import annotations
 
-import os
 import socket
-import stat
 
 from ..errors import ConfigError
 from ..model import Family, Listen, Service, SocketType, base_protocol
+from ..socketfiles import clear_stale_socket
 
 # xinetd's LISTEN_BACKLOG; openbsd-inetd uses 10 unless -q says otherwise. The larger
 # one, so a burst waits in the kernel instead of being reset.
@@ -61,7 +60,9 @@ def open_listener(service: Service, listen: Listen) -> socket.socket:
     if listen.family is Family.UNIX:
         sock = socket.socket(socket.AF_UNIX, kind)
         try:
-            _remove_stale_unix_socket(str(listen.host), service)
+            problem = clear_stale_socket(str(listen.host), kind)
+            if problem is not None:
+                raise ConfigError(problem, service.source.file, service.source.line)
             sock.bind(str(listen.host))
         except BaseException:
             sock.close()
@@ -101,25 +102,6 @@ def apply_options(sock: socket.socket, service: Service) -> None:
         # Linux hands both to accepted connections, so they are set once here.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if service.nodelay else 0)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1 if service.keepalive else 0)
-
-
-def _remove_stale_unix_socket(path: str, service: Service) -> None:
-    """inetd unlinks the path before bind; we do so only for a socket, never a file, and
-    only in a directory no user but root can change: elsewhere a link swapped in between
-    the check and the unlink (or the bind) would aim root's unlink at another file."""
-    from ..config.trust import untrusted_reason
-
-    reason = untrusted_reason(os.path.dirname(os.path.abspath(path)))
-    if reason is not None:
-        raise ConfigError(f"{path}: not created: {reason}", service.source.file,
-                          service.source.line)
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise ConfigError(f"{path} exists and is not a socket", service.source.file, service.source.line)
-    os.unlink(path)
 
 
 def listen_of_socket(sock: socket.socket) -> Listen | None:

@@ -153,7 +153,7 @@ def _open_input(spec: str, udp_buffer: int) -> Input:
         os.makedirs(os.path.dirname(where) or ".", exist_ok=True)
         problem = clear_stale_socket(where, kind)
         if problem:
-            raise ConfigError(f"--listen {spec}: {where} {problem}")
+            raise ConfigError(f"--listen {spec}: {problem}")
         sock = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
         try:
             inode = bind_unix(sock, where, 0o666)  # any local program may log, as with /dev/log
