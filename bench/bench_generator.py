@@ -96,6 +96,9 @@ def make_trees(base: Path, n: int) -> tuple[Path, Path]:
     (ours / "etc" / "inetd.conf").write_text(inetd_conf(n))
     (ours / "etc" / "services").write_text(SERVICES.read_text())
     (ours / "usr").symlink_to("/usr")
+    switch = ours / "etc/systemd/system-generators/inetd2systemd-generator"
+    switch.parent.mkdir(parents=True)
+    switch.symlink_to(GENERATOR)  # generator mode on, as `generator enable` leaves it
     sysv = base / f"sysv-{n}"
     (sysv / "init.d").mkdir(parents=True)
     (sysv / "units").mkdir()

@@ -59,12 +59,20 @@ service daytime
 """
 
 
+LINK = "etc/systemd/system-generators/inetd2systemd-generator"
+OFF = "generator mode is off: inetd2systemd generator enable switches it on"
+
+
 def make_host(root: Path, inetd: str | None = INETD, xinetd: str | None = None,
-              xinetd_d: dict[str, str] | None = None) -> Path:
+              xinetd_d: dict[str, str] | None = None, on: bool = True) -> Path:
     """A host tree: its /etc files, and /usr from this machine (the programs the
-    services name must exist, as the generator checks)."""
+    services name must exist, as the generator checks); with generator mode on (the link
+    `inetd2systemd generator enable` makes), unless on=False."""
     etc = root / "etc"
     etc.mkdir(parents=True, exist_ok=True)
+    if on and not os.path.lexists(root / LINK):
+        (root / LINK).parent.mkdir(parents=True, exist_ok=True)
+        (root / LINK).symlink_to(GENERATOR)
     (etc / "services").write_text((EXAMPLES / "services").read_text())
     if not (root / "usr").exists():
         (root / "usr").symlink_to("/usr")
@@ -247,6 +255,7 @@ def test_an_unexpected_exception_is_logged_and_exits_0(tmp_path, normal, monkeyp
 
     monkeypatch.setattr(gen_module, "generate", broken)
     monkeypatch.setenv("SYSTEMD_LOG_TARGET", "console")
+    monkeypatch.setenv("INETD2SYSTEMD_GENERATOR_ROOT", str(make_host(tmp_path / "host")))
     assert program.main([str(normal), str(normal), str(normal)]) == 0
     err = capsys.readouterr().err
     assert "internal error" in err and "KeyError: 'injected'" in err
@@ -347,6 +356,46 @@ def test_a_native_unit_of_the_same_name_wins(tmp_path, normal):
     assert (normal / "sockets.target.wants" / "echo-udp.socket").exists()
 
 
+# -- off until switched on ---------------------------------------------------------------
+
+def _off_hosts(tmp_path: Path):
+    """Hosts a package install leaves: no link (systemd runs the /usr/lib copy), or a
+    mask, by a link to /dev/null or an empty file."""
+    yield "no link", make_host(tmp_path / "absent", on=False)
+    masked = make_host(tmp_path / "masked", on=False)
+    (masked / LINK).parent.mkdir(parents=True)
+    (masked / LINK).symlink_to("/dev/null")
+    yield "a link to /dev/null", masked
+    empty = make_host(tmp_path / "empty", on=False)
+    (empty / LINK).parent.mkdir(parents=True)
+    (empty / LINK).write_text("")
+    yield "an empty file", empty
+
+
+def test_off_unless_switched_on_writes_nothing(tmp_path, normal):
+    """Installing the package puts the generator where systemd runs it: on a host whose
+    administrator disabled inetd (or left an inetd.conf behind) that must open no port."""
+    for why, root in _off_hosts(tmp_path):
+        out = run_generator(root, str(normal), str(tmp_path / "early"), str(tmp_path / "late"))
+        assert out.returncode == 0, (why, out.stderr)
+        assert out.stdout == "" and out.stderr == "", why  # info level is not shown
+        assert list(normal.iterdir()) == [], why
+        out = run_generator(root, str(normal), env={"SYSTEMD_LOG_LEVEL": "info"})
+        assert out.stderr == f"inetd2systemd-generator: {OFF}\n", why
+        assert list(normal.iterdir()) == [], why
+    assert not (tmp_path / "early").exists() and not (tmp_path / "late").exists()
+
+
+def test_dryrun_says_whether_mode_is_on(tmp_path):
+    off = run_generator(make_host(tmp_path / "off", on=False), "--dryrun")
+    on = run_generator(make_host(tmp_path / "on"), "--dryrun")
+    assert off.returncode == on.returncode == 0
+    assert f"{OFF}; this dry run shows what it would generate" in off.stderr
+    assert "generator mode is on" in on.stderr and "off" not in on.stderr
+    assert "# ==> echo-tcp.socket <==" in off.stdout
+    assert off.stdout.replace(f"{tmp_path}/off/", f"{tmp_path}/on/") == on.stdout
+
+
 # -- dry run, log ------------------------------------------------------------------------
 
 def test_dryrun_prints_the_units_and_writes_nothing(tmp_path):
@@ -393,37 +442,60 @@ def test_notes_only_at_info_level(tmp_path, normal):
 
 # -- the sub-command -------------------------------------------------------------------
 
-def test_enable_and_disable_manage_only_their_link(tmp_path):
-    root = make_host(tmp_path / "host")
-    link = root / "etc/systemd/system-generators/inetd2systemd-generator"
+def test_enable_and_disable_manage_only_their_link(tmp_path, normal):
+    root = make_host(tmp_path / "host", on=False)
+    link = root / LINK
+    status = run_cli("generator", "status", "--root", str(root))
+    assert "generator mode: off ('inetd2systemd generator enable' switches it on)" \
+        in status.stdout
     out = run_cli("generator", "enable", "--root", str(root))
     assert out.returncode == 0, out.stderr
     assert os.readlink(link) == GENERATOR
+    assert run_generator(root, str(normal)).returncode == 0
+    assert (normal / "sockets.target.wants" / "echo-tcp.socket").exists()  # on
     assert run_cli("generator", "enable", "--root", str(root)).returncode == 0  # again
     status = run_cli("generator", "status", "--root", str(root))
-    assert f"generator: enabled ({link} -> {GENERATOR})" in status.stdout
+    assert f"generator mode: on ({link} -> {GENERATOR})" in status.stdout
     out = run_cli("generator", "disable", "--root", str(root))
     assert out.returncode == 0, out.stderr
     assert not os.path.lexists(link)
+    assert "generator mode: off" in run_cli("generator", "status", "--root", str(root)).stdout
     # a file that is not its link is never touched
     link.write_text("#!/bin/sh\n")
     for action in ("enable", "disable"):
         out = run_cli("generator", action, "--root", str(root))
         assert out.returncode == 3 and "not a link inetd2systemd made" in out.stderr
         assert link.read_text() == "#!/bin/sh\n"
+    data = json.loads(run_cli("generator", "status", "--root", str(root), "--json").stdout)
+    assert data["generator"]["enabled"] is None
 
 
-def test_a_packaged_generator_is_masked_and_unmasked(tmp_path):
-    root = make_host(tmp_path / "host")
-    shipped = root / "lib/systemd/system-generators/inetd2systemd-generator"
-    shipped.parent.mkdir(parents=True)
-    shipped.write_text("#!/bin/sh\n")
-    link = root / "etc/systemd/system-generators/inetd2systemd-generator"
+def test_a_packaged_generator_runs_only_once_linked_from_etc(tmp_path):
+    """The package's copy in /usr/lib: enable links /etc's name to it (which systemd then
+    runs in its place), disable removes that link and makes no mask; a mask an earlier
+    version made is replaced by enable and left by disable (off either way)."""
+    root = make_host(tmp_path / "host", on=False)
+    shipped = "/usr/lib/systemd/system-generators/inetd2systemd-generator"
+    (root / "usr").unlink()  # this host's own /usr, with the package's file
+    (root / shipped.lstrip("/")).parent.mkdir(parents=True)
+    (root / shipped.lstrip("/")).write_text("#!/bin/sh\n")
+    link = root / LINK
+    assert run_cli("generator", "status", "--root", str(root), "--json").returncode in (0, 1)
+    data = json.loads(run_cli("generator", "status", "--root", str(root), "--json").stdout)
+    assert data["generator"]["enabled"] is False and data["generator"]["packaged"] == shipped
+    out = run_cli("generator", "enable", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    assert os.readlink(link) == shipped
+    assert "generator mode: on" in run_cli("generator", "status", "--root", str(root)).stdout
+    out = run_cli("generator", "disable", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    assert not os.path.lexists(link)
+    link.symlink_to("/dev/null")
+    assert "off (masked" in run_cli("generator", "status", "--root", str(root)).stdout
     assert run_cli("generator", "disable", "--root", str(root)).returncode == 0
     assert os.readlink(link) == "/dev/null"
-    assert "disabled (masked" in run_cli("generator", "status", "--root", str(root)).stdout
     assert run_cli("generator", "enable", "--root", str(root)).returncode == 0
-    assert not os.path.lexists(link)
+    assert os.readlink(link) == shipped
 
 
 def test_status_lists_services_units_and_findings(tmp_path):
@@ -433,14 +505,14 @@ def test_status_lists_services_units_and_findings(tmp_path):
     out = run_cli("generator", "status", "--root", str(root))
     assert out.returncode == 1  # errors among the findings, as convert says
     text = out.stdout
-    assert "generator: not enabled" in text
+    assert "generator mode: on (" in text
     assert f"{root}/etc/inetd.conf: read" in text
     assert f"{root}/etc/xinetd.conf: legacy: xinetd.service is enabled" in text
     assert re.search(rf"\n  7777 +{root}/etc/inetd.conf:4  7777.socket \(enabled\), 7777@.service",
                      text)
     assert f"{root}/etc/inetd.conf:6:18: error [bogus]: bad wait field" in text
     data = json.loads(run_cli("generator", "status", "--root", str(root), "--json").stdout)
-    assert data["generator"]["enabled"] is False
+    assert data["generator"]["enabled"] is True
     assert {f["state"] for f in data["files"]} == {"read", "legacy"}
     assert "7777.socket" in data["wanted"]
     assert any(f["service"] == "bogus" for f in data["findings"])
@@ -507,6 +579,23 @@ def test_it_imports_only_what_generating_needs(tmp_path, normal):
              "inetd2systemd.cli", "inetd2systemd.generator.cli", "inetd2systemd.units.install"}
     assert loaded & heavy == set()
     assert (normal / "echo-tcp.socket").exists()
+
+
+def test_off_it_reads_nothing_and_imports_nothing_more(tmp_path, normal):
+    """Off is what every boot of a host with the package installed but generator mode
+    not switched on pays: the switch alone, not the parsers."""
+    root = make_host(tmp_path / "host", on=False)
+    code = ("import sys; from inetd2systemd.generator.program import main; "
+            "main([sys.argv[1]]); print(' '.join(sorted(sys.modules)))")
+    env = dict(os.environ, INETD2SYSTEMD_GENERATOR_ROOT=str(root),
+               SYSTEMD_LOG_TARGET="console")
+    out = subprocess.run([sys.executable, "-c", code, str(normal)], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    ours = {m for m in out.stdout.split() if m.startswith("inetd2systemd")}
+    assert ours == {"inetd2systemd", "inetd2systemd.generator",
+                    "inetd2systemd.generator.program", "inetd2systemd.generator.kmsg"}
+    assert list(normal.iterdir()) == []
 
 
 @pytest.mark.skipif(os.path.isdir("/run/systemd/system"), reason="systemd runs here: "

@@ -142,7 +142,7 @@ def test_1_enable_and_the_sockets_serve_real_clients(box):
     assert "SourcePath=/etc/inetd.conf" in cat
     assert "from /etc/xinetd.d/probe:1" in box.systemctl("cat", "probe.socket").stdout
     status = box.run(INETD2SYSTEMD, "generator", "status", check=False)
-    assert "generator: enabled (/etc/systemd/system-generators/inetd2systemd-generator" \
+    assert "generator mode: on (/etc/systemd/system-generators/inetd2systemd-generator" \
         in status.stdout
     assert "changed since" not in status.stdout
 

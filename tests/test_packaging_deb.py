@@ -35,6 +35,17 @@ OVERLAID = ("etc", "usr", "var")
 # What the package manager keeps about its own work, whatever the package: logs, caches
 # and its databases (which must no longer name the package: checked apart).
 # (var/cache/man is man-db's index, which its trigger rebuilds.)
+GENERATOR_LINK = "/etc/systemd/system-generators/inetd2systemd-generator"
+PACKAGED_GENERATOR = "/usr/lib/systemd/system-generators/inetd2systemd-generator"
+CLIENT = """
+import socket, sys
+try:
+    with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30) as s:
+        s.shutdown(socket.SHUT_WR)
+        sys.stdout.write(s.makefile("rb").read().decode())
+except ConnectionRefusedError:
+    sys.stdout.write("refused")
+"""
 BOOKKEEPING = ("var/log/", "var/cache/apt/", "var/cache/debconf/", "var/cache/man/",
                "var/lib/apt/", "var/lib/dpkg/", "var/lib/PackageKit/")
 
@@ -170,6 +181,41 @@ def test_logger_reaches_the_journal_through_the_packaged_syslog_listener(install
     main_pid = container.show("inetd2systemd-syslogd.service", "MainPID")
     argv = container.run("cat", f"/proc/{main_pid}/cmdline").stdout.split("\0")
     assert argv[:3] == ["/usr/bin/python3", "/usr/bin/inetd2systemd", "syslogd"]
+
+
+def test_generator_mode_is_off_until_enabled(installed):
+    """The package puts the generator where systemd runs it; on a host whose
+    administrator left an inetd.conf behind (its inetd disabled or removed), installing
+    it must open no port. `inetd2systemd generator enable` switches it on, `disable` off."""
+    container, _, _ = installed
+    inetd = "/usr/bin/inetd2systemd"
+
+    def ask(port: int) -> str:
+        return container.run("python3", "-c", CLIENT, str(port), timeout=60).stdout
+
+    container.write("/etc/inetd.conf",
+                    "7777\tstream\ttcp\tnowait\tnobody\t/usr/bin/printf\tprintf deb-gen\n")
+    try:
+        container.systemctl("daemon-reload")
+        assert container.show("7777.socket", "LoadState") == "not-found"
+        assert ask(7777) == "refused"
+        assert "generator mode: off" in container.run(inetd, "generator", "status",
+                                                      check=False).stdout
+        out = container.run(inetd, "generator", "enable", "--now", check=False, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert container.run("readlink", GENERATOR_LINK).stdout.strip() == PACKAGED_GENERATOR
+        assert container.show("7777.socket", "FragmentPath") == \
+            "/run/systemd/generator/7777.socket"
+        assert container.show("7777.socket", "ActiveState") == "active"
+        assert ask(7777) == "deb-gen"
+        out = container.run(inetd, "generator", "disable", "--now", check=False, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert container.run("test", "-e", GENERATOR_LINK, check=False).returncode != 0
+        assert container.show("7777.socket", "LoadState") == "not-found"
+        assert ask(7777) == "refused"
+    finally:  # as it was, for the purge below
+        container.run("rm", "-f", "/etc/inetd.conf", GENERATOR_LINK)
+        container.systemctl("daemon-reload", check=False)
 
 
 def test_purge_leaves_nothing_behind(installed):

@@ -11,10 +11,8 @@ import sys
 
 from ..commandline import add_json, add_root, add_verbose, epilog
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK
-from .legacy import under
+from .program import LINK, NAME, switched_on, under
 
-NAME = "inetd2systemd-generator"
-LINK = f"/etc/systemd/system-generators/{NAME}"
 # Where a distribution package puts it (systemd.generator(7)'s directories below /etc).
 PACKAGED = tuple(f"{d}/{NAME}" for d in ("/usr/local/lib/systemd/system-generators",
                                          "/usr/lib/systemd/system-generators",
@@ -33,11 +31,15 @@ EPILOG = epilog(
      EXIT_FAILED: "linking, unlinking or reloading systemd failed, or a file at the link's "
                   "path is not inetd2systemd's"},
     f"""\
-enable links {NAME} into /etc/systemd/system-generators/ (a package that ships it in
-/usr/lib/systemd/system-generators/ needs no link; enable then only lifts a mask) and
-reloads systemd, which runs it at once and at every boot and daemon-reload.
-disable removes that link (or masks a packaged generator with a link to /dev/null);
-the units vanish at the next daemon-reload (--now stops them first).
+Generator mode is off until enable switches it on, after a pip install and a package
+install alike: the generator makes units only while {LINK}
+exists and is not a mask (a package's copy in /usr/lib/systemd/system-generators/, run
+without it, writes nothing).
+enable makes that link (to the packaged program, or else to the {NAME} console script
+installed with this inetd2systemd) and reloads systemd, which runs it at once and at
+every boot and daemon-reload.
+disable removes that link; the units vanish at the next daemon-reload (--now stops them
+first). Neither touches a file at that path that inetd2systemd did not make.
 reload, after editing the files: daemon-reload, then restart the changed sockets, start
 the new ones and stop the ones no longer generated.
 """)
@@ -61,8 +63,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION",
                                     help="what to do (each has its own --help)")
-    for name, help_ in (("enable", "run the generator at every boot and daemon-reload"),
-                        ("disable", "stop running it")):
+    for name, help_ in (("enable", "switch generator mode on: make units from the files at "
+                                   "every boot and daemon-reload"),
+                        ("disable", "switch generator mode off: no more units from the files")):
         action = actions.add_parser(name, help=help_, description=help_)
         action.add_argument("--now", action="store_true",
                             help="enable: start the generated sockets; disable: stop them "
@@ -140,27 +143,22 @@ def enable(args: argparse.Namespace) -> int:
         _say(f"{link} is not a link inetd2systemd made ({target or 'a file'}): left alone, "
              "nothing enabled")
         return EXIT_FAILED
-    shipped = packaged(root)
+    # A packaged copy first: it is on /usr, where systemd finds it at boot.
+    program = packaged(root) or installed_program()
+    if program is None:
+        _say(f"{NAME} is not installed next to this inetd2systemd: nothing enabled")
+        return EXIT_FAILED
     try:
-        if shipped and state == "mask":
-            os.unlink(link)
-            _say(f"unmasked: {shipped} runs again")
-        elif shipped and state == "absent":
-            _say(f"{shipped} is installed by a package and already runs")
-        elif not shipped:
-            program = installed_program()
-            if program is None:
-                _say(f"{NAME} is not installed next to this inetd2systemd: nothing enabled")
-                return EXIT_FAILED
-            if state == "ours" and target == program:
-                _say(f"already enabled: {link} -> {program}")
-            else:
-                _replace_link(link, program)
-                _say(f"enabled: {link} -> {program}")
-            _warn_late_mount(program)
+        if state == "ours" and target == program:
+            _say(f"already on: {link} -> {program}")
+        else:
+            _replace_link(link, program)
+            _say(f"generator mode on: {link} -> {program}"
+                 + (" (was a mask)" if state == "mask" else ""))
     except OSError as exc:
         _say(f"{link}: {exc.strerror or exc}")
         return EXIT_FAILED
+    _warn_late_mount(program)
     _warn_owned(root)
     return _apply(args, start=True)
 
@@ -174,16 +172,12 @@ def disable(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if args.now and _live(args):
         _stop_generated()
-    shipped = packaged(root)
     try:
         if state == "ours":
             os.unlink(link)
-            _say(f"removed {link}")
-        if shipped and state != "mask":
-            _replace_link(link, "/dev/null")
-            _say(f"masked the packaged {shipped}: {link} -> /dev/null")
-        elif state in ("absent", "mask"):
-            _say("not enabled: nothing to do")
+            _say(f"generator mode off: removed {link}")
+        else:  # absent, or masked: off either way
+            _say("generator mode is already off: nothing to do")
     except OSError as exc:
         _say(f"{link}: {exc.strerror or exc}")
         return EXIT_FAILED
@@ -250,7 +244,7 @@ def reload(args: argparse.Namespace) -> int:
         _say("systemd is not running here: nothing to reload")
         return EXIT_FAILED
     if not _enablement("/")["enabled"]:
-        _say("the generator is not enabled ('inetd2systemd generator enable')")
+        _say("generator mode is off ('inetd2systemd generator enable' switches it on)")
         return EXIT_FAILED
     before = _snapshot()
     try:
@@ -356,7 +350,7 @@ def status(args: argparse.Namespace) -> int:
         data["loaded"] = live
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return conversion.status
-    out = [f"generator: {enablement['text']}"]
+    out = [f"generator mode: {enablement['text']}"]
     for f in generation.files:
         out.append(f"{f.path}: {f.state}" + (f": {f.reason}" if f.reason else ""))
     by_service: dict[str, list[str]] = {}
@@ -392,20 +386,23 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _enablement(root: str) -> dict:
+    """Whether generator mode is on (program.switched_on, the generator's own test), and
+    the link that says so. enabled: None when a file inetd2systemd did not make is there
+    (systemd runs that, not this generator)."""
     state, target = link_state(root)
-    shipped = packaged(root)
     link = under(root, LINK)
-    if state == "mask":
-        text, enabled = f"disabled (masked: {link} -> /dev/null)", False
-    elif state == "ours":
-        text, enabled = f"enabled ({link} -> {target})", True
+    on = switched_on(root)
+    if state == "ours":
+        text, enabled = f"on ({link} -> {target})", on
     elif state == "foreign":
-        text, enabled = f"{link} is not inetd2systemd's ({target or 'a file'})", None
-    elif shipped:
-        text, enabled = f"enabled (packaged: {shipped})", True
+        text, enabled = (f"unknown: {link} is not inetd2systemd's ({target or 'a file'}); "
+                         f"systemd runs it instead of {NAME}"), None
+    elif state == "mask":
+        text, enabled = (f"off (masked: {link} -> /dev/null; 'inetd2systemd generator "
+                         "enable' switches it on)"), False
     else:
-        text, enabled = "not enabled ('inetd2systemd generator enable' turns it on)", False
-    return {"enabled": enabled, "link": link, "target": target, "packaged": shipped,
+        text, enabled = "off ('inetd2systemd generator enable' switches it on)", False
+    return {"enabled": enabled, "link": link, "target": target, "packaged": packaged(root),
             "text": text}
 
 

@@ -26,7 +26,7 @@ from ..model import Code, Configuration, Finding, Service, Severity, Source
 from ..units import escape
 from ..units.writer import Unit, WriterOptions, render
 from . import legacy
-from .legacy import under
+from .program import under
 
 NAME = "inetd2systemd-generator"
 CONFIG_FILES = ("/etc/inetd.conf", "/etc/xinetd.conf")

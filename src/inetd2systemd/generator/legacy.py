@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 
+from .program import under
+
 # The daemons that read each file, by the names of their units (and init scripts).
 OWNERS: dict[str, tuple[str, ...]] = {
     "/etc/inetd.conf": ("openbsd-inetd", "inetutils-inetd", "inetd"),
@@ -32,11 +34,6 @@ NATIVE_DIRECTORIES = OVERRIDING_DIRECTORIES + (
 # The runlevels systemd-sysv-generator (252) maps to the targets of a normal boot:
 # 2-4 multi-user.target, 5 graphical.target (1 is rescue).
 BOOT_RUNLEVELS = ("2", "3", "4", "5")
-
-
-def under(root: str, path: str) -> str:
-    """An absolute path of the host, under root."""
-    return path if root in ("", "/") else os.path.join(root, path.lstrip("/"))
 
 
 # unit: "xinetd.service"; evidence: the path that says it is enabled

@@ -3,25 +3,38 @@
     inetd2systemd-generator NORMAL-DIR [EARLY-DIR LATE-DIR]
     inetd2systemd-generator --dryrun
 
-It reads /etc/inetd.conf and /etc/xinetd.conf (with its includes), writes the units
+It does nothing unless generator mode is on: /etc/systemd/system-generators/NAME exists
+and is not a mask (`inetd2systemd generator enable` links it there). A package ships the
+program in /usr/lib/systemd/system-generators/, where systemd runs it at every boot and
+reload once installed; a file of the same name in /etc overrides it (systemd.generator(7)),
+so when it runs from /usr/lib, mode is off: it writes nothing, logs that at info level and
+exits 0. Installing a package must never start serving anything.
+
+When on, it reads /etc/inetd.conf and /etc/xinetd.conf (with its includes), writes the units
 `inetd2systemd convert` would write into NORMAL-DIR (below /etc/systemd/system in
 precedence, so a native unit of the same name wins) and links the enabled sockets into
 NORMAL-DIR/sockets.target.wants/. It writes nowhere else, runs no systemctl, prints
 nothing on stdout and logs to /dev/kmsg. It exits 0 whatever the files hold, after
 writing every service that converts: a broken line, or a bug, must never stop a boot.
 
---dryrun prints the units to stdout instead (as quadlet's --dryrun does) and the log to
-stderr. INETD2SYSTEMD_GENERATOR_ROOT=DIR reads the host's files under DIR (tests,
+--dryrun prints the units to stdout instead (as quadlet's --dryrun does), on or off, and
+the log, which says whether generator mode is on, to stderr.
+INETD2SYSTEMD_GENERATOR_ROOT=DIR reads the host's files, and the link, under DIR (tests,
 images).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 NAME = "inetd2systemd-generator"
 ROOT_VARIABLE = "INETD2SYSTEMD_GENERATOR_ROOT"
+# The one switch, for a pip install and a package alike: systemd runs only this copy
+# when it exists, as a same-named generator in /etc overrides one in /usr/lib.
+LINK = f"/etc/systemd/system-generators/{NAME}"
+OFF = "generator mode is off: inetd2systemd generator enable switches it on"
 USAGE = f"usage: {NAME} NORMAL-DIR [EARLY-DIR LATE-DIR] | {NAME} --dryrun\n"
 
 
@@ -37,8 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     from .kmsg import Log, max_level, to_console
 
     log = Log(NAME, max_level(), stream=sys.stderr if dryrun or to_console() else None)
+    root = os.environ.get(ROOT_VARIABLE) or "/"
     try:
-        run(argv[0] if not dryrun else None, os.environ.get(ROOT_VARIABLE) or "/", log)
+        on = switched_on(root)
+        if dryrun:
+            log(5, "generator mode is on" if on else f"{OFF}; this dry run shows what it "
+                                                     "would generate")
+        elif not on:
+            log(6, OFF)
+            return 0
+        run(argv[0] if not dryrun else None, root, log)
     except BaseException as exc:  # noqa: BLE001 - a generator must not fail a boot
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -51,6 +72,30 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         log.close()
     return 0
+
+
+def under(root: str, path: str) -> str:
+    """An absolute path of the host, under root."""
+    return path if root in ("", "/") else os.path.join(root, path.lstrip("/"))
+
+
+def switched_on(root: str) -> bool:
+    """Generator mode is on when LINK (under root) exists and is not a mask: a link to
+    /dev/null, or what systemd also takes for one (a character device, an empty file)."""
+    link = under(root, LINK)
+    try:
+        if os.readlink(link) == "/dev/null":
+            return False
+    except FileNotFoundError:
+        return False
+    except OSError:  # not a link: a file of the administrator's
+        pass
+    try:
+        found = os.stat(link)
+    except OSError:
+        return os.path.lexists(link)  # a dangling link: systemd runs it (and fails)
+    return not (stat.S_ISCHR(found.st_mode) or (stat.S_ISREG(found.st_mode)
+                                                and found.st_size == 0))
 
 
 def run(directory: str | None, root: str, log) -> None:
