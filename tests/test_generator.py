@@ -561,11 +561,8 @@ def test_kmsg_takes_ten_records_so_the_tenth_counts_the_rest(tmp_path):
         b": 4 more messages not logged here: see status")
 
 
-def test_it_imports_only_what_generating_needs(tmp_path, normal):
-    """The generator runs at every boot and daemon-reload: each of these once crept in
-    (or would), at several milliseconds a run. Checked on the modules loaded, not on
-    timings."""
-    root = make_host(tmp_path / "host")
+def modules_loaded(root: Path, normal: Path) -> set[str]:
+    """The modules one generator run (in a fresh interpreter) has loaded when it ends."""
     code = ("import sys; from inetd2systemd.generator.program import main; "
             "main([sys.argv[1]]); print(' '.join(sorted(sys.modules)))")
     env = dict(os.environ, INETD2SYSTEMD_GENERATOR_ROOT=str(root),
@@ -573,7 +570,15 @@ def test_it_imports_only_what_generating_needs(tmp_path, normal):
     out = subprocess.run([sys.executable, "-c", code, str(normal)], capture_output=True,
                          text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
-    loaded = set(out.stdout.split())
+    return set(out.stdout.split())
+
+
+def test_it_imports_only_what_generating_needs(tmp_path, normal):
+    """The generator runs at every boot and daemon-reload: each of these once crept in
+    (or would), at several milliseconds a run. Checked on the modules loaded, not on
+    timings."""
+    root = make_host(tmp_path / "host")
+    loaded = modules_loaded(root, normal)
     heavy = {"argparse", "subprocess", "hashlib", "socket", "typing", "json", "shutil",
              "tempfile", "ctypes", "inetd2systemd.config.xinetd", "inetd2systemd.migrate",
              "inetd2systemd.cli", "inetd2systemd.generator.cli", "inetd2systemd.units.install"}
@@ -585,14 +590,7 @@ def test_off_it_reads_nothing_and_imports_nothing_more(tmp_path, normal):
     """Off is what every boot of a host with the package installed but generator mode
     not switched on pays: the switch alone, not the parsers."""
     root = make_host(tmp_path / "host", on=False)
-    code = ("import sys; from inetd2systemd.generator.program import main; "
-            "main([sys.argv[1]]); print(' '.join(sorted(sys.modules)))")
-    env = dict(os.environ, INETD2SYSTEMD_GENERATOR_ROOT=str(root),
-               SYSTEMD_LOG_TARGET="console")
-    out = subprocess.run([sys.executable, "-c", code, str(normal)], capture_output=True,
-                         text=True, env=env, timeout=60)
-    assert out.returncode == 0, out.stderr
-    ours = {m for m in out.stdout.split() if m.startswith("inetd2systemd")}
+    ours = {m for m in modules_loaded(root, normal) if m.startswith("inetd2systemd")}
     assert ours == {"inetd2systemd", "inetd2systemd.generator",
                     "inetd2systemd.generator.program", "inetd2systemd.generator.kmsg"}
     assert list(normal.iterdir()) == []
