@@ -243,3 +243,61 @@ def test_wait_services_refuse_whom_xinetd_refuses(tmp_path):
            for s in WAIT_SOURCES},
         **{("udp4", s): s == "127.0.0.2" for s in WAIT_SOURCES if ":" not in s},
         ("tcp-wait", "127.0.0.1"): False, ("tcp-wait", "127.0.0.2"): False}
+
+
+# A wait-type stream server accepts its own connections: xinetd asks libwrap about a
+# client it cannot name ("unknown"), so `ALL: ALL` in hosts.deny refuses everyone unless
+# hosts.allow grants that unknown client (ALL, UNKNOWN, `*`, ALL EXCEPT an address).
+ACCEPT_ONE = """\
+import socket
+listener = socket.socket(fileno=0)
+client, _ = listener.accept()
+client.recv(64)
+client.sendall(b"served\\n")
+"""
+
+UNKNOWN_CLIENT_RULES = {"w-all": "ALL", "w-unknown": "UNKNOWN", "w-addr": "127.0.0.1",
+                        "w-except": "ALL EXCEPT 127.0.0.1", "w-known": "KNOWN",
+                        "w-paranoid": "PARANOID", "w-mask": "0.0.0.0/0.0.0.0",
+                        "w-local": "LOCAL", "w-glob": "*", "w-prefix": "unknown.",
+                        "w-none": None}
+
+
+def test_wait_stream_services_ask_libwrap_about_an_unknown_client(tmp_path, xinetd, tcpdmatch):
+    """serve once skipped libwrap for a wait-type stream server and served everyone."""
+    script = tmp_path / "accept_one.py"
+    script.write_text(ACCEPT_ONE)
+    names = list(UNKNOWN_CLIENT_RULES) + ["w-default", "control"]
+    write_tables(tmp_path, "".join(f"{n}: {p}\n" for n, p in UNKNOWN_CLIENT_RULES.items() if p)
+                 + f"{os.path.basename(sys.executable)}: ALL\n", "ALL: ALL\n")
+
+    def entry(name: str, port: int) -> str:
+        # w-default has no libwrap attribute: xinetd names it after its server's file
+        wrap = {"control": "\tflags = NOLIBWRAP\n", "w-default": ""}.get(
+            name, f"\tlibwrap = {name}\n")
+        return (f"service {name}\n{{\n\ttype = UNLISTED\n\tsocket_type = stream\n\twait = yes\n"
+                f"\tuser = root\n\tport = {port}\n\tbind = 127.0.0.1\n\tcps = 1000 1\n"
+                f"\tserver = {sys.executable}\n\tserver_args = {script}\n{wrap}}}\n")
+
+    def answers(daemon: str) -> tuple[dict[str, bool], str]:
+        # each daemon on ports of its own: a server the first one started may still hold
+        # its socket for a moment after that daemon stopped
+        base = free_port(len(names))
+        ports = dict(zip(names, range(base, base + len(names))))
+        conf = tmp_path / f"{daemon}.conf"
+        conf.write_text("".join(entry(n, ports[n]) for n in names))
+        argv = serve_argv(conf) if daemon == "serve" else [
+            XINETD, "-dontfork", "-f", str(conf), "-pidfile", str(tmp_path / "x.pid")]
+        with run(argv, tmp_path, {"control": ports["control"]}, daemon) as ran:
+            got = {n: exchange(ports[n], "127.0.0.1", timeout=3) == b"served\n" for n in names}
+            return got, ran.log()
+
+    theirs, _ = answers("xinetd")
+    mine, log = answers("serve")
+    assert mine == theirs, (theirs, log[-3000:])
+    libwrap = {n: tcpdmatch_many(tmp_path, n, ["unknown"])["unknown"] == "granted"
+               for n in UNKNOWN_CLIENT_RULES}
+    assert {n: theirs[n] for n in libwrap} == libwrap
+    assert theirs == {**{n: n in ("w-all", "w-unknown", "w-except", "w-glob")
+                         for n in UNKNOWN_CLIENT_RULES}, "w-default": True, "control": True}
+    assert "FAIL: w-addr libwrap" in log, log[-3000:]

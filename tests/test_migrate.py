@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from support import ROOT, run_cli
 
+from inetd2systemd.convert.host import tcp_wrappers_findings
 from inetd2systemd.migrate import preflight
 from inetd2systemd.migrate import (Probe, compare, plan_migration, record_transcripts,
                                    transcript)
@@ -246,6 +247,65 @@ def test_xinetd_only_from_and_tcp_wrappers_both_apply(tmp_path):
     check_mk = next(p for p in migration.plans if p.id == "check_mk")
     # only_from 127.0.0.1 10.0.20.0/24, hosts.allow check_mk_agent: 10.0.20.  -> 10.0.20.0/24
     assert check_mk.allow == ("10.0.20.0/24",)
+
+
+
+def test_wait_stream_services_carry_libwrap_verdict_on_an_unknown_client(tmp_path, tcpdmatch):
+    """A wait-type stream server accepts its own connections: xinetd asks libwrap about a
+    client it cannot name, so the rules admit everyone or nobody (the real xinetd, in
+    test_access_serve.py). The unit gets that verdict, the finding names libwrap (not
+    only_from), and the report never shows an allow list the socket does not use."""
+    etc = tmp_path / "etc"
+    (etc / "xinetd.d").mkdir(parents=True)
+    (etc / "xinetd.conf").write_text("includedir /etc/xinetd.d\n")
+
+    def entry(name: str, port: int, extra: str = "") -> str:
+        return (f"service {name}\n{{\n\ttype = UNLISTED\n\tsocket_type = stream\n\twait = yes\n"
+                f"\tuser = root\n\tport = {port}\n\tserver = /bin/cat\n\tlibwrap = {name}\n"
+                f"{extra}}}\n")
+    (etc / "xinetd.d" / "waits").write_text(
+        entry("w-refused", 7001) + entry("w-all", 7002)
+        + entry("w-lists", 7003, "\tonly_from = 10.0.0.0/8\n")
+        + entry("w-both", 7004, "\tonly_from = 10.0.0.0/8\n"))
+    (etc / "hosts.allow").write_text("w-refused: 127.0.0.1, 10.0.0.0/255.0.0.0\nw-all: ALL\n"
+                                     "w-lists: UNKNOWN\nw-both: 10.\n")
+    (etc / "hosts.deny").write_text("ALL: ALL\n")
+    migration = plan_migration(tmp_path, check_ports=False)
+    plans = {p.id: p for p in migration.plans}
+    libwrap = {n: subprocess.run([tcpdmatch, "-d", n, "unknown"], cwd=etc, capture_output=True,
+                                 text=True, timeout=30).stdout.split()[-1] == "granted"
+               for n in plans}
+    assert libwrap == {"w-refused": False, "w-all": True, "w-lists": True, "w-both": False}
+
+    def socket_text(plan) -> str:
+        return next(u.text for u in plan.units if u.name.endswith(".socket"))
+
+    for name, plan in plans.items():
+        admits_everyone = libwrap[name] and name != "w-lists" and name != "w-both"
+        text = socket_text(plan)
+        assert ("IPAddressDeny=any" not in text) == admits_everyone, (name, text)
+        assert "IPAddressAllow=" not in text, (name, text)
+        assert plan.allow == (None if admits_everyone else ()), name
+    refused = plans["w-refused"].findings
+    nobody = [f for f in refused if f.code == "access-nobody"]
+    assert len(nobody) == 1 and nobody[0].severity is Severity.WARNING
+    assert "libwrap" in nobody[0].message and "refuse" in nobody[0].message
+    assert "only_from" not in nobody[0].message, nobody[0].message
+    assert not any(f.code == "tcp-wrappers-carried" for f in refused)
+    # only_from alone refuses (no address to check it against): the writer says so
+    assert any(f.code == "access-nobody" and "only_from" in f.message
+               for f in plans["w-lists"].findings)
+    both = [f for f in plans["w-both"].findings if f.code == "access-nobody"]
+    assert len(both) == 1 and "libwrap" in both[0].message and "only_from" in both[0].message
+    # convert does not fold the rules: it says they were asked about an unnamed client
+    wrappers = [f.message for f in tcp_wrappers_findings([p.original for p in plans.values()],
+                                                         str(tmp_path))]
+    assert len(wrappers) == 4 and all("could not name" in m and "IPAddressAllow=" not in m
+                                      for m in wrappers), wrappers
+    report = (tmp_path / "out")
+    assert run_cli("import", str(tmp_path), "-o", str(report)).returncode in (0, 1)
+    text = "\n".join(p.read_text() for p in report.rglob("*.md"))
+    assert "IPAddressAllow=127.0.0.1" not in text and "IPAddressAllow=10." not in text, text
 
 
 # -- preflight -----------------------------------------------------------------------------------

@@ -273,6 +273,12 @@ class Service:
         """systemd Accept=: one server per connection. Only stream sockets can accept."""
         return not self.wait and self.socket_type in (SocketType.STREAM, SocketType.SEQPACKET)
 
+    @property
+    def accepts_itself(self) -> bool:
+        """A wait-type stream server accepts its own connections: the superserver (and
+        tcpd) never learns a client's address, so address rules decide for everyone."""
+        return self.wait and self.socket_type is SocketType.STREAM and self.server is not None
+
 
 def fd_name(service: Service) -> str:
     """The name a service's sockets are passed under (systemd's FileDescriptorName=).

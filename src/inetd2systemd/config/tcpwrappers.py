@@ -147,9 +147,11 @@ class TcpWrappers:
     def __bool__(self) -> bool:
         return bool(self.allow or self.deny)
 
-    def allows(self, daemon: str, address: str, hostname: str | None | Callable[[], str] = None,
+    def allows(self, daemon: str, address: str | None,
+               hostname: str | None | Callable[[], str] = None,
                *, user: str | None = None, port: int | None = None) -> bool:
-        """libwrap's decision for a client at `address`. `hostname`: its verified name,
+        """libwrap's decision for a client at `address` (None: a client whose address is
+        not known, which libwrap calls "unknown"). `hostname`: its verified name,
         None when the lookup failed ("unknown"), or a function that looks it up when a
         rule first needs it (`verified_hostname`). `user`: the ident user name, None when
         not asked (rules that need it are then decided strictly). `port`: the server's
@@ -544,8 +546,14 @@ class Client:
 
     __slots__ = ("text", "where", "_hostname", "user")
 
-    def __init__(self, address: str, hostname: str | None | Callable[[], str] = None,
+    def __init__(self, address: str | None, hostname: str | None | Callable[[], str] = None,
                  user: str | None = None) -> None:
+        if address is None:
+            # No address at all (a wait-type stream server accepts its own connections,
+            # so xinetd asks about a client it cannot name): libwrap's text for both the
+            # address and the name is "unknown", and no net/mask pattern matches it.
+            self.text, self.where, self._hostname, self.user = UNKNOWN, None, None, user
+            return
         raw = address[1:-1] if address.startswith("[") and address.endswith("]") else address
         # libwrap's text for the client: an IPv4-mapped address loses its ::ffff: prefix
         # (string_match), a link-local scope stays as the kernel's name printed it
@@ -700,7 +708,9 @@ class _Masked:
                 v6 = (value, bits)
         return cls(v4, v6)
 
-    def matches(self, where: int) -> bool:
+    def matches(self, where: int | None) -> bool:
+        if where is None:
+            return False
         if where <= V4_LAST:
             return self.v4 is not None and (where & self.v4[1]) == self.v4[0]
         if self.v6 is None:

@@ -144,11 +144,15 @@ def tcp_wrappers_findings(services: Sequence[Service], root: str | None) -> list
             rules_for[daemon] = _rules(wrappers, daemon)
         rules = rules_for[daemon]
         if rules:
+            carried = ("`inetd2systemd import` carries them over as IPAddressAllow="
+                       if not service.accepts_itself else
+                       "the server accepts its own connections, so they were asked about a "
+                       "client they could not name: `inetd2systemd import` carries their "
+                       "verdict over, everyone or nobody")
             findings.append(Finding(service.source, Severity.WARNING,
                                     _checked_by(service) + f", and {_where(rules)} can apply to "
                                     "it: systemd does not read those files, so the socket "
-                                    "admits every client they refused (`inetd2systemd import` "
-                                    "carries them over as IPAddressAllow=)", service.id,
+                                    f"admits every client they refused ({carried})", service.id,
                                     code=Code.TCP_WRAPPERS))
         else:
             unrestricted.append(service)

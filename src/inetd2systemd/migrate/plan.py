@@ -236,6 +236,10 @@ def plan_migration(root: str | Path, *, prefix: str = "", flavor: str | None = N
     for original, new, daemon, access, allow, notes in folded:
         mine = tuple(u for u in units if u.service_id == new.id)
         findings = list(writer_by_id.get(new.id, []))
+        if any(f.code is Code.ACCESS_NOBODY for f in notes):
+            # the fold said why nobody is let in (libwrap's rules): the writer, which sees
+            # only the folded only_from, would blame only_from/no_access
+            findings = [f for f in findings if f.code is not Code.ACCESS_NOBODY]
         plans.append(ServicePlan(original, new, daemon, access, allow, mine,
                                  tuple(sorted(findings + notes, key=_order))))
 
@@ -268,6 +272,8 @@ def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
         return service, None, _own_allow(service), []
     ports = tuple(sorted({listen.port for listen in service.listens if listen.port}))
     access = wrappers.compile(daemon, service.id, names=names, ports=ports)
+    if service.accepts_itself:
+        return _fold_unknown_client(service, wrappers, daemon, access, ports)
     notes = list(access.findings)
     if access.allow is None:
         what = ("no rule in hosts.allow/hosts.deny names it" if not access.rules else
@@ -302,9 +308,43 @@ def fold_access(service: Service, wrappers: TcpWrappers, daemon: str | None,
                     tcp_wrapped=False), access, allow, notes)
 
 
+def _fold_unknown_client(service: Service, wrappers: TcpWrappers, daemon: str,
+                         access: Compiled, ports: tuple[int, ...]
+                         ) -> tuple[Service, Compiled, tuple[str, ...] | None, list[Finding]]:
+    """tcp_wrappers for a server that accepts its own connections: libwrap is asked about
+    a client it cannot name ("unknown"), so its rules let everyone in (`ALL`, `UNKNOWN`,
+    `*`, `ALL EXCEPT` an address) or nobody (`ALL: ALL` in hosts.deny), whatever the
+    client's address: the socket gets the same verdict, never an address list."""
+    lines = ", ".join(str(r.source) for r in access.rules) or "no rule names it"
+    why = (f"tcp_wrappers (daemon {daemon}, {lines}): a wait-type stream server accepts its "
+           "own connections, so libwrap was asked about a client it could not name")
+    own = service.only_from is not None or bool(service.no_access)
+    # a daemon@host or user@host pattern, a netgroup or a /file cannot always be decided
+    # here; decide() then refuses (stricter), so the verdict is not called exact
+    exact = not any(p.startswith("/") or "@" in p for rule in access.rules
+                    for p in rule.daemons.items + rule.clients.items)
+    if all(wrappers.allows(daemon, None, port=port) for port in ports or (None,)):
+        note = Finding(service.source, Severity.INFO, why + ", and its rules let that client "
+                       "in: nothing to carry" + (" (only_from/no_access decide alone)" if own
+                                                 else "; the socket is open to every address, "
+                                                 "as before"),
+                       service.id, code=Code.TCP_WRAPPERS_OPEN)
+        return (replace(service, tcp_wrapped=False), Compiled(None, exact, access.rules),
+                _own_allow(service), [*access.findings, note])
+    note = Finding(service.source, Severity.WARNING, why + ", and its rules refuse that client"
+                   + (" (so do only_from/no_access)" if own else "") + ": xinetd served nobody, "
+                   "and the socket refuses every client too (IPAddressDeny=any alone)",
+                   service.id, code=Code.ACCESS_NOBODY)
+    return (replace(service, only_from=(), no_access=(), tcp_wrapped=False),
+            Compiled((), exact, access.rules, addresses=addresses.NOTHING), (),
+            [*access.findings, note])
+
+
 def _own_allow(service: Service) -> tuple[str, ...] | None:
     if service.only_from is None and not service.no_access:
         return None
+    if service.accepts_itself:
+        return ()  # no client address to check: they refuse everyone (the writer says so)
     families = tuple(listen.family for listen in service.listens)
     try:
         return addresses.compile_allow(service.only_from, service.no_access, families=families).allow

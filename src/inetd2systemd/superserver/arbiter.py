@@ -513,25 +513,28 @@ class Arbiter:
                 reason = limits.TIME
             else:
                 reason = unit.occupancy.refusal(source)
-                if reason is None and source is not None:
+                if reason is None:
                     reason = self._address_refusal(unit, source, mapped, port)
-                elif reason is None and unit.acl is not None:
-                    # A wait-type stream server accepts the client itself: xinetd has no
-                    # address to check only_from/no_access against, and its check fails.
-                    reason = limits.ADDRESS
             if reason is not None:
                 self.log.warning(f"FAIL: {service.id} {reason} from={source}")
                 return False
         return True
 
-    def _address_refusal(self, unit: Unit, source: str, mapped: bool, port: int | None) -> str | None:
-        """only_from/no_access, then hosts.allow/hosts.deny. An error here refuses this
-        one client (and is logged): it never takes the superserver down."""
+    def _address_refusal(self, unit: Unit, source: str | None, mapped: bool,
+                         port: int | None) -> str | None:
+        """only_from/no_access, then hosts.allow/hosts.deny. `source` None: a wait-type
+        stream server accepts the client itself, so xinetd has no address: its
+        only_from/no_access check fails, and libwrap is asked about an "unknown" client
+        (`ALL: ALL` in hosts.deny refuses it, `name: ALL` in hosts.allow admits it). An
+        error here refuses this one client (and is logged): it never takes the
+        superserver down."""
         try:
-            if unit.acl is not None and not unit.acl.allows(source, mapped=mapped):
+            if unit.acl is not None and (source is None
+                                         or not unit.acl.allows(source, mapped=mapped)):
                 return limits.ADDRESS
             if unit.wrap_name and not self._libwrap_tables().allows(
-                    unit.wrap_name, source, lambda: verified_hostname(source), port=port):
+                    unit.wrap_name, source,
+                    None if source is None else lambda: verified_hostname(source), port=port):
                 return limits.LIBWRAP
         except Exception as exc:  # noqa: BLE001 - one client's check, not the daemon
             self.log.error(f"{unit.service.id}: access check failed for {source}: "
