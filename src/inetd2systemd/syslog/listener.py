@@ -4,10 +4,10 @@
   a self-pipe wakes the loop, which then handles them between batches (never inside a
   write, so a SIGHUP can neither lose nor split a message). Timers (the sweep of idle
   connections, a paused socket's return) run from the same loop.
-- Datagram sockets (UDP, unix /dev/log style) are read in batches until empty;
-  SO_RXQ_OVFL makes the kernel attach its drop counter to each datagram, and the
-  status report reads it directly (SO_MEMINFO), so receive-buffer overflows are
-  counted, never silent, even when no datagram follows them.
+- Datagram sockets (UDP, unix /dev/log style) are read in batches until empty, UDP
+  many datagrams per system call (datagrams.DatagramReader); the status report reads
+  the kernel's drop counter of each socket (SO_MEMINFO), so receive-buffer overflows
+  are counted, never silent, even when no datagram follows them.
 - Stream connections (TCP, TLS, unix stream) are non-blocking, read at most one chunk
   per turn each (one busy or stuck client cannot stall the others), and framed per
   connection (framing.StreamFramer).
@@ -45,14 +45,13 @@ from dataclasses import dataclass, field
 from ..model import host_port
 from ..socketfiles import remove_socket_file
 from ..wakeup import Wakeup
+from .datagrams import DatagramReader, describe_peer
 from .framing import MAX_FRAME, MAX_MESSAGE, StreamFramer
 from .sinks import Router
 
-SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux; not exported by Python 3.11
 SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: the socket's memory and drops
 SK_MEMINFO_DROPS = 8  # index of sk_drops in SO_MEMINFO's array of u32
-MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: IntFlag's & costs microseconds per datagram
-DATAGRAM_BUFFER = 256 * 1024  # larger than any UDP payload and most unix datagrams
+DATAGRAM_BUFFER = 256 * 1024  # larger than most unix datagrams
 DATAGRAM_BATCH = 512  # datagrams per socket per turn, so streams get their turn too
 ACCEPT_BATCH = 64  # connections accepted per listening socket per turn
 STREAM_CHUNK = 256 * 1024
@@ -105,6 +104,7 @@ class Input:
     owned_path: str | None = None  # a unix socket path this process created
     owned_inode: tuple[int, int] | None = None  # (st_dev, st_ino) of that socket file
     last_drops: int = 0
+    reader: DatagramReader | None = None  # UDP: made when the loop starts
     starved: bool = False  # accept ran out of descriptors; reported once per episode
 
     def describe(self) -> str:
@@ -129,17 +129,6 @@ class Connection:
         self.transport = transport
         self.handshaking = transport == "tls"
         self.opened = self.last_active = now
-
-
-def describe_peer(address: object) -> str:
-    if isinstance(address, tuple):
-        host = str(address[0])
-        # An IPv4 client of a dual-stack socket (systemd's ListenDatagram=514) is
-        # written as the IPv4 address it is.
-        return host[7:] if host.startswith("::ffff:") and "." in host else host
-    if isinstance(address, bytes):
-        address = address.decode(errors="replace")
-    return address or ""
 
 
 def source_of(sender: str, sock: socket.socket) -> str:
@@ -210,7 +199,6 @@ class Listener:
         self._signals: list[int] = []
         self._wakeup = Wakeup()
         self._buffer = bytearray(DATAGRAM_BUFFER)
-        self._ancillary = socket.CMSG_SPACE(4)
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = 0
         self._now = time.monotonic()
@@ -228,11 +216,8 @@ class Listener:
         self.selector.register(self._wakeup.read_fd, selectors.EVENT_READ, self._on_wake)
         for item in self.inputs:
             item.sock.setblocking(False)
-            if item.sock.type == socket.SOCK_DGRAM:
-                try:
-                    item.sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
-                except OSError:
-                    pass
+            if item.transport == "udp":
+                item.reader = DatagramReader(item.sock)
             self._watch_input(item)
 
     def _watch_input(self, item: Input) -> None:
@@ -398,33 +383,18 @@ class Listener:
         """Read a batch; the number read (0 when the socket was empty)."""
         if item.transport == "unix":
             return self._on_local_datagrams(item)
-        sock, ancillary = item.sock, self._ancillary
-        view = memoryview(self._buffer)
-        recv = sock.recvmsg_into
         frames: list[bytes] = []
         senders: list[str] = []
-        last_address, sender = None, ""
-        total = 0
-        for _ in range(DATAGRAM_BATCH):
-            try:
-                size, ancdata, flags, address = recv([view], ancillary)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                self._complain(f"receive {item.transport}",
-                               f"receive failed on {item.transport}: {exc.strerror}")
-                break
-            if ancdata:
-                self._count_drops(item, ancdata)
-            if flags & MSG_TRUNC:
-                self.counters.truncated += 1
-            frames.append(bytes(view[:size]))
-            if address != last_address:
-                last_address, sender = address, describe_peer(address)
-            senders.append(sender)
-            total += size
-            if total >= FLUSH_BYTES:
-                break
+        reader = item.reader
+        try:
+            total = reader.read(frames, senders, DATAGRAM_BATCH, FLUSH_BYTES)
+        except OSError as exc:
+            self._complain(f"receive {item.transport}",
+                           f"receive failed on {item.transport}: {exc.strerror}")
+            return 0
+        if reader.truncated:
+            self.counters.truncated += reader.truncated
+            reader.truncated = 0
         if frames:
             self._deliver_datagrams(frames, senders, item.transport, total)
         return len(frames)
@@ -451,13 +421,6 @@ class Listener:
         if frames:
             self._deliver(frames, "", "unix", total)
         return len(frames)
-
-    def _count_drops(self, item: Input, ancdata: list) -> None:
-        """SO_RXQ_OVFL: the kernel's running count of datagrams it dropped on this socket
-        because the receive buffer was full, attached to the next datagram read."""
-        for level, kind, data in ancdata:
-            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= 4:
-                self._drops_now(item, struct.unpack("I", data[:4])[0])
 
     def _drops_now(self, item: Input, total: int) -> None:
         if total > item.last_drops:
