@@ -270,6 +270,20 @@ def test_kernel_drops_are_counted_exactly(tmp_path):
         listener.stop()
 
 
+def test_the_receive_buffer_granted_is_said_at_start(tmp_path):
+    port = free_port()
+    listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n",
+                        [f"udp:127.0.0.1:{port}", f"unix:{tmp_path}/log", f"tcp:127.0.0.1:{port}"],
+                        ("--udp-buffer", "196608"))
+    try:
+        said = listener.stderr()
+        assert f"udp 127.0.0.1:{port} (receive buffer 192 KiB)" in said, said
+        assert f"unix {tmp_path}/log (receive buffer 192 KiB)" in said, said
+        assert f"tcp 127.0.0.1:{port};" in said, said
+    finally:
+        listener.stop()
+
+
 def test_sigterm_drains_what_was_sent(tmp_path):
     port = free_port()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n", [f"tcp:127.0.0.1:{port}"])

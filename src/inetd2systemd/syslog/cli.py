@@ -183,6 +183,21 @@ def _open_input(spec: str, udp_buffer: int) -> Input:
     return Input(sock, transport)
 
 
+def _granted_buffer(item: Input, asked: int | None) -> str:
+    """What the kernel granted a datagram socket, as the administrator reads it: Linux
+    reports twice the size set (the other half is its bookkeeping), and without privilege
+    caps the size at net.core.rmem_max."""
+    if item.sock.type != socket.SOCK_DGRAM:
+        return ""
+    granted = item.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    if sys.platform.startswith("linux"):
+        granted //= 2
+    text = f" (receive buffer {granted // 1024:,} KiB"
+    if asked is not None and granted < asked:
+        text += f", not the {asked // 1024:,} KiB asked: raise net.core.rmem_max or run as root"
+    return text + ")"
+
+
 def _size_receive_buffer(sock: socket.socket, size: int) -> None:
     """Room for a burst: SO_RCVBUFFORCE passes net.core.rmem_max when privileged."""
     try:
@@ -285,7 +300,8 @@ def run(args: argparse.Namespace) -> int:
                         max_connections=args.max_connections, max_per_source=args.max_per_source,
                         idle_timeout=args.idle_timeout, handshake_timeout=args.handshake_timeout,
                         memory_budget=args.memory_budget)
-    names = ", ".join(item.describe() for item in inputs)
+    asked = args.udp_buffer if specs else None  # inherited sockets come sized by systemd
+    names = ", ".join(item.describe() + _granted_buffer(item, asked) for item in inputs)
     print(f"inetd2systemd syslogd: listening on {names}; rules: {where}", file=sys.stderr,
           flush=True)
     return listener.run()
