@@ -34,7 +34,11 @@ DEV_LOG = "/dev/log"
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux: SO_RCVBUF past rmem_max
 PRIVATE_SOCKET = "/run/inetd2systemd-syslogd/log"
 SYSLOG_CONF = "/etc/syslog.conf"
-UDP_RECEIVE_BUFFER = 8 * 1024 * 1024  # a burst of ~30k messages, as journald's own socket
+# The kernel's queue is where a burst waits while this single loop writes or is not
+# scheduled: rsyslogd holds 50,000 messages in its main queue beside its socket's buffer.
+# 32 MiB holds ~52,000 260-byte datagrams (the kernel charges ~1,280 bytes for each, and
+# grants twice the size asked); the memory is taken only while datagrams wait.
+UDP_RECEIVE_BUFFER = 32 * 1024 * 1024
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-ca", metavar="PEM",
                         help="require client certificates signed by this CA")
     parser.add_argument("--udp-buffer", type=int, default=UDP_RECEIVE_BUFFER, metavar="BYTES",
-                        help="receive buffer for udp: and unix: sockets (default 8 MiB)")
+                        help="receive buffer for udp: and unix: sockets (default 32 MiB)")
     parser.add_argument("--max-message", type=int, default=MAX_MESSAGE, metavar="BYTES",
                         help="longest LF-framed message kept in one piece (default 64 KiB)")
     parser.add_argument("--max-connections", type=_positive(int), default=MAX_CONNECTIONS,
