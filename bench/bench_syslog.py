@@ -33,6 +33,8 @@ from pathlib import Path
 
 from procstat import HZ, cpu_seconds, cpu_ticks
 
+from inetd2systemd.syslog.datagrams import IOVec, MMsgHdr  # struct iovec, struct mmsghdr
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 RSYSLOGD = "/usr/sbin/rsyslogd"
@@ -199,21 +201,6 @@ def send(transport: str, receiver: Receiver, frames: list[bytes], rate: float | 
     return start
 
 
-class _IOVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
-class _MsgHdr(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
-                ("iov", ctypes.c_void_p), ("iovlen", ctypes.c_size_t),
-                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
-                ("flags", ctypes.c_int)]
-
-
-class _MMsgHdr(ctypes.Structure):  # struct mmsghdr: the msghdr, then the length sent
-    _fields_ = [("hdr", _MsgHdr), ("len", ctypes.c_uint)]
-
-
 def datagram_sender(sock: socket.socket, frames: list[bytes]):
     """send_many(first, end): frames[first:end] sent on the connected `sock`, by sendmmsg(2)
     from headers built here, before the clock starts, so that the sender (one send() per
@@ -230,13 +217,13 @@ def datagram_sender(sock: socket.socket, frames: list[bytes]):
         return send_many
     sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
     data = ctypes.create_string_buffer(b"".join(frames))
-    iovecs, headers = (_IOVec * len(frames))(), (_MMsgHdr * len(frames))()
+    iovecs, headers = (IOVec * len(frames))(), (MMsgHdr * len(frames))()
     at, base, iov_base = 0, ctypes.addressof(data), ctypes.addressof(iovecs)
     for i, frame in enumerate(frames):
         iovecs[i].base, iovecs[i].len = base + at, len(frame)
-        headers[i].hdr.iov, headers[i].hdr.iovlen = iov_base + i * ctypes.sizeof(_IOVec), 1
+        headers[i].hdr.iov, headers[i].hdr.iovlen = iov_base + i * ctypes.sizeof(IOVec), 1
         at += len(frame)
-    fd, first_header, size = sock.fileno(), ctypes.addressof(headers), ctypes.sizeof(_MMsgHdr)
+    fd, first_header, size = sock.fileno(), ctypes.addressof(headers), ctypes.sizeof(MMsgHdr)
 
     def send_many(first: int, end: int) -> None:
         keep = (data, iovecs, headers)  # noqa: F841  (alive while the kernel reads them)

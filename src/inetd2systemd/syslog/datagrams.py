@@ -31,19 +31,19 @@ MAX_SENDERS = 4096  # decoded addresses kept; spoofed sources cannot grow the ta
 _AGAIN = frozenset({errno.EAGAIN, errno.EWOULDBLOCK})  # the socket is empty
 
 
-class _IOVec(ctypes.Structure):
+class IOVec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
-class _MsgHdr(ctypes.Structure):
+class MsgHdr(ctypes.Structure):
     _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
                 ("iov", ctypes.c_void_p), ("iovlen", ctypes.c_size_t),
                 ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
                 ("flags", ctypes.c_int)]
 
 
-class _MMsgHdr(ctypes.Structure):
-    _fields_ = [("hdr", _MsgHdr), ("len", ctypes.c_uint)]
+class MMsgHdr(ctypes.Structure):  # struct mmsghdr: recvmmsg here, sendmmsg in bench/
+    _fields_ = [("hdr", MsgHdr), ("len", ctypes.c_uint)]
 
 
 def _load_recvmmsg() -> Callable | None:
@@ -107,17 +107,17 @@ class DatagramReader:
         # costs its slot one page.
         self._data = ctypes.create_string_buffer(SLOTS * SLOT_SIZE)
         self._names = ctypes.create_string_buffer(SLOTS * NAME_SIZE)
-        self._iovecs = (_IOVec * SLOTS)()
-        self._headers = (_MMsgHdr * SLOTS)()
+        self._iovecs = (IOVec * SLOTS)()
+        self._headers = (MMsgHdr * SLOTS)()
         data, names = ctypes.addressof(self._data), ctypes.addressof(self._names)
         for i in range(SLOTS):
             self._iovecs[i].base, self._iovecs[i].len = data + i * SLOT_SIZE, SLOT_SIZE
             header = self._headers[i].hdr
             header.name, header.namelen = names + i * NAME_SIZE, NAME_SIZE
             header.iov, header.iovlen = ctypes.addressof(self._iovecs[i]), 1
-        stride = ctypes.sizeof(_MMsgHdr)
-        flags_at = _MMsgHdr.hdr.offset + _MsgHdr.flags.offset
-        length_at = _MMsgHdr.len.offset
+        stride = ctypes.sizeof(MMsgHdr)
+        flags_at = MMsgHdr.hdr.offset + MsgHdr.flags.offset
+        length_at = MMsgHdr.len.offset
         # (flags, length) of each header, read in one pass over the array.
         if flags_at < length_at:
             layout = f"={flags_at}xi{length_at - flags_at - 4}xI{stride - length_at - 4}x"
