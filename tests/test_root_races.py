@@ -299,3 +299,53 @@ def test_a_banner_read_as_root_never_reads_a_root_file_through_a_link(arena):
         return "read"
 
     race(moves, one_run, etc, runs=RUNS * 4, success="read")
+
+
+# -- convert -o / --root: the staging directory in a directory another user owns ---------------
+
+def test_staged_unit_files_never_go_through_a_swapped_staging_directory(arena):
+    """The units are written into a new staging directory, renamed into place at the end.
+    Its parent belongs to the attacker (an -o directory, an image under --root), who
+    swaps the empty staging directory for a link to root's directory before the first
+    file is written: every write goes through a descriptor of the directory root made,
+    so none lands in root's directory; a swap makes the run fail, or changes nothing."""
+    from inetd2systemd.model import Family, Listen, Service, SocketType, Source
+    from inetd2systemd.units.install import InstallError, write_units
+    from inetd2systemd.units.writer import render
+
+    base, etc, precious, attacker = arena
+    services = [Service(name=f"svc{n}", id=f"svc{n}", source=Source("/etc/inetd.conf", n),
+                        socket_type=SocketType.STREAM, protocol="tcp",
+                        listens=(Listen(Family.DUAL, 7000 + n),), wait=False,
+                        server="/bin/cat", argv=("cat",)) for n in range(1, 4)]
+    units, _ = render(services)
+    output = attacker / "units"
+
+    def steal() -> None:
+        for name in os.listdir(attacker):
+            if name.startswith(".units."):
+                os.rename(attacker / name, attacker / f"stolen{name}")
+                (attacker / name).symlink_to(etc)
+
+    moves = [steal, steal, steal, lambda: remove(output)]
+
+    def one_run() -> str:
+        for name in os.listdir(attacker):  # the last run's output (the attacker races us)
+            path = attacker / name
+            try:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            except FileNotFoundError:
+                pass
+        try:
+            write_units(units, output, durable=False)
+        except InstallError as exc:
+            return "refused: " + str(exc).split(": ", 2)[-1][:40]
+        st = os.lstat(output)
+        if not (os.path.isdir(output) and not os.path.islink(output)):
+            return "removed after"
+        assert st.st_uid == 0 and {u.name for u in units} <= set(os.listdir(output))
+        return "written"
+
+    outcomes = race(moves, one_run, etc, runs=RUNS, success="written")
+    assert any(o.startswith("refused") for o in outcomes), outcomes
+    assert precious.read_text() == "root:$6$precious\n"

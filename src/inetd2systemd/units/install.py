@@ -489,34 +489,73 @@ def check_installable(p: Plan, root: str | Path) -> None:
 
 
 def _write_new_directory(units: Sequence, directory: Path, durable: bool) -> None:
+    """The units in a new directory of their own, published by one rename.
+
+    The parent may belong to another user (--root, -o): that user could remove or swap
+    the empty staging directory before the first file is written. Every write goes
+    through a descriptor of the directory mkdtemp made (O_NOFOLLOW, checked to be root's
+    own), so a swap can only make the rename publish something else, which is then
+    refused; it never redirects a write."""
     parent = directory.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
+        fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        made = os.fstat(fd)
     except OSError as exc:
         raise InstallError(f"{directory}: {exc.strerror or exc}") from None
+    written: list[str] = []
     try:
+        if made.st_uid != os.geteuid() or stat.S_IMODE(made.st_mode) != 0o700:
+            raise InstallError(f"{directory}: the staging directory {staging} was replaced "
+                               "by someone else's")
         for unit in units:
-            (staging / unit.name).write_text(unit.text, encoding="utf-8")
+            _write_at(fd, unit.name, unit.text)
+            written.append(unit.name)
         if durable:
-            flush_filesystem(staging)
-        _chmod_directory(staging, 0o755)
+            flush_filesystem(fd)
+        os.fchmod(fd, 0o755)
         os.rename(staging, directory)
+        if _identity(directory) != (made.st_dev, made.st_ino):
+            raise InstallError(f"{directory}: the staging directory {staging} was replaced "
+                               "before it was renamed into place")
         if durable:
             _fsync_directory(parent)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+    except (OSError, InstallError) as exc:
+        for name in written:  # only what this call made, inside its own directory
+            try:
+                os.unlink(name, dir_fd=fd)
+            except OSError:
+                pass
+        for leftover in (staging, directory):
+            if _identity(leftover) == (made.st_dev, made.st_ino):
+                try:
+                    os.rmdir(leftover)
+                except OSError:
+                    pass
+        if isinstance(exc, InstallError):
+            raise
         raise InstallError(f"{directory}: {exc.strerror or exc}") from None
-
-
-def _chmod_directory(path: Path, mode: int) -> None:
-    """chmod on a descriptor of the directory itself: never on what a link put at its
-    name points to."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.fchmod(fd, mode)
     finally:
         os.close(fd)
+
+
+def _write_at(directory_fd: int, name: str, text: str, mode: int = 0o644) -> None:
+    """A new file `name` in the directory open as `directory_fd` (O_EXCL|O_NOFOLLOW: never
+    through a link), its mode set on the descriptor."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 mode, dir_fd=directory_fd)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), mode)
+        f.write(text)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def write_temporary(directory: Path, text: str, mode: int = 0o644) -> Path:
@@ -530,19 +569,21 @@ def write_temporary(directory: Path, text: str, mode: int = 0o644) -> Path:
     return Path(name)
 
 
-def flush_filesystem(directory: Path) -> None:
+def flush_filesystem(directory: Path | int) -> None:
     """Get every file written so far onto the disk before the renames that publish them.
 
     One syncfs(2) of the target's file system instead of an fsync per file: a
     conversion of thousands of units otherwise spends seconds waiting on the disk.
+    `directory` may be an open descriptor of it.
     """
-    fd = os.open(directory, os.O_RDONLY)
+    fd = directory if isinstance(directory, int) else os.open(directory, os.O_RDONLY)
     try:
         syncfs = _syncfs()
         if syncfs is None or syncfs(fd) != 0:
             os.sync()
     finally:
-        os.close(fd)
+        if fd is not directory:
+            os.close(fd)
 
 
 @functools.cache
