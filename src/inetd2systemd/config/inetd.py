@@ -804,9 +804,10 @@ def parse_inetd(text: str, file: str = "<inetd.conf>", *, flavor: str = "openbsd
             continue
         if first.text.endswith(":") and len(entry.words) > 1 and dialect.hosts:
             # `host:` with the service on a continuation line: inetd takes the next
-            # word as the service, for this entry only.
+            # word as the service, for this entry only. The joined field is located where
+            # it starts, at the host (its service is on the next line).
             second = entry.words[1]
-            joined = Word(first.text + second.text, second.line, second.column - len(first.text))
+            joined = Word(first.text + second.text, first.line, first.column)
             entry = replace(entry, words=(joined,) + entry.words[2:])
         if dialect.name == "netbsd" and first.text.startswith("."):
             findings.append(bad_entry(ConfigError(
