@@ -274,6 +274,53 @@ def test_missing_configuration_is_bad_input(tmp_path, cli):
     assert result.returncode == 2 and "nope.conf" in result.stderr
 
 
+# A bug planted in the internal echo (the one mock here: a bug cannot be had otherwise):
+# the connection that carries "boom" raises in the superserver's own loop.
+PLANTED_BUG = """\
+import socket, sys
+from inetd2systemd.runtime import internal_services
+from inetd2systemd.cli import main
+echo = internal_services._Connection._echo
+def planted(self, mask):
+    try:
+        head = self.sock.recv(16, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        head = b""
+    if head.startswith(b"boom"):
+        raise RuntimeError("a planted bug")
+    echo(self, mask)
+internal_services._Connection._echo = planted
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_bug_in_one_connection_costs_that_connection_not_the_superserver(tmp_path):
+    echo, discard = free_port(), free_port()
+    services = tmp_path / "services"
+    services.write_text(f"echo\t{echo}/tcp\ndiscard\t{discard}/tcp\n")
+    user = getpass.getuser()
+    conf = tmp_path / "inetd.conf"
+    conf.write_text(f"127.0.0.1:echo stream tcp4 nowait {user} internal\n"
+                    f"127.0.0.1:discard stream tcp4 nowait {user} internal\n")
+    proc = subprocess.Popen([sys.executable, "-c", PLANTED_BUG, "serve", "-c", str(conf),
+                             "--services", str(services), "--foreground"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: tcp_exchange(echo, b"up\n") == b"up\n")
+        for _ in range(3):
+            assert tcp_exchange(echo, b"boom\n") in (b"", "reset")  # that client is closed
+        assert tcp_exchange(echo, b"still here\n") == b"still here\n"
+        assert tcp_exchange(discard, b"x") == b""
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    # each distinct failure once, not once per connection (the first bytes may be read on
+    # accept or at the connection's own event: two tracebacks at most)
+    assert 1 <= err.count("internal error (please report)") <= 2, err
+    assert "RuntimeError: a planted bug" in err
+
+
 @needs_root
 def test_children_get_only_their_socket_and_find_it_with_listen_fds(setup):
     work, ports, services, conf = setup

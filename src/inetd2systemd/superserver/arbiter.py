@@ -28,6 +28,7 @@ import selectors
 import signal
 import socket
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,6 +134,7 @@ class Arbiter:
         self._wakeup: Wakeup | None = None
         self._load_gate = limits.LoadGate()
         self._tables = WatchedTables(etc)  # hosts.allow / hosts.deny, read when they change
+        self._failures: set[str] = set()  # internal errors already logged
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -157,7 +159,10 @@ class Arbiter:
             # Callbacks take the event mask: runtime.internal_services registers its connections
             # on this same selector with that convention.
             for key, mask in select(timeout):
-                key.data(mask)
+                try:
+                    key.data(mask)
+                except Exception:  # one client's or one service's bug, not the superserver's end
+                    self._contain(key)
             if self._signals:
                 self._handle_signals()
             if self._timers:
@@ -166,6 +171,26 @@ class Arbiter:
         self._shutdown()
         flush()
         return 0
+
+    def _contain(self, key: selectors.SelectorKey) -> None:
+        """A callback raised: log it (each distinct failure once), and close what it was
+        serving when that is one client's connection (an internal service's), so that it
+        cannot fail again in a loop. Every other client and service carries on."""
+        failure = traceback.format_exc()
+        if failure not in self._failures and len(self._failures) < 100:
+            self._failures.add(failure)
+            self.log.error("internal error (please report); the other services carry on:\n"
+                           + failure)
+        owner = getattr(key.data, "__self__", None)
+        if owner is not self and callable(getattr(owner, "close", None)):
+            try:
+                owner.close()
+            except Exception:  # closing failed as well: take the socket out by hand
+                try:
+                    self.selector.unregister(key.fileobj)
+                except (KeyError, ValueError):
+                    pass
+                key.fileobj.close()
 
     # -- signals: one queue, handled in the loop -----------------------------------------------
 
@@ -669,11 +694,21 @@ class Arbiter:
         unit = endpoint.unit
         handler = unit.internal
         log = self.log
+        selector = self.selector
         service_id = unit.service.id
 
         def start(fd: int, source: str | None) -> None:
             log.info(f"START: {service_id} internal from={source}")
-            handler.start_stream(make(family, kind, proto, fd), source)
+            conn = make(family, kind, proto, fd)
+            try:
+                handler.start_stream(conn, source)
+            except Exception:  # a bug costs this client's connection: closed, not leaked
+                try:
+                    selector.unregister(conn)
+                except (KeyError, ValueError):
+                    pass
+                conn.close()
+                raise
 
         def count_running() -> None:
             unit.occupancy.running, unit.occupancy.by_source = handler.running()
