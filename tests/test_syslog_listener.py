@@ -534,6 +534,28 @@ def test_idle_connections_from_one_source_do_not_keep_another_out(tmp_path):
         listener.stop()
 
 
+def test_tls_clients_that_reset_before_being_accepted_cost_only_themselves(tmp_path, certificate):
+    """Found by tests/test_fuzz_daemons.py: a TLS client reset while it waited to be
+    accepted made wrap_socket raise in the accept loop, an internal error (and a
+    traceback in the log) that any client could cause at will."""
+    port, tls_port = free_port(), free_port()
+    listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n",
+                        [f"tcp:127.0.0.1:{port}", f"tls:127.0.0.1:{tls_port}"],
+                        ("--tls-cert", str(certificate[0]), "--tls-key", str(certificate[1])))
+    try:
+        listener.signal(signal.SIGSTOP)  # the resets all arrive before the accepts
+        for _ in range(20):
+            with socket.create_connection(("127.0.0.1", tls_port)) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        listener.signal(signal.SIGCONT)
+        send_tcp(port, [b"<14>after the resets"])
+        assert _line_with(tmp_path / "out.log", "after the resets")
+        assert listener.counters()["connections"] == 0
+        assert "internal error" not in listener.stderr(), listener.stderr()[-3000:]
+    finally:
+        listener.stop()
+
+
 def test_idle_connections_and_unfinished_tls_handshakes_time_out(tmp_path, certificate):
     port, tls_port = free_port(), free_port()
     listener = Listener(tmp_path, f"*.*\t-{tmp_path}/out.log\n",

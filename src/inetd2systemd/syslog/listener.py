@@ -471,8 +471,12 @@ class Listener:
                 continue
             sock.setblocking(False)
             if item.transport == "tls":
-                sock = self.tls_context.wrap_socket(sock, server_side=True,
-                                                    do_handshake_on_connect=False)
+                try:
+                    sock = self.tls_context.wrap_socket(sock, server_side=True,
+                                                        do_handshake_on_connect=False)
+                except OSError:  # reset while waiting to be accepted: that client only
+                    sock.close()
+                    continue
             conn = Connection(sock, sender, source, item.transport, self.max_message,
                               self.max_frame, self._now)
             self.connections[sock.fileno()] = conn
