@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -166,12 +167,13 @@ def serve(tmp_path_factory):
                         f"discard\t{discard}/udp\ni2s-cat\t{cat}/tcp\n")
     user = getpass.getuser()
     conf = d / "inetd.conf"
-    conf.write_text(f"127.0.0.1:echo    stream tcp4 nowait.100000 {user} internal\n"
+    base = (f"127.0.0.1:echo    stream tcp4 nowait.100000 {user} internal\n"
                     f"127.0.0.1:echo    dgram  udp4 wait   {user} internal\n"
                     f"127.0.0.1:discard stream tcp4 nowait.100000 {user} internal\n"
                     f"127.0.0.1:discard dgram  udp4 wait   {user} internal\n"
                     f"127.0.0.1:i2s-cat stream tcp4 nowait.100000 {user} /bin/cat cat\n"
                     f"{d}/echo          stream unix nowait.100000 {user} internal\n")
+    conf.write_text(base)
     err = (d / "serve.err").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "inetd2systemd", "serve", "-c", str(conf),
                              "--services", str(services), "--foreground"],
@@ -182,7 +184,7 @@ def serve(tmp_path_factory):
         (d / "serve.err").read_text()
     assert proc.poll() is None, (d / "serve.err").read_text()
     baseline = wait_for(lambda: _held(proc.pid)[0] if not _held(proc.pid)[1] else None)
-    yield dict(dir=d, proc=proc, ports=ports, baseline=baseline, log=lambda: (d / "serve.err").read_text(errors="replace"),
+    yield dict(dir=d, proc=proc, ports=ports, baseline=baseline, conf=conf, base=base, log=lambda: (d / "serve.err").read_text(errors="replace"),
                addresses={"tcp": (socket.AF_INET, ("127.0.0.1", echo)),
                           "udp": (socket.AF_INET, ("127.0.0.1", echo)),
                           "discard": (socket.AF_INET, ("127.0.0.1", discard)),
@@ -229,13 +231,30 @@ def _held(pid: int) -> tuple[int, list[int]]:
     return fds, children
 
 
+def _reload(serve, text: bytes) -> None:
+    """Write the configuration, SIGHUP, wait until serve says how the reload went."""
+    before = serve["log"]().count("reload")
+    serve["conf"].write_bytes(text)
+    serve["proc"].send_signal(signal.SIGHUP)
+    assert wait_for(lambda: serve["log"]().count("reload") > before, timeout=10), serve["log"]()
+
+
+# The inetd.conf inputs that ever broke the reader (one was a reload that ended serve).
+BAD_CONFIGURATIONS = [data for _, data in regression_cases("inetd")]
+
+
 @fuzz_settings(max_examples=BUDGET)
 @given(sends=st.lists(st.tuples(st.sampled_from(["tcp", "udp", "discard", "discard-udp", "cat",
                                                  "unix"]),
                                 st.lists(chunks, min_size=1, max_size=4), endings),
-                      min_size=1, max_size=5))
-def test_hostile_clients_never_stop_serve_or_leak_a_connection(serve, sends):
+                      max_size=5),
+       extra=st.one_of(st.none(), st.sampled_from(BAD_CONFIGURATIONS), st.binary(max_size=300)))
+def test_hostile_clients_never_stop_serve_or_leak_a_connection(serve, sends, extra):
+    """Hostile clients, and a reload of the configuration with a bad entry added (then
+    one back to the first): serve keeps running and keeps serving what it served."""
     proc = serve["proc"]
+    if extra is not None:
+        _reload(serve, serve["base"].encode() + extra)
     for target, data, how in sends:
         family, address = serve["addresses"][target]
         if target in ("udp", "discard-udp"):
@@ -251,6 +270,8 @@ def test_hostile_clients_never_stop_serve_or_leak_a_connection(serve, sends):
     assert wait_for(lambda: _echo_udp(serve["ports"]["tcp"], tag) == tag, timeout=10)
     assert _echo_tcp(serve["addresses"]["unix"][1], tag, socket.AF_UNIX) == tag
     assert _echo_tcp(serve["ports"]["cat"], tag) == tag
+    if extra is not None:
+        _reload(serve, serve["base"].encode())
     # every connection closed again, every child reaped: the daemon is back where it began
     assert wait_for(lambda: _held(proc.pid) == (serve["baseline"], []), timeout=10), \
         (_held(proc.pid), serve["baseline"], serve["log"]()[-3000:])
