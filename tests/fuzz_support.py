@@ -6,6 +6,9 @@ the input. `FUZZ_EXAMPLES` sets how many generated inputs each test tries: small
 default (the suite's bounded run), large in `scripts/fuzz-campaign.sh`. Every input that
 ever broke a parser is kept as a file under `tests/data/fuzz-regressions/<parser>/` and
 replayed by that parser's test, so a fixed crash stays fixed.
+
+The campaign finds the fuzz targets by name (`pytest -k fuzz`): a target outside a
+tests/test_fuzz_*.py file has `fuzz` in its own name.
 """
 
 from __future__ import annotations

@@ -278,7 +278,7 @@ def test_a_unit_another_generator_wrote_is_kept(tmp_path, normal):
     "daytime stream tcp6 wait root internal", "#<off># echo stream tcp nowait root internal",
     "tcpmux/+a stream tcp nowait root /usr/bin/true", "\x00\xff", "host:", ""]),
     max_size=12))
-def test_any_file_gives_units_and_findings_never_an_exception(tmp_path_factory, lines):
+def test_fuzz_any_file_gives_units_and_findings_never_an_exception(tmp_path_factory, lines):
     root = make_host(tmp_path_factory.mktemp("host"), inetd="\n".join(lines) + "\n")
     generation = generate(str(root))
     directory = tmp_path_factory.mktemp("out")
