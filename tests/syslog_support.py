@@ -88,6 +88,16 @@ class Listener:
         return terminate(self.proc)
 
 
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and its key, made by openssl in `directory`."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost",
+                    "-days", "2", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 def terminate(proc: subprocess.Popen) -> int:
     """SIGTERM (the daemon drains and exits), SIGKILL if it does not within 15 s."""
     if proc.poll() is None:

@@ -27,7 +27,7 @@ from hypothesis import given, strategies as st
 
 from fuzz_support import FUZZ_EXAMPLES, fuzz_settings, regression_cases
 from support import free_port, wait_for
-from syslog_support import Listener, terminate
+from syslog_support import Listener, self_signed_certificate, terminate
 
 BUDGET = max(10, FUZZ_EXAMPLES // 10)
 
@@ -99,10 +99,7 @@ def _datagrams(family: int, address, data: list[bytes]) -> None:
 @pytest.fixture(scope="module")
 def syslogd(tmp_path_factory):
     d = tmp_path_factory.mktemp("fuzz-syslogd")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost", "-days", "2",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    cert, key = self_signed_certificate(d)
     port, tls_port = free_port(), free_port()
     listener = Listener(d, f"*.*;mail.none\t-{d}/out.log\n",
                         [f"udp:127.0.0.1:{port}", f"tcp:127.0.0.1:{port}", f"unix:{d}/log",
@@ -184,7 +181,8 @@ def serve(tmp_path_factory):
         (d / "serve.err").read_text()
     assert proc.poll() is None, (d / "serve.err").read_text()
     baseline = wait_for(lambda: _held(proc.pid)[0] if not _held(proc.pid)[1] else None)
-    yield dict(dir=d, proc=proc, ports=ports, baseline=baseline, conf=conf, base=base, log=lambda: (d / "serve.err").read_text(errors="replace"),
+    yield dict(dir=d, proc=proc, ports=ports, baseline=baseline, conf=conf, base=base,
+               log=lambda: (d / "serve.err").read_text(errors="replace"),
                addresses={"tcp": (socket.AF_INET, ("127.0.0.1", echo)),
                           "udp": (socket.AF_INET, ("127.0.0.1", echo)),
                           "discard": (socket.AF_INET, ("127.0.0.1", discard)),

@@ -19,7 +19,8 @@ import uuid
 import pytest
 
 from support import free_port, wait_for
-from syslog_support import PYTHON, Listener, Rsyslog, forked_as, read_lines, send_tcp
+from syslog_support import (PYTHON, Listener, Rsyslog, forked_as, read_lines, self_signed_certificate,
+                            send_tcp)
 
 CONFIG = """\
 local0.*\t{d}/udp.log
@@ -35,12 +36,7 @@ local5.*\t-{d}/tls.log
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost", "-days", "2",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")
