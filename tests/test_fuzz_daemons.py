@@ -164,10 +164,12 @@ def serve(tmp_path_factory):
                         f"discard\t{discard}/udp\ni2s-cat\t{cat}/tcp\n")
     user = getpass.getuser()
     conf = d / "inetd.conf"
+    # .100000: inetd's default rate limit (256 starts a minute, then 10 minutes off) is
+    # meant to trip, and would under a long campaign
     base = (f"127.0.0.1:echo    stream tcp4 nowait.100000 {user} internal\n"
-                    f"127.0.0.1:echo    dgram  udp4 wait   {user} internal\n"
+                    f"127.0.0.1:echo    dgram  udp4 wait.100000 {user} internal\n"
                     f"127.0.0.1:discard stream tcp4 nowait.100000 {user} internal\n"
-                    f"127.0.0.1:discard dgram  udp4 wait   {user} internal\n"
+                    f"127.0.0.1:discard dgram  udp4 wait.100000 {user} internal\n"
                     f"127.0.0.1:i2s-cat stream tcp4 nowait.100000 {user} /bin/cat cat\n"
                     f"{d}/echo          stream unix nowait.100000 {user} internal\n")
     conf.write_text(base)
@@ -265,7 +267,8 @@ def test_hostile_clients_never_stop_serve_or_leak_a_connection(serve, sends, ext
     tag = uuid.uuid4().hex.encode()
     assert wait_for(lambda: _echo_tcp(serve["ports"]["tcp"], tag) == tag, timeout=10), \
         serve["log"]()[-3000:]
-    assert wait_for(lambda: _echo_udp(serve["ports"]["tcp"], tag) == tag, timeout=10)
+    assert wait_for(lambda: _echo_udp(serve["ports"]["tcp"], tag) == tag, timeout=10), \
+        serve["log"]()[-3000:]
     assert _echo_tcp(serve["addresses"]["unix"][1], tag, socket.AF_UNIX) == tag
     assert _echo_tcp(serve["ports"]["cat"], tag) == tag
     if extra is not None:
