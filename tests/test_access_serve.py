@@ -177,7 +177,7 @@ sock.sendto(b"served " + data, peer)
 WAIT_SOURCES = [f"127.0.0.{n}" for n in range(1, 7)] + ["::1"]
 
 
-def wait_config(work: Path, ports: dict[str, int]) -> Path:
+def wait_config(work: Path, ports: dict[str, int], daemon: str) -> Path:
     script = work / "one_datagram.py"
     script.write_text(ONE_DATAGRAM)
 
@@ -186,7 +186,7 @@ def wait_config(work: Path, ports: dict[str, int]) -> Path:
                 f"\tuser = root\n\tport = {port}\n\tserver = {sys.executable}\n"
                 f"\tserver_args = {script}\n\tflags = NOLIBWRAP{extra}\n}}\n")
 
-    path = work / "wait.conf"
+    path = work / f"wait-{daemon}.conf"
     path.write_text(
         entry("udp-dual", "dgram", ports["udp-dual"], " IPv6\n\tonly_from = 127.0.0.0/29 ::1\n"
               "\tno_access = ::ffff:127.0.0.3 127.0.0.5") +
@@ -222,21 +222,26 @@ def wait_answers(ports: dict[str, int]) -> dict[tuple[str, str], bool]:
     return got
 
 
-def test_wait_services_refuse_whom_xinetd_refuses(tmp_path):
+def test_wait_services_refuse_whom_xinetd_refuses(tmp_path, xinetd):
     """A datagram from a refused client never reaches a wait-type server (xinetd peeks at
     its sender first; serve once started the server for anyone), and a wait-type stream
     service with only_from serves nobody, as under xinetd."""
     write_tables(tmp_path, "", "")
-    base = free_port(3)
-    ports = dict(zip(("udp-dual", "udp4", "tcp-wait"), range(base, base + 3)))
-    conf = wait_config(tmp_path, ports)
-    ready = [ports["tcp-wait"]]  # the only stream socket: started once it accepts
-    with run([XINETD, "-dontfork", "-f", str(conf), "-pidfile", str(tmp_path / "x.pid")],
-             tmp_path, dict(zip(ready, ready)), "xinetd"):
-        theirs = wait_answers(ports)
-    with run(serve_argv(conf), tmp_path, dict(zip(ready, ready)), "serve") as ours:
-        mine = wait_answers(ports)
-        log = ours.log()
+
+    def answers(daemon: str) -> tuple[dict[tuple[str, str], bool], str]:
+        # each daemon on ports of its own: a wait server the first one started may still
+        # hold its socket, and answer, for a moment after that daemon stopped
+        base = free_port(3)
+        ports = dict(zip(("udp-dual", "udp4", "tcp-wait"), range(base, base + 3)))
+        conf = wait_config(tmp_path, ports, daemon)
+        argv = serve_argv(conf) if daemon == "serve" else [
+            xinetd, "-dontfork", "-f", str(conf), "-pidfile", str(tmp_path / "x.pid")]
+        ready = [ports["tcp-wait"]]  # the only stream socket: started once it accepts
+        with run(argv, tmp_path, dict(zip(ready, ready)), daemon) as ran:
+            return wait_answers(ports), ran.log()
+
+    theirs, _ = answers("xinetd")
+    mine, log = answers("serve")
     assert mine == theirs, (theirs, log[-3000:])
     assert theirs == {
         **{("udp-dual", s): s in ("127.0.0.1", "127.0.0.2", "127.0.0.4", "127.0.0.6", "::1")
