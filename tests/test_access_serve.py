@@ -70,9 +70,16 @@ def config(work: Path, ports: dict[str, int]) -> Path:
 
 
 def answers(ports: dict[str, int]) -> dict[tuple[str, str], bytes | None]:
-    return {(name, source): exchange(port, source)
+    return {(name, source): answer(port, source)
             for name, port in ports.items() for source in SOURCES
             if ":" not in source or name in ("wrapped", "lists")}
+
+
+def answer(port: int, source: str) -> bytes | None:
+    """What the client reads; asked once more, with more time, when nothing came: a
+    refusal comes at once and again, while a server started on a loaded machine can take
+    longer than one exchange's timeout (CI once saw xinetd's Python server miss it)."""
+    return exchange(port, source) or exchange(port, source, timeout=20)
 
 
 def served(answer: bytes | None) -> bool:
