@@ -321,6 +321,47 @@ def test_a_bug_in_one_connection_costs_that_connection_not_the_superserver(tmp_p
     assert "RuntimeError: a planted bug" in err
 
 
+PLANTED_SENDER_BUG = """\
+import sys
+from inetd2systemd.superserver.arbiter import Arbiter
+from inetd2systemd.cli import main
+def planted(endpoint):
+    print("planted bug called", file=sys.stderr, flush=True)
+    raise RuntimeError("a planted bug")
+Arbiter._datagram_sender = staticmethod(planted)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_bug_on_a_listening_socket_rests_that_socket_instead_of_spinning(tmp_path):
+    """A wait service's datagram stays queued when its handling fails: watched again at
+    once, it would fail in a loop at full CPU. The socket rests a second each time, and
+    every other service answers meanwhile. (The bug is planted: the test says so.)"""
+    udp, echo = free_port(), free_port()
+    services = tmp_path / "services"
+    services.write_text(f"i2s-wait\t{udp}/udp\necho\t{echo}/tcp\n")
+    user = getpass.getuser()
+    conf = tmp_path / "inetd.conf"
+    conf.write_text(f"127.0.0.1:i2s-wait dgram udp4 wait {user} /bin/true true\n"
+                    f"127.0.0.1:echo stream tcp4 nowait {user} internal\n")
+    proc = subprocess.Popen([sys.executable, "-c", PLANTED_SENDER_BUG, "serve", "-c", str(conf),
+                             "--services", str(services), "--foreground"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: tcp_exchange(echo, b"up\n") == b"up\n")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.sendto(b"never read", ("127.0.0.1", udp))
+        time.sleep(2.5)  # a spinning loop calls the planted bug thousands of times by now
+        assert tcp_exchange(echo, b"still here\n") == b"still here\n"
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert 1 <= err.count("planted bug called") <= 5, err[-2000:]
+    assert "i2s-wait: internal error; pausing this socket for 1s" in err
+    assert err.count("internal error (please report)") == 1
+
+
 @needs_root
 def test_children_get_only_their_socket_and_find_it_with_listen_fds(setup):
     work, ports, services, conf = setup

@@ -47,8 +47,9 @@ from .spawn import Launcher, base_environment, read_mountinfo
 # Accept at most this many connections per wake-up of one socket: amortises select()
 # under load, yet one flooded service cannot starve the others or the signal pipe.
 ACCEPT_BATCH = 32
-# accept() failing for lack of descriptors or memory: stop watching that socket this
-# long instead of spinning on a readiness that no accept() can clear.
+# accept() failing for lack of descriptors or memory, or a bug in a listening socket's
+# handling: stop watching that socket this long instead of spinning on a readiness that
+# nothing can clear now.
 RESOURCE_BACKOFF = 1.0
 # On stop, how long running servers get after SIGTERM before the superserver exits.
 STOP_GRACE = 2.0
@@ -181,6 +182,12 @@ class Arbiter:
             self._failures.add(failure)
             self.log.error("internal error (please report); the other services carry on:\n"
                            + failure)
+        endpoint = next((e for e in self.endpoints.values() if e.sock is key.fileobj), None)
+        if endpoint is not None:
+            # a listening socket's callback: what made it ready (a datagram a wait service
+            # peeks at) may still be there, and would fail again at once, in a loop
+            self._rest(endpoint, "internal error")
+            return
         owner = getattr(key.data, "__self__", None)
         if owner is not self and callable(getattr(owner, "close", None)):
             try:
@@ -472,33 +479,46 @@ class Arbiter:
                 except OSError as exc:
                     self._accept_failed(endpoint, exc)
                     return
-                source, mapped = limits.peer(address)
-                if unit.checks or unit.rate is not None:
-                    if count_running is not None:
-                        count_running()
-                    if not self._let_in(unit, fd, source, mapped, port):
-                        os.close(fd)
-                        if unit.paused_until is not None:
-                            return
-                        continue
+                try:
+                    source, mapped = limits.peer(address)
+                    if unit.checks or unit.rate is not None:
+                        if count_running is not None:
+                            count_running()
+                        admitted = self._let_in(unit, fd, source, mapped, port)
+                    else:
+                        admitted = True
+                except BaseException:  # a bug here costs this connection, not its fd
+                    os.close(fd)
+                    raise
+                if not admitted:
+                    os.close(fd)
+                    if unit.paused_until is not None:
+                        return
+                    continue
                 start(fd, source)
 
         return on_ready
 
     def _accept_failed(self, endpoint: Endpoint, exc: OSError) -> None:
         if exc.errno in _RESOURCE_ERRORS:
-            self.log.error(f"{endpoint.unit.service.id}: accept: {exc.strerror}; pausing this "
-                           f"socket for {RESOURCE_BACKOFF:g}s")
-            self._unwatch(endpoint)
-
-            def resume() -> None:
-                if self.endpoints.get(endpoint.key) is endpoint and endpoint.busy_pid is None \
-                        and endpoint.unit.paused_until is None:
-                    self._watch(endpoint)
-
-            self._at(time.monotonic() + RESOURCE_BACKOFF, resume)
+            self._rest(endpoint, f"accept: {exc.strerror}")
         elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EPERM):
             self.log.error(f"{endpoint.unit.service.id}: accept: {exc.strerror}")
+
+    def _rest(self, endpoint: Endpoint, why: str) -> None:
+        """Stop watching a socket for RESOURCE_BACKOFF seconds: its readiness is something
+        no handling can clear now (no descriptors left, or a bug), and watching it would
+        spin the loop."""
+        self.log.error(f"{endpoint.unit.service.id}: {why}; pausing this socket for "
+                       f"{RESOURCE_BACKOFF:g}s")
+        self._unwatch(endpoint)
+
+        def resume() -> None:
+            if self.endpoints.get(endpoint.key) is endpoint and endpoint.busy_pid is None \
+                    and endpoint.unit.paused_until is None:
+                self._watch(endpoint)
+
+        self._at(time.monotonic() + RESOURCE_BACKOFF, resume)
 
     def _let_in(self, unit: Unit, fd: int, source: str | None, mapped: bool = False,
                 port: int | None = None) -> bool:
