@@ -601,3 +601,18 @@ def test_off_it_reads_nothing_and_imports_nothing_more(tmp_path, normal):
 def test_reload_needs_a_running_systemd():
     out = run_cli("generator", "reload")
     assert out.returncode == 3 and "systemd is not running here" in out.stderr
+
+
+def test_hosts_allow_and_deny_are_the_roots_not_this_machines(tmp_path):
+    """Under INETD2SYSTEMD_GENERATOR_ROOT (an image, a test tree) the tcp_wrappers rules
+    the report weighs are that tree's (they were this machine's /etc)."""
+    root = make_host(tmp_path / "host", inetd="finger stream tcp nowait nobody /usr/sbin/tcpd "
+                                              "/usr/bin/cat\n")
+
+    def codes() -> list[str]:
+        return [f.code.value for f in generate(str(root)).findings
+                if f.code.value.startswith("tcp-wrappers")]
+
+    assert codes() == ["tcp-wrappers-open"]  # neither file in the tree
+    (root / "etc" / "hosts.deny").write_text("cat: ALL\n")
+    assert codes() == ["tcp-wrappers"]

@@ -153,7 +153,7 @@ def robust_convert(paths: list[str], options: WriterOptions, root: str) -> Conve
     check = host_check(root)
     try:
         conversion = convert(paths, options, flavor=kind, services=services,
-                             config_root=config_root, host_check=check)
+                             host_root=root, config_root=config_root, host_check=check)
     except Exception:  # noqa: BLE001 - a generator must emit every good service
         conversion = _piecewise(paths, options, check, services, kind, config_root)
     if table_findings:
