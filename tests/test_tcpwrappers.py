@@ -23,6 +23,7 @@ from inetd2systemd.config.tcpwrappers import (
     PatternList, TcpWrappers, parse_hosts_access, parse_hosts_file, read_host_names, read_table,
     read_tcpwrappers,
 )
+from inetd2systemd.convert.host import may_hold_rules
 
 
 def wrappers(allow: str = "", deny: str = "") -> TcpWrappers:
@@ -600,3 +601,31 @@ def test_compiled_access_with_etc_hosts_is_never_wider(allow_rules, deny_rules, 
 def test_multicast_names_in_etc_hosts_are_no_clients():
     names = parse_hosts_file("ff02::1 ip6-allnodes\n0.0.0.0 nothing\n::1 localhost\n")
     assert list(names) == [ipaddress.ip_address("::1")]
+
+
+# convert, import and the generator skip the reader for a file that can hold no rule
+# (missing, or libwrap's comment-only template): that shortcut must never hide a rule.
+LINE_PIECES = st.sampled_from(["#", " ", "\t", "\r", "\\", "ALL", ":", "127.0.0.1", "\f", "x"])
+
+
+@settings(max_examples=300)
+@given(st.lists(st.lists(LINE_PIECES, max_size=6).map("".join), max_size=6).map("\n".join))
+def test_a_file_skipped_as_ruleless_holds_no_rule_for_the_reader(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("tables") / "hosts.allow"
+    path.write_text(text)
+    if not may_hold_rules(path):
+        rules, _ = read_table(text, str(path), "allow")
+        assert rules == (), text
+
+
+def test_the_comment_only_templates_are_skipped_and_a_rule_is_not(tmp_path):
+    template = ("# /etc/hosts.allow: list of hosts that are allowed to access the system.\n"
+                "#                   See the manual pages hosts_access(5) and hosts_options(5).\n"
+                "#\n# Example:    ALL: LOCAL @some_netgroup\n\n")
+    (tmp_path / "hosts.allow").write_text(template)
+    assert not may_hold_rules(tmp_path / "hosts.allow")
+    assert not may_hold_rules(tmp_path / "hosts.deny")  # missing
+    (tmp_path / "hosts.deny").write_text(template + " # indented: a rule line to libwrap\n")
+    assert may_hold_rules(tmp_path / "hosts.deny")
+    (tmp_path / "hosts.deny").write_text(template + "ALL: ALL\n")
+    assert may_hold_rules(tmp_path / "hosts.deny")
