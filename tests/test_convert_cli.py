@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -168,6 +169,26 @@ def test_install_under_a_root_writes_the_system_unit_directory(conf, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "qotd.socket" in tree(root / "etc/systemd/system")
     assert "systemctl enable" in out.stderr  # said, not done: no systemd runs that root
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the tree to another user")
+def test_install_refuses_a_root_another_user_could_redirect(conf, tmp_path):
+    """A --root tree whose etc/ another user owns: that user could swap etc/systemd for a
+    link to the host's /etc/systemd between the check and the writes; refused, exit 3,
+    nothing written, for --install and --uninstall alike."""
+    root = tmp_path / "root"
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "usr/bin").mkdir(parents=True)
+    shutil.copy("/usr/bin/echo", root / "usr/bin/echo")
+    nobody = pwd.getpwnam("nobody")
+    os.chown(root / "etc", nobody.pw_uid, nobody.pw_gid)
+    path = conf(CLEAN)
+    for action in ("--install", "--uninstall"):
+        out = convert(*((path,) if action == "--install" else ()), action, "--root", str(root))
+        assert out.returncode == 3, out.stderr
+        assert f"{root / 'etc'}" in out.stderr and "refusing" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    assert tree(root / "etc/systemd/system") == {}
 
 
 # -- a bad line costs only itself: exit 1, file:line:col, every other service written --

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..config.trust import untrusted_reason
 from . import manifest as records
 from .manifest import Manifest, ManifestError
 from .writer import MARKER
@@ -223,7 +224,7 @@ def plan_install(units: Sequence, *, sources: Sequence[str], root: str | Path = 
     (a daemon-reload alone keeps the old listening socket) and the rest started.
     """
     root = Path(root)
-    directory = unit_directory(root)
+    directory = _trusted(unit_directory(root))
     live = _is_live(root)
     sources = tuple(sorted(sources))
     try:
@@ -290,7 +291,7 @@ def plan_uninstall(*, sources: Sequence[str] | None = None, root: str | Path = "
     from `sources` (None: from anything), put back the files they replaced, reload
     systemd and forget the records. A unit another install still holds stays."""
     root = Path(root)
-    directory = unit_directory(root)
+    directory = _trusted(unit_directory(root))
     live = _is_live(root)
     try:
         found = records.read_all(root)
@@ -315,6 +316,17 @@ def plan_uninstall(*, sources: Sequence[str] | None = None, root: str | Path = "
                    f"nothing is installed from {', '.join(m.sources)} any more", m)
               for m in chosen]
     return replace(p, steps=tuple(steps))
+
+
+def _trusted(directory: Path) -> Path:
+    """`directory`, once no user but root (or whoever runs this) could have put a link or
+    swapped a directory anywhere on the way to it: under a --root another user owns, the
+    writes, removals and restores below would otherwise follow that user's links into
+    any directory of the host. The part of the path that exists is what is checked."""
+    reason = untrusted_reason(directory)
+    if reason is not None:
+        raise InstallError(f"{directory}: refusing to install or remove units there: {reason}")
+    return directory
 
 
 def _removable(directory: Path, names: Sequence[str]) -> tuple[str, ...]:
