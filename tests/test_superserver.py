@@ -294,17 +294,22 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def serve_with(script: str, work: Path, services: str, inetd: str) -> subprocess.Popen:
+    """serve in the foreground through `script` (which plants a bug, then runs the
+    command line), on these /etc/services and inetd.conf texts; stderr piped."""
+    (work / "services").write_text(services)
+    (work / "inetd.conf").write_text(inetd)
+    return subprocess.Popen([sys.executable, "-c", script, "serve", "-c", str(work / "inetd.conf"),
+                             "--services", str(work / "services"), "--foreground"],
+                            stderr=subprocess.PIPE, text=True)
+
+
 def test_a_bug_in_one_connection_costs_that_connection_not_the_superserver(tmp_path):
     echo, discard = free_port(), free_port()
-    services = tmp_path / "services"
-    services.write_text(f"echo\t{echo}/tcp\ndiscard\t{discard}/tcp\n")
     user = getpass.getuser()
-    conf = tmp_path / "inetd.conf"
-    conf.write_text(f"127.0.0.1:echo stream tcp4 nowait {user} internal\n"
-                    f"127.0.0.1:discard stream tcp4 nowait {user} internal\n")
-    proc = subprocess.Popen([sys.executable, "-c", PLANTED_BUG, "serve", "-c", str(conf),
-                             "--services", str(services), "--foreground"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = serve_with(PLANTED_BUG, tmp_path, f"echo\t{echo}/tcp\ndiscard\t{discard}/tcp\n",
+                      f"127.0.0.1:echo stream tcp4 nowait {user} internal\n"
+                      f"127.0.0.1:discard stream tcp4 nowait {user} internal\n")
     try:
         assert wait_for(lambda: tcp_exchange(echo, b"up\n") == b"up\n")
         for _ in range(3):
@@ -338,15 +343,10 @@ def test_a_bug_on_a_listening_socket_rests_that_socket_instead_of_spinning(tmp_p
     once, it would fail in a loop at full CPU. The socket rests a second each time, and
     every other service answers meanwhile. (The bug is planted: the test says so.)"""
     udp, echo = free_port(), free_port()
-    services = tmp_path / "services"
-    services.write_text(f"i2s-wait\t{udp}/udp\necho\t{echo}/tcp\n")
     user = getpass.getuser()
-    conf = tmp_path / "inetd.conf"
-    conf.write_text(f"127.0.0.1:i2s-wait dgram udp4 wait {user} /bin/true true\n"
-                    f"127.0.0.1:echo stream tcp4 nowait {user} internal\n")
-    proc = subprocess.Popen([sys.executable, "-c", PLANTED_SENDER_BUG, "serve", "-c", str(conf),
-                             "--services", str(services), "--foreground"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = serve_with(PLANTED_SENDER_BUG, tmp_path, f"i2s-wait\t{udp}/udp\necho\t{echo}/tcp\n",
+                      f"127.0.0.1:i2s-wait dgram udp4 wait {user} /bin/true true\n"
+                      f"127.0.0.1:echo stream tcp4 nowait {user} internal\n")
     try:
         assert wait_for(lambda: tcp_exchange(echo, b"up\n") == b"up\n")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
