@@ -683,6 +683,10 @@ def test_a_symlink_swapped_in_while_binding_never_changes_another_file(tmp_path)
             open_input(f"unix:{path}", 65536)
         assert f"{path}: not created: {socks} belongs to nobody" \
             in str(refused_at_once.value)
+        deeper = os.path.join(socks, "sub", "log")
+        with pytest.raises(ConfigError, match="belongs to nobody"):
+            open_input(f"unix:{deeper}", 65536)
+        assert not os.path.exists(os.path.dirname(deeper))  # nothing made under it first
 
         def attack() -> None:
             link = os.path.join(socks, "link")

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 
 from ..commandline import epilog
+from ..config.trust import untrusted_reason
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from ..model import Code, Finding, Severity
 from ..socketfiles import bind_unix, clear_stale_socket
@@ -154,7 +155,16 @@ def _open_input(spec: str, udp_buffer: int) -> Input:
     transport, where, port = parse_listen(spec)
     if transport.startswith("unix"):
         kind = socket.SOCK_DGRAM if transport == "unix" else socket.SOCK_STREAM
-        os.makedirs(os.path.dirname(where) or ".", exist_ok=True)
+        directory = os.path.dirname(where) or "."
+        # root makes no directory where another user could change the way to it: the
+        # nearest part that exists is what is checked
+        existing = directory
+        while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+            existing = os.path.dirname(existing) or "."
+        reason = untrusted_reason(existing)
+        if reason:
+            raise ConfigError(f"--listen {spec}: {where}: not created: {reason}")
+        os.makedirs(directory, exist_ok=True)
         problem = clear_stale_socket(where, kind)
         if problem:
             raise ConfigError(f"--listen {spec}: {problem}")
