@@ -172,12 +172,15 @@ def test_install_under_a_root_writes_the_system_unit_directory(conf, tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the tree to another user")
-def test_install_refuses_a_root_another_user_could_redirect(conf, tmp_path):
+@pytest.mark.parametrize("unit_directory", ["there", "not made yet"])
+def test_install_refuses_a_root_another_user_could_redirect(conf, tmp_path, unit_directory):
     """A --root tree whose etc/ another user owns: that user could swap etc/systemd for a
     link to the host's /etc/systemd between the check and the writes; refused, exit 3,
-    nothing written, for --install and --uninstall alike."""
+    nothing written or made, for --install and --uninstall alike."""
     root = tmp_path / "root"
-    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc").mkdir(parents=True)
+    if unit_directory == "there":
+        (root / "etc/systemd/system").mkdir(parents=True)
     (root / "usr/bin").mkdir(parents=True)
     shutil.copy("/usr/bin/echo", root / "usr/bin/echo")
     nobody = pwd.getpwnam("nobody")
@@ -188,6 +191,24 @@ def test_install_refuses_a_root_another_user_could_redirect(conf, tmp_path):
         assert out.returncode == 3, out.stderr
         assert f"{root / 'etc'}" in out.stderr and "refusing" in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
+    assert tree(root / "etc/systemd/system") == {}
+    assert (unit_directory == "there") == (root / "etc/systemd").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the tree to another user")
+def test_install_makes_no_record_directory_under_a_var_another_user_owns(conf, tmp_path):
+    """The record of what was installed goes to ROOT/var/lib/inetd2systemd: under a var/
+    another user owns, install is refused before any directory is made there."""
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    shutil.copy("/usr/bin/echo", root / "usr/bin/echo")
+    (root / "var").mkdir()
+    nobody = pwd.getpwnam("nobody")
+    os.chown(root / "var", nobody.pw_uid, nobody.pw_gid)
+    out = convert(conf(CLEAN), "--install", "--root", str(root))
+    assert out.returncode == 3, out.stderr
+    assert f"{root / 'var'} belongs to nobody" in out.stderr, out.stderr
+    assert list((root / "var").iterdir()) == []
     assert tree(root / "etc/systemd/system") == {}
 
 

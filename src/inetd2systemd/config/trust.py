@@ -86,6 +86,21 @@ def untrusted_reason(path: str | os.PathLike[str], *,
         return None
 
 
+def untrusted_way(path: str | os.PathLike[str], *,
+                  owners: frozenset[int] | None = None) -> str | None:
+    """Why what root is about to make at `path`, with any directory missing above it,
+    could be redirected or replaced by a user who is not a trusted owner; None when none
+    could. untrusted_reason has no reason for a path that does not exist, so the nearest
+    part of `path` that exists is checked: where the first directory would be made."""
+    existing = os.fspath(path)
+    while not os.path.lexists(existing):
+        parent = os.path.dirname(existing) or "."
+        if parent == existing:
+            break
+        existing = parent
+    return untrusted_reason(existing, owners=owners)
+
+
 def replaceable_reason(directory: str, directory_st: os.stat_result, entry: str,
                        entry_st: os.stat_result, owners: frozenset[int]) -> str | None:
     """Why a user who is not a trusted owner could replace `entry` (a file, directory or

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 
 from ..commandline import epilog
-from ..config.trust import untrusted_reason
+from ..config.trust import untrusted_way
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from ..model import Code, Finding, Severity
 from ..socketfiles import bind_unix, clear_stale_socket
@@ -156,12 +156,7 @@ def _open_input(spec: str, udp_buffer: int) -> Input:
     if transport.startswith("unix"):
         kind = socket.SOCK_DGRAM if transport == "unix" else socket.SOCK_STREAM
         directory = os.path.dirname(where) or "."
-        # root makes no directory where another user could change the way to it: the
-        # nearest part that exists is what is checked
-        existing = directory
-        while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
-            existing = os.path.dirname(existing) or "."
-        reason = untrusted_reason(existing)
+        reason = untrusted_way(directory)  # before any directory is made on the way
         if reason:
             raise ConfigError(f"--listen {spec}: {where}: not created: {reason}")
         os.makedirs(directory, exist_ok=True)

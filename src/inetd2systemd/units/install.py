@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..config.trust import untrusted_reason
+from ..config.trust import untrusted_way
 from . import manifest as records
 from .manifest import Manifest, ManifestError
 from .writer import MARKER
@@ -322,8 +322,9 @@ def _trusted(directory: Path) -> Path:
     """`directory`, once no user but root (or whoever runs this) could have put a link or
     swapped a directory anywhere on the way to it: under a --root another user owns, the
     writes, removals and restores below would otherwise follow that user's links into
-    any directory of the host. The part of the path that exists is what is checked."""
-    reason = untrusted_reason(directory)
+    any directory of the host. Where it does not exist yet, the way to where it would be
+    made is what is checked."""
+    reason = untrusted_way(directory)
     if reason is not None:
         raise InstallError(f"{directory}: refusing to install or remove units there: {reason}")
     return directory

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config.trust import trusted_owners, untrusted_reason
+from ..config.trust import trusted_owners, untrusted_reason, untrusted_way
 
 MANIFEST_DIR = "var/lib/inetd2systemd/installed"
 SCHEMA = 1
@@ -133,7 +133,7 @@ def path_of(root: str | Path, manifest: Manifest) -> Path:
 def _open_directory(where: Path, *, create: bool) -> int | None:
     """A descriptor of the record directory, once nobody untrusted could have placed or
     changed anything on the way to it; None when it does not exist (and not create)."""
-    reason = untrusted_reason(where)  # the part that exists
+    reason = untrusted_way(where)  # before any directory is made on the way
     if reason is not None:
         raise ManifestError(errno.EPERM, f"refusing to trust the records of what was "
                             f"installed: {reason}", str(where))
